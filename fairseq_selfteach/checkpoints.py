@@ -1,0 +1,82 @@
+"""Safe checkpoint loading and atomic writing.
+
+torch >= 2.6 loads with weights_only=True, which refuses fairseq checkpoints because they pickle an
+argparse.Namespace (the legacy model arguments). Importing this module allow-lists exactly that class,
+so fairseq-generate, fairseq-train --restore-file and our own loaders work while torch stays in safe
+mode: any other global in a pickle (os.system, a crafted __reduce__) is still refused. We never pass
+weights_only=False and never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.
+"""
+import argparse
+import hashlib
+import os
+import pickle
+import tempfile
+
+import torch
+
+# The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
+# (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
+CHECKPOINT_SAFE_GLOBALS = [argparse.Namespace]
+torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used, with a message naming the file and why."""
+
+
+def load_checkpoint(path: str):
+    """fairseq's load_checkpoint_to_cpu (with its upgrades), but with errors that name the file."""
+    from fairseq import checkpoint_utils
+
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"checkpoint not readable: {path}")
+    try:
+        return checkpoint_utils.load_checkpoint_to_cpu(path)
+    except pickle.UnpicklingError as e:
+        # torch's message lists the refused global; keep it, it tells the user what was inside
+        raise CheckpointError(
+            f"refused to load {path}: it is not a plain fairseq checkpoint and torch's safe "
+            f"loader rejected it ({str(e).splitlines()[0]})"
+        ) from e
+    except (EOFError, RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a reader never sees a
+    half-written checkpoint under the final name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

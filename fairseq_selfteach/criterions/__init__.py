@@ -1,0 +1,1 @@
+from . import self_distill  # noqa: F401

@@ -1,0 +1,188 @@
+"""`--criterion self_distill`: gold cross-entropy plus KL to a teacher, for self-teaching.
+
+Online (``--student-exits 3``): one model, one forward pass. The top decoder layer is the teacher
+exit, trained on the gold labels only; each student exit k (the first k decoder layers + the shared
+output projection) is trained on (1 − α)·gold + α·T²·KL(teacher ‖ student). The teacher's
+distribution is detached unless --kd-teacher-grad.
+
+Offline (``--task self_distill_translation --teacher-path T.pt``): the model is a shallower student
+initialised from a frozen teacher; its output (and any extra exits) are trained on
+(1 − α)·gold + α·T²·KL(teacher ‖ student).
+
+The gold term is exactly fairseq's label_smoothed_cross_entropy (the same function), so α = 0 with no
+student exits gives the same loss as that criterion on the same batch.
+"""
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.criterions import register_criterion
+from fairseq.criterions.label_smoothed_cross_entropy import (
+    LabelSmoothedCrossEntropyCriterion,
+    LabelSmoothedCrossEntropyCriterionConfig,
+    label_smoothed_nll_loss,
+)
+from fairseq.dataclass import ChoiceEnum
+from fairseq.logging import metrics
+
+from fairseq_selfteach.distillation.exits import (
+    check_decoder_exits,
+    decoder_exit_logits,
+    parse_exits,
+)
+from fairseq_selfteach.distillation.kd import KD_DIRECTIONS, check_kd_options, kd_loss, mix_gold_and_kd
+
+
+@dataclass
+class SelfDistillCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
+    kd_alpha: float = field(
+        default=0.5,
+        metadata={"help": "weight α of the distillation term: (1-α)·gold + α·T²·KL; in [0, 1]"},
+    )
+    kd_temperature: float = field(
+        default=1.0, metadata={"help": "softmax temperature T of teacher and student (> 0)"}
+    )
+    kd_direction: ChoiceEnum(KD_DIRECTIONS) = field(
+        default="forward",
+        metadata={
+            "help": "forward: KL(teacher||student); reverse: KL(student||teacher); "
+            "symmetric: their mean (what the seed research used)"
+        },
+    )
+    student_exits: str = field(
+        default="",
+        metadata={
+            "help": "online self-teaching: comma list of decoder layers k (1-based, below the top) "
+            "whose outputs are student exits, e.g. 3 or 2,4"
+        },
+    )
+    kd_teacher_grad: bool = field(
+        default=False,
+        metadata={
+            "help": "online mode: let the distillation gradient flow into the teacher (top) exit "
+            "instead of treating its distribution as a constant target"
+        },
+    )
+
+
+@register_criterion("self_distill", dataclass=SelfDistillCriterionConfig)
+class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
+    def __init__(
+        self,
+        task,
+        sentence_avg,
+        label_smoothing,
+        ignore_prefix_size=0,
+        report_accuracy=False,
+        kd_alpha=0.5,
+        kd_temperature=1.0,
+        kd_direction="forward",
+        student_exits="",
+        kd_teacher_grad=False,
+    ):
+        super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
+        kd_direction = str(kd_direction)
+        check_kd_options(kd_alpha, kd_temperature, kd_direction)
+        self.kd_alpha = kd_alpha
+        self.kd_temperature = kd_temperature
+        self.kd_direction = kd_direction
+        self.student_exits = parse_exits(student_exits)
+        self.kd_teacher_grad = kd_teacher_grad
+        # the frozen teacher (offline mode) belongs to the task; see tasks/self_distill_translation
+        self.teacher = getattr(task, "teacher", None)
+        self._checked_model = False
+
+    def kd(self, student_logits, teacher_logits):
+        return kd_loss(student_logits, teacher_logits, self.kd_temperature, self.kd_direction)
+
+    def forward(self, model, sample, reduce=True):
+        if not reduce:
+            raise ValueError("self_distill only computes reduced (summed) losses")
+        if not self._checked_model:
+            check_decoder_exits(model.decoder, self.student_exits)
+            self._checked_model = True
+
+        net_output = model(**sample["net_input"])
+        lprobs, target = self.get_lprobs_and_target(model, net_output, sample)
+        gold, nll = label_smoothed_nll_loss(lprobs, target, self.eps, ignore_index=self.padding_idx)
+
+        # Distillation only looks at real target positions: select them once (pads never enter a KL).
+        target_bt = model.get_targets(sample, net_output)
+        mask = target_bt.ne(self.padding_idx)
+        if self.ignore_prefix_size > 0:
+            mask[:, : self.ignore_prefix_size] = False
+        top_logits = net_output[0][mask]
+
+        log = {}
+        if self.teacher is not None:
+            self.teacher.follow(model)
+            teacher_logits = self.teacher.logits(sample)[mask]
+            top_kd = self.kd(top_logits, teacher_logits)
+            loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
+            kd_total = top_kd.detach()
+        else:
+            # online: the top exit is the teacher and learns from the gold labels only
+            teacher_logits = top_logits if self.kd_teacher_grad else top_logits.detach()
+            loss = gold
+            kd_total = gold.new_zeros(())
+
+        if self.student_exits:
+            exit_target = target_bt[mask]
+            for k in self.student_exits:
+                logits = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], k, mask)
+                exit_lprobs = F.log_softmax(logits.float(), dim=-1)
+                exit_gold, exit_nll = label_smoothed_nll_loss(exit_lprobs, exit_target, self.eps)
+                exit_kd = self.kd(logits, teacher_logits)
+                loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
+                kd_total = kd_total + exit_kd.detach()
+                log[f"exit{k}_gold_loss"] = exit_gold.data
+                log[f"exit{k}_nll_loss"] = exit_nll.data
+                log[f"exit{k}_kd_loss"] = exit_kd.data
+
+        sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
+        log.update(
+            {
+                "loss": loss.data,
+                "gold_loss": gold.data,
+                "nll_loss": nll.data,
+                "kd_loss": kd_total.data,
+                "ntokens": sample["ntokens"],
+                "nsentences": sample["target"].size(0),
+                "sample_size": sample_size,
+            }
+        )
+        if self.report_accuracy:
+            n_correct, total = self.compute_accuracy(model, net_output, sample)
+            log["n_correct"] = utils.item(n_correct.data)
+            log["total"] = utils.item(total.data)
+        return loss, sample_size, log
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        """loss, nll_loss, ppl (and accuracy) as label_smoothed_cross_entropy logs them, plus each
+        term separately: gold_loss and kd_loss per sample_size, and per exit k its
+        exit{k}_gold_loss, exit{k}_kd_loss (per sample_size) and exit{k}_nll_loss / exit{k}_ppl
+        (per token). All in base 2, like fairseq."""
+        super().reduce_metrics(logging_outputs)
+        ntokens = sum(log.get("ntokens", 0) for log in logging_outputs)
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        keys = sorted({k for log in logging_outputs for k in log if k.endswith("_loss")})
+        for key in keys:
+            if key in ("loss", "nll_loss"):
+                continue
+            total = sum(log.get(key, 0) for log in logging_outputs)
+            per_token = key.endswith("nll_loss")
+            denom = ntokens if per_token else sample_size
+            metrics.log_scalar(key, total / max(denom, 1) / math.log(2), denom, round=3)
+            if per_token:
+                exit_name = key[: -len("_nll_loss")]
+                metrics.log_derived(
+                    f"{exit_name}_ppl",
+                    lambda meters, key=key: utils.get_perplexity(meters[key].avg),
+                )
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,77 @@
+"""Distillation loss: the one place where KL(teacher || student) is computed.
+
+Every caller (translation exits, classification heads, offline teachers) reduces its problem to
+two logit tensors of shape (N, C) holding only the positions that count (pads already removed),
+so masking happens once, at selection time, and the KL itself never sees a pad.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+KD_DIRECTIONS = ("forward", "reverse", "symmetric")
+
+
+def check_kd_options(kd_alpha: float, kd_temperature: float, kd_direction: str) -> None:
+    """Raise ValueError naming the option for values the loss is not defined for."""
+    if not 0.0 <= kd_alpha <= 1.0:
+        raise ValueError(f"--kd-alpha must be in [0, 1], got {kd_alpha}")
+    if not kd_temperature > 0.0:
+        raise ValueError(f"--kd-temperature must be > 0, got {kd_temperature}")
+    if kd_direction not in KD_DIRECTIONS:
+        raise ValueError(
+            f"--kd-direction must be one of {', '.join(KD_DIRECTIONS)}, got {kd_direction!r}"
+        )
+
+
+def _kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:
+    """sum over rows of KL(p || q), both given as log-probabilities."""
+    return (p_log.exp() * (p_log - q_log)).sum()
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    direction: str = "forward",
+) -> torch.Tensor:
+    """Summed (not averaged) distillation loss over the N rows, scaled by T².
+
+    forward:   KL(p_teacher || p_student)  (Hinton et al.; mode-covering)
+    reverse:   KL(p_student || p_teacher)  (mode-seeking)
+    symmetric: (forward + reverse) / 2
+
+    Both distributions are softened by the temperature T and computed in float32 whatever the
+    logits' dtype, because the KL of two nearly equal half-precision softmaxes is mostly rounding.
+    The T² factor keeps the gradient magnitude independent of T (Hinton et al., 2015).
+    The result is a sum over rows, like fairseq's criteria, so the trainer's division by
+    sample_size turns it into a per-token (or per-sentence) mean.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+            f"{tuple(teacher_logits.shape)}"
+        )
+    s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    if direction == "forward":
+        kl = _kl(t, s)
+    elif direction == "reverse":
+        kl = _kl(s, t)
+    elif direction == "symmetric":
+        kl = 0.5 * (_kl(t, s) + _kl(s, t))
+    else:
+        raise ValueError(f"unknown KD direction {direction!r}")
+    return kl * (temperature**2)
+
+
+def mix_gold_and_kd(
+    gold: torch.Tensor, kd: torch.Tensor, kd_alpha: float
+) -> torch.Tensor:
+    """(1 − α)·gold + α·kd — the one definition of how the two terms are weighed."""
+    return (1.0 - kd_alpha) * gold + kd_alpha * kd
+
+
+def select_rows(mask: torch.Tensor, *tensors: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Keep the positions where mask is True, flattening (B, T, ...) to (N, ...)."""
+    return tuple(t[mask] for t in tensors)

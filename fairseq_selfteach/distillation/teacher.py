@@ -1,0 +1,121 @@
+"""The teacher behind one interface.
+
+A criterion asks a Teacher for logits of a batch and nothing else, so a teacher whose outputs come from
+a cache on disk (planned) can replace the frozen model without touching the loss code.
+"""
+import logging
+import os
+from typing import Optional
+
+import torch
+
+from fairseq_selfteach.checkpoints import CheckpointError, load_checkpoint, sha256_of_file
+
+logger = logging.getLogger(__name__)
+
+
+class Teacher:
+    """Soft targets for a batch. `sha256` identifies what the student learned from."""
+
+    path: str
+    sha256: str
+
+    def logits(self, sample) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class FrozenModelTeacher(Teacher):
+    """A trained fairseq model, frozen: eval mode (no dropout), no gradients.
+
+    The model is deliberately *not* an nn.Module attribute of the criterion or the student, so it is
+    never saved into student checkpoints, never handed to the optimizer and never wrapped for DDP.
+    It follows the student's device and dtype lazily on the first batch.
+    """
+
+    def __init__(self, path: str, model: torch.nn.Module, state: dict, sha256: str):
+        self.path = path
+        self.sha256 = sha256
+        self.state = state  # the loaded checkpoint (cfg, model weights) for student initialisation
+        self.model = model
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path: str, task, build_model) -> "FrozenModelTeacher":
+        """Load a checkpoint and build its model for `task` with `build_model(cfg.model)`.
+
+        build_model is the task's plain (non-distilling) model builder, so a distillation task does
+        not recurse into itself. Errors name the file and what is wrong.
+        """
+        state = load_checkpoint(path)
+        cfg = state.get("cfg")
+        if cfg is None or "model" not in state:
+            raise CheckpointError(f"{path} is not a fairseq training checkpoint (no cfg/model)")
+        check_teacher_dictionaries(path, cfg, task)
+        try:
+            model = build_model(cfg.model)
+            model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"teacher {path} does not fit this task's data (different vocabulary or "
+                f"architecture?): {str(e).splitlines()[0]}"
+            ) from e
+        logger.info("loaded frozen teacher %s (%d layers)", path, _count_layers(model))
+        return cls(path, model, state, sha256_of_file(path))
+
+    @torch.no_grad()
+    def logits(self, sample) -> torch.Tensor:
+        return self.model(**sample["net_input"])[0]
+
+    def follow(self, student: torch.nn.Module) -> None:
+        """Put the teacher on the student's device and dtype (cheap when already there)."""
+        like = next(student.parameters())
+        p = next(self.model.parameters())
+        if p.device != like.device or p.dtype != like.dtype:
+            self.model.to(device=like.device, dtype=like.dtype)
+
+
+def _count_layers(model) -> int:
+    n = 0
+    for side in ("encoder", "decoder"):
+        part = getattr(model, side, None)
+        if part is not None and hasattr(part, "layers"):
+            n += len(part.layers)
+    return n
+
+
+def check_teacher_dictionaries(path: str, teacher_cfg, task) -> None:
+    """The teacher's vocabulary must be the data's, index for index: otherwise its soft targets
+    describe other tokens. Compared symbol by symbol when the teacher's data folder is still there."""
+    data = getattr(teacher_cfg.task, "data", None)
+    pairs = []
+    if getattr(task, "src_dict", None) is not None and getattr(teacher_cfg.task, "source_lang", None):
+        pairs.append((task.src_dict, teacher_cfg.task.source_lang))
+    if getattr(task, "tgt_dict", None) is not None and getattr(teacher_cfg.task, "target_lang", None):
+        pairs.append((task.tgt_dict, teacher_cfg.task.target_lang))
+    if not data or not pairs:
+        return
+    data = str(data).split(os.pathsep)[0]
+    for ours, lang in pairs:
+        dict_file = os.path.join(data, f"dict.{lang}.txt")
+        if not os.path.exists(dict_file):
+            logger.warning(
+                "cannot compare dictionaries: the teacher's %s is gone; relying on shape checks",
+                dict_file,
+            )
+            continue
+        from fairseq.data import Dictionary
+
+        theirs = Dictionary.load(dict_file)
+        if theirs.symbols != ours.symbols:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(theirs.symbols, ours.symbols)) if a != b),
+                min(len(theirs), len(ours)),
+            )
+            raise CheckpointError(
+                f"teacher dictionary {dict_file} ({len(theirs)} symbols) differs from the data "
+                f"dictionary ({len(ours)} symbols) at index {first}: the teacher {path} was trained "
+                f"on differently binarised data; binarise with the teacher's dictionary "
+                f"(fairseq-preprocess --srcdict/--tgtdict)"
+            )

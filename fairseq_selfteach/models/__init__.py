@@ -1,0 +1,1 @@
+from . import transformer_depths  # noqa: F401

@@ -1,0 +1,117 @@
+"""Turning a training checkpoint into a plain fairseq one that holds only the student's layers."""
+import argparse
+import dataclasses
+import re
+from typing import Dict, Optional
+
+import torch
+
+from fairseq_selfteach.checkpoints import load_checkpoint, sha256_of_file
+
+
+def _as_dict(cfg_part):
+    if isinstance(cfg_part, argparse.Namespace):
+        return dict(vars(cfg_part))
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(cfg_part):
+        return OmegaConf.to_container(cfg_part, resolve=True)
+    return dict(cfg_part) if cfg_part is not None else None
+
+
+def layer_count(model_state: Dict[str, torch.Tensor], prefix: str) -> int:
+    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.")
+    found = {int(m.group(1)) for k in model_state for m in [pat.match(k)] if m}
+    return max(found) + 1 if found else 0
+
+
+def truncate_layers(model_state, prefix: str, keep: int):
+    """Keep layers 0..keep-1 of the list at `prefix` (e.g. decoder.layers); drop the rest."""
+    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.")
+    out = type(model_state)()
+    for k, v in model_state.items():
+        m = pat.match(k)
+        if m is None or int(m.group(1)) < keep:
+            out[k] = v
+    return out
+
+
+def plain_checkpoint(
+    path: str,
+    keep_layers: Dict[str, Optional[int]],
+    depth_options: Dict[str, str],
+    plain_arch,
+    plain_task: str,
+    plain_task_config,
+    plain_criterion: str,
+):
+    """Build the state of a plain fairseq checkpoint from training checkpoint `path`.
+
+    keep_layers: {state-dict prefix: number of first layers to keep, or None for all}
+    depth_options: {state-dict prefix: model-config field holding that depth}
+    plain_arch(arch) -> an arch name plain fairseq knows; plain_task: the task name to write, with
+    plain_task_config its fairseq dataclass (only its fields are kept from the training task's
+    config); plain_criterion: the criterion name to record.
+    """
+    state = load_checkpoint(path)
+    cfg = state["cfg"]
+    model_state = state["model"]
+    provenance = {"source_checkpoint": path, "source_sha256": sha256_of_file(path)}
+    for prefix, keep in keep_layers.items():
+        have = layer_count(model_state, prefix)
+        if keep is None:
+            keep = have
+        if not 1 <= keep <= have:
+            raise ValueError(
+                f"cannot keep {keep} {prefix}: {path} has {have} (choose 1..{have})"
+            )
+        model_state = truncate_layers(model_state, prefix, keep)
+        provenance[f"{prefix}_kept"] = keep
+        keep_layers[prefix] = keep
+
+    model_cfg = _as_dict(cfg["model"])
+    for prefix, keep in keep_layers.items():
+        model_cfg[depth_options[prefix]] = keep
+    arch = plain_arch(model_cfg.get("_name") or model_cfg.get("arch"))
+    model_cfg["_name"] = arch
+    model_cfg["arch"] = arch
+    # legacy model configs carry a copy of every command-line option; drop the plugin's traces
+    model_cfg.update({"user_dir": None, "task": plain_task, "criterion": plain_criterion})
+    for key in list(model_cfg):
+        if key.startswith(("kd_", "teacher_", "student_")):
+            del model_cfg[key]
+
+    task_cfg = _as_dict(cfg["task"])
+    wanted = {f.name for f in dataclasses.fields(plain_task_config)}
+    task_out = {k: v for k, v in task_cfg.items() if k in wanted}
+    task_out["_name"] = plain_task
+
+    new_cfg = {k: _as_dict(v) for k, v in cfg.items() if k not in ("model", "task", "criterion")}
+    new_cfg["model"] = model_cfg
+    new_cfg["task"] = task_out
+    new_cfg["criterion"] = {"_name": plain_criterion}
+    if new_cfg.get("common"):
+        new_cfg["common"]["user_dir"] = None
+
+    task_state = state.get("task_state") or {}
+    for key in ("teacher_path", "teacher_sha256"):
+        if key in task_state:
+            provenance[key] = task_state[key]
+    last = (state.get("optimizer_history") or [{}])[-1]
+    return {
+        "args": None,
+        "cfg": new_cfg,
+        "model": model_state,
+        # only what fairseq's loader reads; the optimizer state is the training run's business
+        "optimizer_history": [
+            {
+                "criterion_name": plain_criterion,
+                "optimizer_name": last.get("optimizer_name", "none"),
+                "lr_scheduler_state": last.get("lr_scheduler_state", {"best": None}),
+                "num_updates": last.get("num_updates", 0),
+            }
+        ],
+        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}},
+        "task_state": {},
+        "selfteach": provenance,
+    }

@@ -1,0 +1,1 @@
+from . import self_distill_translation  # noqa: F401

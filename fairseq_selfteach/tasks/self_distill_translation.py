@@ -1,0 +1,61 @@
+"""`--task self_distill_translation`: fairseq's translation task plus a frozen teacher.
+
+Offline self-teaching needs two things the criterion cannot do on its own: load the teacher, and
+initialise the (shallower) student from the teacher's layers *before* fairseq restores
+checkpoint_last.pt — so a resumed run keeps its trained weights. build_model is the one hook that
+runs at that moment, which is why the teacher lives with the task and the loss with the criterion.
+"""
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
+
+from fairseq_selfteach.distillation.student_init import TeacherTaskMixin
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SelfDistillTranslationConfig(TranslationConfig):
+    teacher_path: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "trained full-depth checkpoint to distil from (offline self-teaching); it is "
+            "frozen and never saved into the student's checkpoints (its path and sha256 are)"
+        },
+    )
+    student_encoder_layer_map: str = field(
+        default="first",
+        metadata={
+            "help": "teacher encoder layers the student's encoder starts from: first, last, "
+            "every_other, or a comma list of 0-based teacher layers"
+        },
+    )
+    student_decoder_layer_map: str = field(
+        default="first",
+        metadata={
+            "help": "teacher decoder layers the student's decoder starts from: first, last, "
+            "every_other, or a comma list of 0-based teacher layers"
+        },
+    )
+    init_student_from_teacher: bool = field(
+        default=True,
+        metadata={
+            "help": "copy the teacher's embeddings, mapped layers and output projection into the "
+            "student before training (otherwise the student starts from random weights)"
+        },
+    )
+
+
+@register_task("self_distill_translation", dataclass=SelfDistillTranslationConfig)
+class SelfDistillTranslationTask(TeacherTaskMixin, TranslationTask):
+    layer_lists = ("encoder", "decoder")
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        return self.prepare_student(model, from_checkpoint)
+
+    def build_plain_model(self, model_cfg):
+        return TranslationTask.build_model(self, model_cfg, from_checkpoint=True)
