@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+from tests.helpers import REPO, run, train
+
+TEST_SENTENCES = 150
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """A synthetic parallel corpus binarised with fairseq-preprocess (joined dictionary)."""
+    root = tmp_path_factory.mktemp("toy")
+    raw = root / "raw"
+    run(["python", os.path.join(REPO, "preprocess", "make_toy_corpus.py"), raw,
+         "--train", 3000, "--valid", 100, "--test", TEST_SENTENCES])
+    run(["fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
+         "--trainpref", raw / "train", "--validpref", raw / "valid", "--testpref", raw / "test",
+         "--destdir", root / "bin", "--joined-dictionary", "--workers", 1])
+    return str(root / "bin")
+
+
+@pytest.fixture(scope="session")
+def teacher(toy_data, tmp_path_factory):
+    """A 3-encoder/4-decoder-layer teacher trained with plain label_smoothed_cross_entropy."""
+    save = tmp_path_factory.mktemp("teacher")
+    p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
+              "--decoder-layers", 4, "--criterion", "label_smoothed_cross_entropy",
+              "--lr", "3e-3", "--warmup-updates", 100, "--max-epoch", 12)
+    return {"path": str(save / "checkpoint_best.pt"), "log": p.stdout + p.stderr}

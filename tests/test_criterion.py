@@ -1,0 +1,117 @@
+"""The self_distill criterion in-process, against fairseq's own label_smoothed_cross_entropy."""
+import copy
+
+import pytest
+import torch
+from fairseq import options, tasks, utils
+from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+from fairseq_selfteach.criterions.self_distill import SelfDistillCriterion
+from fairseq_selfteach.distillation.exits import decoder_exit_logits
+from fairseq_selfteach.distillation.teacher import FrozenModelTeacher
+from tests.helpers import SMALL, USER_DIR
+
+
+def setup(data, *extra):
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(
+        parser,
+        [data, "--user-dir", USER_DIR, "--arch", "transformer_iwslt_de_en", "--encoder-layers", "2",
+         "--decoder-layers", "4", "--cpu", "--max-tokens", "400", "--label-smoothing", "0.1",
+         "--dropout", "0"] + SMALL + list(extra),
+    )
+    cfg = convert_namespace_to_omegaconf(args)
+    utils.import_user_module(cfg.common)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("valid")
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    itr = task.get_batch_iterator(task.dataset("valid"), max_tokens=400).next_epoch_itr(shuffle=False)
+    return task, model, criterion, next(iter(itr))
+
+
+def test_alpha_zero_equals_fairseqs_label_smoothed_cross_entropy(toy_data):
+    task, model, criterion, sample = setup(
+        toy_data, "--criterion", "self_distill", "--kd-alpha", "0")
+    assert isinstance(criterion, SelfDistillCriterion)
+    reference = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)
+    loss, size, log = criterion(model, sample)
+    ref_loss, ref_size, ref_log = reference(model, sample)
+    assert size == ref_size
+    assert torch.equal(loss, ref_loss)
+    assert torch.equal(log["nll_loss"], ref_log["nll_loss"])
+
+
+def test_alpha_zero_offline_equals_label_smoothed_cross_entropy(toy_data):
+    task, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", "--kd-alpha", "0")
+    teacher_model = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in teacher_model.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # a teacher that disagrees, so its KL is not 0
+    criterion.teacher = FrozenModelTeacher("t", teacher_model, {}, "sha")
+    loss, _, log = criterion(model, sample)
+    ref_loss, _, _ = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)(model, sample)
+    assert log["kd_loss"] > 0
+    assert torch.equal(loss, ref_loss)
+    # and with alpha = 1 the loss is the distillation term alone
+    criterion.kd_alpha = 1.0
+    loss, _, log = criterion(model, sample)
+    assert torch.allclose(loss, log["kd_loss"])
+
+
+def test_pads_do_not_enter_the_distillation_term(toy_data):
+    task, model, criterion, sample = setup(
+        toy_data, "--criterion", "self_distill", "--student-exits", "2", "--kd-alpha", "0.5")
+    model.eval()
+    pad = task.target_dictionary.pad()
+    assert sample["target"].eq(pad).any(), "the batch needs padding for this test"
+    _, _, log = criterion(model, sample)
+    # recompute the KD by hand on real tokens only
+    net_output = model(**sample["net_input"])
+    mask = sample["target"].ne(pad)
+    exit_logits = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], 2, mask)
+    t = torch.log_softmax(net_output[0][mask].float(), -1)
+    s = torch.log_softmax(exit_logits.float(), -1)
+    expected = (t.exp() * (t - s)).sum()
+    assert torch.allclose(log["exit2_kd_loss"], expected, rtol=1e-5)
+    # the same number over all positions (pads included) would be larger
+    all_t = torch.log_softmax(net_output[0].float(), -1)
+    inner = net_output[1]["inner_states"][2].transpose(0, 1)
+    all_s = torch.log_softmax(model.decoder.output_layer(inner).float(), -1)
+    assert (all_t.exp() * (all_t - all_s)).sum() > expected
+
+
+def test_exit_equals_a_truncated_decoder(toy_data):
+    _, model, _, sample = setup(toy_data, "--criterion", "self_distill", "--student-exits", "2")
+    model.eval()
+    net_output = model(**sample["net_input"])
+    mask = torch.ones_like(sample["target"], dtype=torch.bool)
+    exit_logits = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], 2, mask)
+    truncated = copy.deepcopy(model)
+    del truncated.decoder.layers[2:]
+    truncated.decoder.num_layers = 2
+    direct = truncated(**sample["net_input"])[0][mask]
+    assert torch.allclose(exit_logits, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("teacher_grad", [False, True])
+def test_teacher_exit_gradient_option(toy_data, teacher_grad):
+    extra = ["--kd-teacher-grad"] if teacher_grad else []
+    task, model, criterion, sample = setup(
+        toy_data, "--criterion", "self_distill", "--student-exits", "2", "--kd-alpha", "1", *extra)
+    # Exit 2 does not use decoder layer 4, so that layer's gradient differs from the plain gold
+    # cross-entropy gradient only if the distillation term flows into the teacher exit.
+    top = model.decoder.layers[3].fc1.weight
+    loss, _, _ = criterion(model, sample)
+    (got,) = torch.autograd.grad(loss, top)
+    ref_loss, _, _ = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)(model, sample)
+    (ref,) = torch.autograd.grad(ref_loss, top)
+    assert torch.allclose(got, ref, atol=1e-7) != teacher_grad
+
+
+def test_exit_beyond_the_decoder_is_an_error(toy_data):
+    _, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", "--student-exits", "4")
+    with pytest.raises(ValueError, match="decoder has 4 layers"):
+        criterion(model, sample)
