@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from fairseq import utils
 from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (
@@ -32,7 +31,13 @@ from fairseq_selfteach.distillation.exits import (
     decoder_exit_logits,
     parse_exits,
 )
-from fairseq_selfteach.distillation.kd import KD_DIRECTIONS, check_kd_options, kd_loss, mix_gold_and_kd
+from fairseq_selfteach.distillation.kd import (
+    KD_DIRECTIONS,
+    check_kd_options,
+    kd_from_log_probs,
+    log_probs,
+    mix_gold_and_kd,
+)
 
 
 @dataclass
@@ -94,8 +99,12 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         self.teacher = getattr(task, "teacher", None)
         self._checked_model = False
 
-    def kd(self, student_logits, teacher_logits):
-        return kd_loss(student_logits, teacher_logits, self.kd_temperature, self.kd_direction)
+    def kd(self, student_lp, teacher_lp):
+        return kd_from_log_probs(student_lp, teacher_lp, self.kd_temperature, self.kd_direction)
+
+    def softened(self, logits, lp_at_t1):
+        """log-probs at temperature T; at T = 1 the gold term's log-softmax is reused."""
+        return lp_at_t1 if self.kd_temperature == 1.0 else log_probs(logits, self.kd_temperature)
 
     def forward(self, model, sample, reduce=True):
         if not reduce:
@@ -109,22 +118,24 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         gold, nll = label_smoothed_nll_loss(lprobs, target, self.eps, ignore_index=self.padding_idx)
 
         # Distillation only looks at real target positions: select them once (pads never enter a KL).
+        # `target` is lprobs' flattened (and prefix-stripped) target, so mask rows line up with it.
         target_bt = model.get_targets(sample, net_output)
         mask = target_bt.ne(self.padding_idx)
         if self.ignore_prefix_size > 0:
             mask[:, : self.ignore_prefix_size] = False
-        top_logits = net_output[0][mask]
+        rows = target.ne(self.padding_idx)
+        top_lp = self.softened(net_output[0][mask], lprobs[rows])
 
         log = {}
         if self.teacher is not None:
             self.teacher.follow(model)
-            teacher_logits = self.teacher.logits(sample)[mask]
-            top_kd = self.kd(top_logits, teacher_logits)
+            teacher_lp = log_probs(self.teacher.logits(sample)[mask], self.kd_temperature)
+            top_kd = self.kd(top_lp, teacher_lp)
             loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
             kd_total = top_kd.detach()
         else:
             # online: the top exit is the teacher and learns from the gold labels only
-            teacher_logits = top_logits if self.kd_teacher_grad else top_logits.detach()
+            teacher_lp = top_lp if self.kd_teacher_grad else top_lp.detach()
             loss = gold
             kd_total = gold.new_zeros(())
 
@@ -132,9 +143,9 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
             exit_target = target_bt[mask]
             for k in self.student_exits:
                 logits = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], k, mask)
-                exit_lprobs = F.log_softmax(logits.float(), dim=-1)
+                exit_lprobs = log_probs(logits)
                 exit_gold, exit_nll = label_smoothed_nll_loss(exit_lprobs, exit_target, self.eps)
-                exit_kd = self.kd(logits, teacher_logits)
+                exit_kd = self.kd(self.softened(logits, exit_lprobs), teacher_lp)
                 loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
                 kd_total = kd_total + exit_kd.detach()
                 log[f"exit{k}_gold_loss"] = exit_gold.data

@@ -24,9 +24,39 @@ def check_kd_options(kd_alpha: float, kd_temperature: float, kd_direction: str) 
         )
 
 
+def log_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """float32 log-softmax at temperature T (no division at T = 1: it is a full N x V pass)."""
+    x = logits.float()
+    if temperature != 1.0:
+        x = x / temperature
+    return F.log_softmax(x, dim=-1)
+
+
 def _kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:
     """sum over rows of KL(p || q), both given as log-probabilities."""
-    return (p_log.exp() * (p_log - q_log)).sum()
+    p = p_log.exp()
+    if not p_log.requires_grad:
+        # p is a constant target: its negative entropy needs no autograd graph
+        with torch.no_grad():
+            neg_entropy = (p * p_log).sum()
+        return neg_entropy - (p * q_log).sum()
+    return (p * (p_log - q_log)).sum()
+
+
+def kd_from_log_probs(
+    student_lp: torch.Tensor, teacher_lp: torch.Tensor, temperature: float, direction: str
+) -> torch.Tensor:
+    """kd_loss for log-probabilities already softened by the temperature (lets callers reuse the
+    log-softmax they computed for the gold term when T = 1)."""
+    if direction == "forward":
+        kl = _kl(teacher_lp, student_lp)
+    elif direction == "reverse":
+        kl = _kl(student_lp, teacher_lp)
+    elif direction == "symmetric":
+        kl = 0.5 * (_kl(teacher_lp, student_lp) + _kl(student_lp, teacher_lp))
+    else:
+        raise ValueError(f"unknown KD direction {direction!r}")
+    return kl * (temperature**2)
 
 
 def kd_loss(
@@ -52,17 +82,10 @@ def kd_loss(
             f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
             f"{tuple(teacher_logits.shape)}"
         )
-    s = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    if direction == "forward":
-        kl = _kl(t, s)
-    elif direction == "reverse":
-        kl = _kl(s, t)
-    elif direction == "symmetric":
-        kl = 0.5 * (_kl(t, s) + _kl(s, t))
-    else:
-        raise ValueError(f"unknown KD direction {direction!r}")
-    return kl * (temperature**2)
+    return kd_from_log_probs(
+        log_probs(student_logits, temperature), log_probs(teacher_logits, temperature),
+        temperature, direction,
+    )
 
 
 def mix_gold_and_kd(

@@ -57,13 +57,3 @@ class TeacherTaskMixin:
             {"teacher_path": teacher.path, "teacher_sha256": teacher.sha256, "teacher_layer_map": maps}
         )
         return model
-
-    def load_state_dict(self, state_dict):
-        # Resuming: the run must go on learning from the same teacher file it started with.
-        saved = state_dict.get("teacher_sha256")
-        if saved and self._teacher is not None and saved != self._teacher.sha256:
-            raise CheckpointError(
-                f"the checkpoint being resumed was distilled from a teacher with sha256 {saved}, "
-                f"but --teacher-path {self._teacher.path} now has sha256 {self._teacher.sha256}"
-            )
-        super().load_state_dict(state_dict)

@@ -61,7 +61,7 @@ class FrozenModelTeacher(Teacher):
                 f"teacher {path} does not fit this task's data (different vocabulary or "
                 f"architecture?): {str(e).splitlines()[0]}"
             ) from e
-        logger.info("loaded frozen teacher %s (%d layers)", path, _count_layers(model))
+        logger.info("loaded frozen teacher %s", path)
         return cls(path, model, state, sha256_of_file(path))
 
     @torch.no_grad()
@@ -76,27 +76,24 @@ class FrozenModelTeacher(Teacher):
             self.model.to(device=like.device, dtype=like.dtype)
 
 
-def _count_layers(model) -> int:
-    n = 0
-    for side in ("encoder", "decoder"):
-        part = getattr(model, side, None)
-        if part is not None and hasattr(part, "layers"):
-            n += len(part.layers)
-    return n
-
-
 def check_teacher_dictionaries(path: str, teacher_cfg, task) -> None:
     """The teacher's vocabulary must be the data's, index for index: otherwise its soft targets
     describe other tokens. Compared symbol by symbol when the teacher's data folder is still there."""
     data = getattr(teacher_cfg.task, "data", None)
-    pairs = []
-    if getattr(task, "src_dict", None) is not None and getattr(teacher_cfg.task, "source_lang", None):
-        pairs.append((task.src_dict, teacher_cfg.task.source_lang))
-    if getattr(task, "tgt_dict", None) is not None and getattr(teacher_cfg.task, "target_lang", None):
-        pairs.append((task.tgt_dict, teacher_cfg.task.target_lang))
-    if not data or not pairs:
+    if not data:
         return
     data = str(data).split(os.pathsep)[0]
+    src_lang = getattr(teacher_cfg.task, "source_lang", None)
+    tgt_lang = getattr(teacher_cfg.task, "target_lang", None)
+    if (src_lang is None or tgt_lang is None) and os.path.isdir(data):
+        from fairseq.data import data_utils
+
+        src_lang, tgt_lang = data_utils.infer_language_pair(data)
+    pairs = []
+    if getattr(task, "src_dict", None) is not None and src_lang:
+        pairs.append((task.src_dict, src_lang))
+    if getattr(task, "tgt_dict", None) is not None and tgt_lang:
+        pairs.append((task.tgt_dict, tgt_lang))
     for ours, lang in pairs:
         dict_file = os.path.join(data, f"dict.{lang}.txt")
         if not os.path.exists(dict_file):

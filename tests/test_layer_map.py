@@ -1,0 +1,25 @@
+import pytest
+
+from fairseq_selfteach.distillation.layer_map import resolve_layer_map
+
+
+@pytest.mark.parametrize(
+    "spec,teacher,student,expected",
+    [("first", 6, 3, [0, 1, 2]), ("last", 6, 3, [3, 4, 5]), ("every_other", 6, 3, [0, 2, 4]),
+     ("every_other", 5, 3, [0, 2, 4]), ("0,2,5", 6, 3, [0, 2, 5]), ("first", 4, 4, [0, 1, 2, 3])],
+)
+def test_maps(spec, teacher, student, expected):
+    assert resolve_layer_map(spec, teacher, student, "decoder") == expected
+
+
+@pytest.mark.parametrize(
+    "spec,teacher,student,message",
+    [("first", 3, 4, "greater than the teacher's 3"),
+     ("every_other", 4, 3, "at least 5"),
+     ("bogus", 6, 3, "unknown --student-decoder-layer-map 'bogus'"),
+     ("0,1", 6, 3, "lists 2 layers but the student has 3"),
+     ("0,1,6", 6, 3, r"names teacher layer\(s\) \[6\]")],
+)
+def test_errors(spec, teacher, student, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_layer_map(spec, teacher, student, "decoder")

@@ -1,0 +1,68 @@
+"""Checkpoints load in torch's safe (weights_only) mode; a crafted pickle is refused."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from fairseq_selfteach.checkpoints import CheckpointError, load_checkpoint
+from tests.helpers import USER_DIR, run
+
+
+class Exploit:
+    """Unpickling this runs a shell command, unless the loader refuses the global."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "checkpoint_evil.pt"
+    torch.save({"cfg": None, "model": {}, "payload": Exploit(marker)}, path)
+    return path, marker
+
+
+def test_plugin_loader_refuses_a_crafted_checkpoint(malicious_checkpoint):
+    path, marker = malicious_checkpoint
+    with pytest.raises(CheckpointError, match="refused to load .*checkpoint_evil.pt"):
+        load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_fairseq_generate_with_the_plugin_refuses_it(malicious_checkpoint, toy_data):
+    path, marker = malicious_checkpoint
+    p = run(["fairseq-generate", toy_data, "--path", path, "--user-dir", USER_DIR, "--cpu"],
+            check=False)
+    assert p.returncode != 0
+    assert "Weights only load failed" in p.stderr or "Unsupported global" in p.stderr
+    assert not marker.exists()
+
+
+def test_teacher_path_to_a_crafted_checkpoint_is_refused(malicious_checkpoint, toy_data, tmp_path):
+    path, marker = malicious_checkpoint
+    p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--task", "self_distill_translation",
+             "--teacher-path", path, "--arch", "transformer_iwslt_de_en_dec3", "--criterion",
+             "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "512", "--cpu",
+             "--max-update", "1", "--save-dir", tmp_path / "s"], check=False)
+    assert p.returncode != 0
+    assert "refused to load" in p.stderr and "checkpoint_evil.pt" in p.stderr
+    assert not marker.exists()
+
+
+def test_the_allow_list_is_just_argparse_namespace(malicious_checkpoint):
+    import argparse
+
+    from fairseq_selfteach.checkpoints import CHECKPOINT_SAFE_GLOBALS
+
+    assert CHECKPOINT_SAFE_GLOBALS == [argparse.Namespace]
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+    # torch.load's default stays the safe one after importing the plugin
+    path, marker = malicious_checkpoint
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+    assert not marker.exists()

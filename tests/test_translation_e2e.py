@@ -1,0 +1,279 @@
+"""End to end through fairseq-preprocess / fairseq-train / fairseq-generate on the toy corpus."""
+import json
+import os
+import re
+import struct
+
+import pytest
+import torch
+from fairseq import checkpoint_utils, options, tasks, utils
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+import fairseq_selfteach  # noqa: F401
+from fairseq_selfteach.distillation.exits import decoder_exit_logits
+from tests.conftest import TEST_SENTENCES
+from tests.helpers import SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
+
+pytestmark = pytest.mark.slow
+
+OFFLINE = ["--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
+           "--encoder-layers", 2, "--decoder-layers", 2, "--criterion", "self_distill",
+           "--kd-alpha", 0.5, "--kd-temperature", 2, "--lr", "1e-3", "--warmup-updates", 30]
+
+
+def bleu(stdout_and_err):
+    m = re.search(r"BLEU = ([\d.]+)", stdout_and_err)
+    assert m, stdout_and_err[-2000:]
+    return float(m.group(1))
+
+
+def translated(stdout_and_err):
+    return int(re.search(r"Translated ([\d,]+) sentences", stdout_and_err).group(1).replace(",", ""))
+
+
+# ---------------------------------------------------------------------------------------- teacher
+def test_teacher_learns_and_every_test_sentence_is_scored(teacher, toy_data):
+    losses = [row["loss"] for row in valid_metrics(teacher["log"])]
+    assert losses[-1] < 0.5 * losses[0]
+    p = generate(toy_data, teacher["path"], "--remove-bpe")
+    assert translated(p.stdout + p.stderr) == TEST_SENTENCES
+    assert len(hypotheses(p.stdout)) == TEST_SENTENCES
+    assert bleu(p.stdout + p.stderr) > 50  # sacreBLEU (--scoring sacrebleu)
+
+
+# --------------------------------------------------------------------------- offline: initialisation
+def build_like_fairseq_train(data, *args):
+    """Parse fairseq-train's own arguments and build the model the way fairseq-train does."""
+    parser = options.get_training_parser()
+    a = options.parse_args_and_arch(parser, [data, "--user-dir", USER_DIR, "--cpu"] + SMALL
+                                    + [str(x) for x in args])
+    cfg = convert_namespace_to_omegaconf(a)
+    utils.import_user_module(cfg.common)
+    task = tasks.setup_task(cfg.task)
+    return task, task.build_model(cfg.model)
+
+
+@pytest.mark.parametrize("layer_map,expected", [("first", [0, 1]), ("last", [2, 3]),
+                                                ("every_other", [0, 2]), ("3,1", [3, 1])])
+def test_student_starts_as_the_chosen_teacher_layers(teacher, toy_data, layer_map, expected):
+    task, student = build_like_fairseq_train(
+        toy_data, "--task", "self_distill_translation", "--teacher-path", teacher["path"],
+        "--arch", "transformer_iwslt_de_en", "--encoder-layers", 2, "--decoder-layers", 2,
+        "--student-decoder-layer-map", layer_map)
+    t = torch.load(teacher["path"])["model"]
+    s = student.state_dict()
+    for key, value in s.items():
+        m = re.match(r"decoder\.layers\.(\d+)\.(.*)", key)
+        source = f"decoder.layers.{expected[int(m.group(1))]}.{m.group(2)}" if m else key
+        assert torch.equal(value, t[source]), key
+    # embeddings and the (tied) output projection are the teacher's too
+    assert torch.equal(s["decoder.embed_tokens.weight"], t["decoder.embed_tokens.weight"])
+    assert torch.equal(s["decoder.output_projection.weight"], t["decoder.output_projection.weight"])
+    assert task.state.teacher_sha256 == fairseq_selfteach.checkpoints.sha256_of_file(teacher["path"])
+
+
+# -------------------------------------------------------------------------- offline: train + resume
+@pytest.fixture(scope="module")
+def offline(teacher, toy_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("offline")
+    tb = tmp_path_factory.mktemp("tb")
+    p = train(toy_data, save, "--teacher-path", teacher["path"], *OFFLINE, "--max-epoch", 3,
+              "--tensorboard-logdir", tb)
+    return {"dir": save, "log": p.stdout + p.stderr, "tb": tb}
+
+
+def test_offline_student_learns_and_logs_each_term(offline):
+    rows = valid_metrics(offline["log"])
+    assert len(rows) == 3
+    for term in ("loss", "gold_loss", "kd_loss", "nll_loss"):
+        assert rows[-1][term] < rows[0][term], term
+
+
+def tensorboard_tags(folder):
+    from tensorboardX.proto import event_pb2
+
+    tags = set()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            data = open(os.path.join(root, name), "rb").read()
+            i = 0
+            while i < len(data):
+                (n,) = struct.unpack("<Q", data[i:i + 8])
+                event = event_pb2.Event()
+                event.ParseFromString(data[i + 12:i + 12 + n])
+                tags.update(v.tag for v in event.summary.value)
+                i += 12 + n + 4
+    return tags
+
+
+def test_tensorboard_shows_each_term(offline):
+    tags = tensorboard_tags(offline["tb"])
+    assert {"loss", "gold_loss", "kd_loss", "nll_loss"} <= tags, tags
+
+
+def test_teacher_is_not_saved_in_the_student_checkpoint(offline, teacher):
+    state = torch.load(offline["dir"] / "checkpoint_last.pt")
+    teacher_state = torch.load(teacher["path"])["model"]
+    assert not any("decoder.layers.2." in k or "decoder.layers.3." in k for k in state["model"])
+    assert state["criterion"] is None
+    assert len(state["model"]) < len(teacher_state)
+    assert state["task_state"]["teacher_path"] == teacher["path"]
+    assert state["task_state"]["teacher_sha256"] == fairseq_selfteach.checkpoints.sha256_of_file(
+        teacher["path"])
+
+
+def test_resume_from_checkpoint_last(offline, teacher, toy_data):
+    before = torch.load(offline["dir"] / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"]
+    p = train(toy_data, offline["dir"], "--teacher-path", teacher["path"], *OFFLINE, "--max-epoch", 4)
+    log = p.stdout + p.stderr
+    assert re.search(r"[Ll]oaded checkpoint .*checkpoint_last\.pt \(epoch 4 @ %d updates\)" % before, log)
+    after = torch.load(offline["dir"] / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"]
+    assert after > before
+    assert len(valid_metrics(log)) == 1  # only epoch 4 ran
+
+
+# -------------------------------------------------------------------------------------- online
+@pytest.fixture(scope="module")
+def online(toy_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("online")
+    p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
+              "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", "2",
+              "--kd-alpha", 0.5, "--kd-direction", "symmetric", "--lr", "3e-3",
+              "--warmup-updates", 100, "--max-epoch", 8)
+    return {"dir": save, "log": p.stdout + p.stderr}
+
+
+def test_online_exits_learn_and_are_logged(online):
+    rows = valid_metrics(online["log"])
+    for term in ("loss", "nll_loss", "exit2_nll_loss", "exit2_gold_loss", "exit2_kd_loss"):
+        assert term in rows[-1], term
+    assert rows[-1]["exit2_nll_loss"] < 0.5 * rows[0]["exit2_nll_loss"]
+    assert rows[-1]["nll_loss"] < 0.5 * rows[0]["nll_loss"]
+
+
+def greedy_with_exit(checkpoint, data, exit_layer):
+    """Greedy decoding of the test set with exit `exit_layer` of the *training* model (full depth),
+    re-running the whole forward pass at each step: no incremental state, no export involved.
+    Same rules as fairseq-generate --beam 1: no EOS at step 0 (min_len 1), at most 200 tokens
+    (max_len_b), pad never chosen."""
+    parser = options.get_generation_parser()
+    a = options.parse_args_and_arch(parser, [data, "--user-dir", USER_DIR, "--cpu", "--path", checkpoint])
+    cfg = convert_namespace_to_omegaconf(a)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("test")
+    (model,), _ = checkpoint_utils.load_model_ensemble([checkpoint], task=task)
+    model.eval()
+    d = task.target_dictionary
+    out = {}
+    itr = task.get_batch_iterator(task.dataset("test"), max_sentences=64).next_epoch_itr(shuffle=False)
+    with torch.no_grad():
+        for sample in itr:
+            net = sample["net_input"]
+            prev = torch.full((len(sample["id"]), 1), d.eos(), dtype=torch.long)
+            done = torch.zeros(len(sample["id"]), dtype=torch.bool)
+            for step in range(200):
+                _, extra = model(net["src_tokens"], net["src_lengths"], prev)
+                last = torch.zeros_like(prev, dtype=torch.bool)
+                last[:, -1] = True
+                logits = decoder_exit_logits(model.decoder, extra["inner_states"], exit_layer, last)
+                logits[:, d.pad()] = -float("inf")
+                if step == 0:
+                    logits[:, d.eos()] = -float("inf")
+                nxt = logits.argmax(-1).masked_fill(done, d.pad())
+                prev = torch.cat([prev, nxt[:, None]], 1)
+                done |= nxt.eq(d.eos())
+                if done.all():
+                    break
+            for sid, row in zip(sample["id"].tolist(), prev[:, 1:]):
+                out[sid] = d.string(row[row.ne(d.pad()) & row.ne(d.eos())])
+    return out
+
+
+def test_exported_exit_translates_exactly_as_the_exit_did(online, toy_data, tmp_path):
+    student = tmp_path / "student_dec2.pt"
+    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint",
+         online["dir"] / "checkpoint_last.pt", "--out", student, "--decoder-layers", 2])
+    # plain fairseq: no --user-dir, run from / so the plugin cannot be imported
+    p = generate(toy_data, student, user_dir=False, beam=1)
+    exported = hypotheses(p.stdout)
+    assert len(exported) == TEST_SENTENCES
+    inside = greedy_with_exit(str(online["dir"] / "checkpoint_last.pt"), toy_data, 2)
+    assert exported == inside
+    # a 2-layer exit after 8 short epochs is weak on this toy task; the point here is identity
+    assert bleu(p.stdout + p.stderr) > 1
+
+
+def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_data, tmp_path):
+    student = tmp_path / "student.pt"
+    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint",
+         offline["dir"] / "checkpoint_best.pt", "--out", student])
+    plain = generate(toy_data, student, user_dir=False)
+    training = generate(toy_data, offline["dir"] / "checkpoint_best.pt")
+    assert hypotheses(plain.stdout) == hypotheses(training.stdout)
+    assert len(hypotheses(plain.stdout)) == TEST_SENTENCES
+    # and the hub interface of plain fairseq loads it too (a fresh process without the plugin)
+    code = (
+        "import torch; from fairseq.models.transformer import TransformerModel as T\n"
+        f"m = T.from_pretrained('{tmp_path}', checkpoint_file='student.pt', data_name_or_path='{toy_data}')\n"
+        "import sys; assert 'fairseq_selfteach' not in sys.modules\n"
+        "print(sum(p.numel() for p in m.models[0].parameters()), len(m.models[0].decoder.layers))"
+    )
+    out = run(["python", "-c", code], cwd="/").stdout.split()
+    n_params, n_layers = int(out[-2]), int(out[-1])
+    assert n_layers == 2
+    counts = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", student, "--json"]).stdout)
+    assert counts["total"] == n_params
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+
+def test_param_count_of_a_truncated_depth_equals_the_export(online, tmp_path):
+    ckpt = online["dir"] / "checkpoint_last.pt"
+    student = tmp_path / "s.pt"
+    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint", ckpt, "--out", student,
+         "--decoder-layers", 1])
+    as_depth = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", ckpt,
+                               "--decoder-layers", 1, "--json"]).stdout)
+    exported = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", student, "--json"]).stdout)
+    full = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", ckpt, "--json"]).stdout)
+    assert as_depth == exported
+    assert full["decoder"] == 4 * exported["decoder"]  # 4 identical-size layers vs 1
+    assert full["embeddings"] == exported["embeddings"]
+
+
+# -------------------------------------------------------------------------------------- errors
+@pytest.fixture(scope="module")
+def other_vocab_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("other")
+    run(["python", "preprocess/make_toy_corpus.py", root / "raw", "--train", 200, "--valid", 20,
+         "--test", 20, "--vocab-size", 30])
+    run(["fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref",
+         root / "raw/train", "--validpref", root / "raw/valid", "--destdir", root / "bin",
+         "--joined-dictionary", "--workers", 1])
+    return str(root / "bin")
+
+
+@pytest.mark.parametrize(
+    "case,args,message",
+    [
+        ("missing teacher", ["--teacher-path", "/nonexistent/teacher.pt"],
+         "checkpoint not found: /nonexistent/teacher.pt"),
+        ("student deeper", ["--decoder-layers", 6], "student decoder depth 6 is greater than the teacher's 4"),
+        ("alpha", ["--kd-alpha", 1.5], "--kd-alpha must be in [0, 1], got 1.5"),
+        ("temperature", ["--kd-temperature", 0], "--kd-temperature must be > 0, got 0.0"),
+        ("layer map", ["--student-encoder-layer-map", "middle"],
+         "unknown --student-encoder-layer-map 'middle'"),
+    ],
+)
+def test_bad_input_fails_clearly(case, args, message, teacher, toy_data, tmp_path):
+    base = ["--teacher-path", teacher["path"]] if "--teacher-path" not in args else []
+    p = train(toy_data, tmp_path / "s", *base, *OFFLINE, *args, "--max-update", 1, check=False)
+    assert p.returncode != 0, case
+    assert message in p.stderr, p.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "s" / "checkpoint_last.pt")
+
+
+def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, tmp_path):
+    p = train(other_vocab_data, tmp_path / "s", "--teacher-path", teacher["path"], *OFFLINE,
+              "--max-update", 1, check=False)
+    assert p.returncode != 0
+    assert "teacher dictionary" in p.stderr and "differs from the data dictionary" in p.stderr
