@@ -4,8 +4,6 @@ Every caller (translation exits, classification heads, offline teachers) reduces
 two logit tensors of shape (N, C) holding only the positions that count (pads already removed),
 so masking happens once, at selection time, and the KL itself never sees a pad.
 """
-from typing import Tuple
-
 import torch
 import torch.nn.functional as F
 
@@ -93,8 +91,3 @@ def mix_gold_and_kd(
 ) -> torch.Tensor:
     """(1 − α)·gold + α·kd — the one definition of how the two terms are weighed."""
     return (1.0 - kd_alpha) * gold + kd_alpha * kd
-
-
-def select_rows(mask: torch.Tensor, *tensors: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """Keep the positions where mask is True, flattening (B, T, ...) to (N, ...)."""
-    return tuple(t[mask] for t in tensors)

@@ -3,7 +3,6 @@ and remembering (in the task state saved with each checkpoint) which teacher fil
 import logging
 from typing import Optional
 
-from fairseq_selfteach.checkpoints import CheckpointError
 from fairseq_selfteach.distillation.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.distillation.teacher import FrozenModelTeacher, Teacher
 

@@ -5,8 +5,6 @@ a cache on disk (planned) can replace the frozen model without touching the loss
 """
 import logging
 import os
-from typing import Optional
-
 import torch
 
 from fairseq_selfteach.checkpoints import CheckpointError, load_checkpoint, sha256_of_file

@@ -5,7 +5,6 @@ initialise the (shallower) student from the teacher's layers *before* fairseq re
 checkpoint_last.pt — so a resumed run keeps its trained weights. build_model is the one hook that
 runs at that moment, which is why the teacher lives with the task and the loss with the criterion.
 """
-import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -13,8 +12,6 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from fairseq_selfteach.distillation.student_init import TeacherTaskMixin
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
