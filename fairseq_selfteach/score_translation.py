@@ -1,0 +1,114 @@
+"""Score one model's `fairseq-generate` output: detokenised sacreBLEU, tokenised BLEU, speed, parameters.
+
+    python -m fairseq_selfteach.score_translation --generate-log GEN.txt --tok-ref tok/test.en \
+        --raw-ref ref/test.en --lang en --checkpoint MODEL.pt --name offline_dec2 --method offline \
+        --decoder-layers 2 --out results/offline_dec2.json
+
+The generate log must come from `fairseq-generate --remove-bpe` (no --tokenizer), so its H- lines are the
+Moses-tokenised, lowercased hypotheses. Two BLEU scores are written, labelled:
+  sacrebleu      hypotheses detokenised with sacremoses, scored by sacreBLEU against the raw
+                 references, lowercased (the model outputs lowercase); its signature is recorded
+  tok_bleu       BLEU on the tokenised, lowercased text (sacreBLEU with tokenize=none, i.e. what
+                 multi-bleu.perl and fairseq's own BLEU4 print): the figure fairseq's IWSLT14 papers quote
+Every test sentence must be in the log; a partial log is an error, never a score.
+"""
+import argparse
+import json
+import re
+import sys
+
+import sacrebleu
+from sacremoses import MosesDetokenizer
+
+from fairseq_selfteach.checkpoints import atomic_write_text
+from fairseq_selfteach.param_count import count_parameters
+
+SPEED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
+                   r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")
+
+
+class ScoreError(Exception):
+    pass
+
+
+def read_generate_log(path):
+    """({id: hypothesis}, speed dict) from a fairseq-generate log."""
+    hyps, speed = {}, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("H-"):
+                sid, _score, text = line[2:].rstrip("\n").split("\t", 2)
+                hyps[int(sid)] = text
+            m = SPEED.search(line)
+            if m:
+                speed = {"sentences": int(m.group(1).replace(",", "")),
+                         "decode_seconds": float(m.group(3)),
+                         "sentences_per_s": float(m.group(4)), "tokens_per_s": float(m.group(5))}
+    if speed is None:
+        raise ScoreError(f"{path}: no 'Translated N sentences' line: the decoding did not finish")
+    return hyps, speed
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
+    if len(tok_refs) != len(raw_refs):
+        raise ScoreError(f"{len(tok_refs)} tokenised but {len(raw_refs)} raw references")
+    missing = sorted(set(range(len(tok_refs))) - set(hyps))
+    if missing:
+        raise ScoreError(f"{log_path}: {len(missing)} of {len(tok_refs)} test sentences have no hypothesis "
+                         f"(first missing id {missing[0]}); refusing to score a subset")
+    tok_hyps = [hyps[i] for i in range(len(tok_refs))]
+    md = MosesDetokenizer(lang=lang)
+    detok_hyps = [md.detokenize(h.split()) for h in tok_hyps]  # also unescapes &apos; &quot; …
+    detok = sacrebleu.metrics.BLEU(lowercase=True)
+    tok = sacrebleu.metrics.BLEU(tokenize="none", force=True)
+    return {
+        "sacrebleu": round(detok.corpus_score(detok_hyps, [raw_refs]).score, 2),
+        "sacrebleu_signature": str(detok.get_signature()),
+        "tok_bleu": round(tok.corpus_score(tok_hyps, [tok_refs]).score, 2),
+        "tok_bleu_note": "tokenised (Moses, lowercased) BLEU, sacreBLEU tokenize=none: the IWSLT14 papers' figure",
+        "test_sentences": len(tok_refs),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generate-log", required=True, help="fairseq-generate --remove-bpe output")
+    ap.add_argument("--tok-ref", required=True, help="tokenised, lowercased references (one per line)")
+    ap.add_argument("--raw-ref", required=True, help="raw references (one per line)")
+    ap.add_argument("--lang", default="en", help="target language, for the detokeniser")
+    ap.add_argument("--checkpoint", required=True, help="the decoded checkpoint (for parameter counts)")
+    ap.add_argument("--decoder-layers", type=int, help="count only this many decoder layers (an exit)")
+    ap.add_argument("--name", required=True, help="row name")
+    ap.add_argument("--method", required=True, help="row method (teacher, offline, online, gradual, …)")
+    ap.add_argument("--out", required=True, help="JSON file to write (atomically)")
+    args = ap.parse_args(argv)
+    try:
+        hyps, speed = read_generate_log(args.generate_log)
+        row = {"name": args.name, "method": args.method}
+        row.update(score(hyps, read_lines(args.tok_ref), read_lines(args.raw_ref), args.lang, args.generate_log))
+        row.update(speed)
+    except (ScoreError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from fairseq_selfteach.checkpoints import load_checkpoint
+    from fairseq_selfteach.student_checkpoint import layer_count
+
+    model_state = load_checkpoint(args.checkpoint)["model"]
+    layers = {"encoder.layers": layer_count(model_state, "encoder.layers"),
+              "decoder.layers": args.decoder_layers or layer_count(model_state, "decoder.layers")}
+    counts = count_parameters(model_state, layers)
+    row.update({"encoder_layers": layers["encoder.layers"], "decoder_layers": layers["decoder.layers"],
+                "params": counts["total"], "checkpoint": args.checkpoint})
+    atomic_write_text(args.out, json.dumps(row, indent=1) + "\n")
+    print(f"{args.name}: sacreBLEU {row['sacrebleu']}  tokenised BLEU {row['tok_bleu']}  "
+          f"params {row['params']:,}  {row['sentences_per_s']} sentences/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
