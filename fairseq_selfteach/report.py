@@ -66,9 +66,9 @@ def markdown_table(rows, columns, title=None, notes=()):
 def plot(rows, metric, metric_label, out_png, title=None):
     import logging
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's root logger is at DEBUG
     import matplotlib
 
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's root logger is at DEBUG
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 

@@ -148,10 +148,15 @@ def prepare(args):
     write_lines(os.path.join(tmp, "ref", f"test.{tgt}"), test[tgt])
     learn_and_apply_bpe(args, tok_dir, os.path.join(tmp, "bpe"), ("train", "valid", "test"))
     bpe = os.path.join(tmp, "bpe")
-    cmd = ["fairseq-preprocess", "--source-lang", src, "--target-lang", tgt,
+    # the fairseq-preprocess of this Python's environment, even when its bin/ is not on PATH
+    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess")
+    cmd = [exe if os.path.exists(exe) else "fairseq-preprocess", "--source-lang", src, "--target-lang", tgt,
            "--trainpref", f"{bpe}/train", "--validpref", f"{bpe}/valid", "--testpref", f"{bpe}/test",
            "--destdir", os.path.join(tmp, "bin"), "--joined-dictionary", "--workers", str(args.workers)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PrepareError("fairseq-preprocess not found: run inside the project's environment (.venv)")
     if p.returncode != 0:
         raise PrepareError(f"fairseq-preprocess failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
     with open(os.path.join(tmp, "SPLITS.txt"), "w") as f:

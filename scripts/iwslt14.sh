@@ -108,7 +108,12 @@ decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max
   --required-batch-size-multiple 1 "${device[@]}")
 
 train() {  # train NAME DATA MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
-  local name=$1 data=$2 updates=$3; shift 3
+  local name=$1 data=$2 updates=$3 log="$out/logs/$1.train.log"; shift 3
+  # finished before its stage marker was written: fairseq would take one more update on resume
+  if [ -f "$out/models/$name/checkpoint_last.pt" ] && tail -n 1 "$log" 2>/dev/null | grep -q "done training"; then
+    echo "   $name: training had finished (checkpoint_last.pt, $log); not resumed"
+    return 0
+  fi
   if ! fairseq-train "$data" --save-dir "$out/models/$name" --max-update "$updates" "${common[@]}" "$@" \
       >> "$out/logs/$name.train.log" 2>&1; then
     tail -n 30 "$out/logs/$name.train.log" >&2

@@ -147,8 +147,24 @@ def test_bible_ci_rerun_skips_and_resumes(bible_ci):
     redone = [s for s in re.findall(r"^== (\S+)$", p.stdout, re.M)]
     assert redone == ["offline_dec1", "export_offline_dec1", "eval_offline_dec1"]
     assert "teacher: done earlier, skipped" in p.stdout
-    # training resumed from checkpoint_last.pt (already at max-update) rather than starting over
-    log = (out / "logs" / "offline_dec1.train.log").read_text()
-    assert re.search(r"Loaded checkpoint .*checkpoint_last\.pt", log)
+    # the training had finished before the interruption: it is neither redone nor resumed
+    assert "offline_dec1: training had finished" in p.stdout
     assert not (out / "generate" / "offline_dec1.txt.tmp").exists()
     assert json.loads((out / "results" / "offline_dec1.json").read_text())["sacrebleu"] == json.loads(before)["sacrebleu"]
+
+
+@pytest.mark.slow
+def test_bible_ci_interrupted_training_resumes(bible_ci):
+    out, _ = bible_ci
+    # a training killed part way: its checkpoint_last.pt is behind and the log has no "done training"
+    log = out / "logs" / "gradual_dec1.train.log"
+    log.write_text(log.read_text() + "2026-01-01 | killed\n")
+    for stage in ("gradual_dec1", "export_gradual_dec1", "eval_gradual_dec1"):
+        os.remove(out / "stages" / f"{stage}.done")
+    p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
+    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == ["gradual_dec1", "export_gradual_dec1",
+                                                       "eval_gradual_dec1"]
+    resumed = log.read_text().split("killed")[1]
+    assert re.search(r"Loaded checkpoint .*gradual_dec1/checkpoint_last\.pt \(epoch \d+ @ [1-9]\d* updates\)",
+                     resumed)
+    assert (out / "results" / "gradual_dec1.json").exists()
