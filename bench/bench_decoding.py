@@ -38,10 +38,10 @@ Two modes:
                 length is verified).
 
     python bench/bench_decoding.py                                   # synthetic, CPU
-    python bench/bench_decoding.py --device cuda                     # synthetic, GPU
+    python bench/bench_decoding.py --device cuda --synthetic --sentences 2000   # synthetic, GPU
     python bench/bench_decoding.py --device cuda --teacher RUN/models/teacher_dec6.pt \\
         --student RUN/models/offline_dec3.pt --data RUN/data/prep/bin
-What docs/benchmarks.md reports on the 2-core CPU (one generate process at a time, 2 threads):
+The CPU measurement for docs/benchmarks.md (2-core machine; one generate process at a time, 2 threads):
     python bench/bench_decoding.py --synthetic --threads 2 --repeats 3 --json /tmp/decoding_cpu.json
 """
 import argparse
