@@ -104,8 +104,12 @@ def test_converted_checkpoint_layout(converted):
     assert sum(v.numel() for v in state["model"].values()) == 22_713_216
 
 
-@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
-def test_parity_with_transformers_on_real_weights(minilm_dir, fairseq_model, batch, attn_implementation):
+# transformers' default attention ("sdpa") is the reference and must agree to 1e-5 (it agrees
+# exactly here). "eager" is an independent check with its own float32 operation order: measured
+# 6.5e-6 at worst on hidden states of magnitude ~10 (a few ulps), so it gets 3e-5 so that another
+# CPU's kernels cannot make it flaky.
+@pytest.mark.parametrize("attn_implementation,tol", [("sdpa", TOL), ("eager", 3e-5)])
+def test_parity_with_transformers_on_real_weights(minilm_dir, fairseq_model, batch, attn_implementation, tol):
     hf = transformers.BertModel.from_pretrained(minilm_dir, attn_implementation=attn_implementation).eval()
     ref = _hf_forward(hf, batch)
     with torch.no_grad():
@@ -113,12 +117,12 @@ def test_parity_with_transformers_on_real_weights(minilm_dir, fairseq_model, bat
         pooled = fairseq_model.pooled(hidden)
     mask = batch["mask"]
     assert hidden.shape == ref.last_hidden_state.shape
-    assert _masked_max_diff(hidden, ref.last_hidden_state, mask) <= TOL
-    assert (pooled - ref.pooler_output).abs().max().item() <= TOL
+    assert _masked_max_diff(hidden, ref.last_hidden_state, mask) <= tol
+    assert (pooled - ref.pooler_output).abs().max().item() <= tol
     # embeddings output, then every layer's output: what self-teaching exits read
     assert len(extra["inner_states"]) == len(ref.hidden_states) == 7
     for k, (ours, theirs) in enumerate(zip(extra["inner_states"], ref.hidden_states)):
-        assert _masked_max_diff(ours, theirs, mask) <= TOL, f"layer {k}"
+        assert _masked_max_diff(ours, theirs, mask) <= tol, f"layer {k}"
     assert torch.equal(extra["padding_mask"], ~mask)
 
 
@@ -228,7 +232,8 @@ def _broken_dirs(tmp_path, minilm_dir):
     )
 
     state = dict(good)
-    state["encoder.layer.4.attention.self.key.weight"] = state["encoder.layer.4.attention.self.key.weight"][:, :100]
+    key = "encoder.layer.4.attention.self.key.weight"
+    state[key] = state[key][:, :100]
     cases["wrong shape"] = (
         _hf_dir_with(tmp_path, minilm_dir, "wrong_shape", "model.safetensors", state),
         "encoder.layer.4.attention.self.key.weight",
@@ -257,10 +262,12 @@ def broken(minilm_dir, tmp_path_factory):
     return _broken_dirs(tmp_path_factory.mktemp("broken"), minilm_dir)
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["missing config.json", "missing key", "wrong shape", "unknown key", "vocab.txt size differs from config"],
-)
+BAD_INPUTS = [
+    "missing config.json", "missing key", "wrong shape", "unknown key", "vocab.txt size differs from config"
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_is_refused_without_output(case, broken, tmp_path, capsys):
     hf_dir, named = broken[case]
     out = tmp_path / "out"
@@ -351,11 +358,13 @@ def _parse(*argv):
 
 
 @pytest.mark.parametrize(
-    "arch,sizes", [("selfteach_bert_base", (12, 768, 12, 3072)), ("selfteach_bert_large", (24, 1024, 16, 4096))]
+    "arch,sizes",
+    [("selfteach_bert_base", (12, 768, 12, 3072)), ("selfteach_bert_large", (24, 1024, 16, 4096))],
 )
 def test_named_architectures(arch, sizes, converted):
     args = _parse(converted, "--task", "bert_encoder", "--arch", arch)
-    got = (args.encoder_layers, args.encoder_embed_dim, args.encoder_attention_heads, args.encoder_ffn_embed_dim)
+    got = (args.encoder_layers, args.encoder_embed_dim, args.encoder_attention_heads,
+           args.encoder_ffn_embed_dim)
     assert got == sizes
     assert (args.max_position_embeddings, args.type_vocab_size, args.layer_norm_eps) == (512, 2, 1e-12)
     # the same parameter count as transformers' BertModel of that size (both on the meta device)
