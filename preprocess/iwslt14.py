@@ -22,17 +22,28 @@ fairseq's order (dev2010, TEDX.dev2012 for de, tst2010, tst2011, tst2012). A com
 left alone: delete it to rebuild.
 """
 import argparse
-import hashlib
 import html
-import http.client
 import os
 import re
 import shutil
 import sys
-import tarfile
-import urllib.error
-import urllib.request
-import zlib
+
+# preprocess/ itself, so that the shared download.py is found however this file is loaded
+# (`python preprocess/iwslt14.py`, or from its path by the tests).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+# Re-exported: fetch, safe_extract, PrepareError, sha256_file, DEFAULT_TIMEOUT were defined here.
+from download import (  # noqa: E402,F401
+    DEFAULT_TIMEOUT,
+    PrepareError,
+    cli_main,
+    fetch,
+    normalise_sha256,
+    safe_extract,
+    sha256_file,
+    verify_local,
+)
 
 SOURCES = ("de", "ar", "fa", "es", "he")
 
@@ -48,8 +59,12 @@ DEFAULT_URLS = {
 # None means "unknown", and the first download is then recorded and trusted (see fetch).
 KNOWN_SHA256 = {f"{s}-en": None for s in SOURCES}
 
-DEFAULT_TIMEOUT = 60.0  # seconds per socket operation, not for the whole download
-_CHUNK = 1 << 20
+# The end of the message when the archive cannot be downloaded ({name}: the archive's file name).
+FETCH_HINT = (
+    "If you already have the archive, pass it with:  --archive /path/to/{name}\n"
+    "or download it from a mirror with:  --url URL_OF_{name}  "
+    "or  IWSLT14_MIRROR=BASE_URL (the archive is then BASE_URL/{name})"
+)
 
 # Train lines dropped whole. fairseq drops <url>, <talkid> and <keywords> lines only; we also drop
 # <speaker>, <reviewer ...> and <translator ...> lines, which fairseq's script leaves in the
@@ -62,299 +77,6 @@ _TRAIN_STRIP = ("<title>", "</title>", "<description>", "</description>")
 _SEG = re.compile(r"<seg\b[^>]*>(.*?)</seg>", re.DOTALL)
 _XML_NAME = re.compile(r"^IWSLT\d+\.(?P<corpus>[^.]+)\.(?P<set>[a-z]+)(?P<year>\d+)\.")
 _RAW_FILES = ("train.{src}", "train.en", "test.{src}", "test.en", "SOURCES.txt")
-
-
-class PrepareError(Exception):
-    """An expected failure (offline, bad checksum, bad archive...): main prints it, no traceback."""
-
-
-# ---------------------------------------------------------------- download and checksums
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _normalise_sha256(value):
-    v = value.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", v):
-        raise PrepareError(f"not a sha256 (64 hex digits): {value!r}")
-    return v
-
-
-def _sidecar(path):
-    return path + ".sha256"
-
-
-def _read_sidecar(path):
-    try:
-        with open(_sidecar(path), encoding="utf-8") as f:
-            first = f.read().split()
-    except FileNotFoundError:
-        return None
-    if not first:
-        raise PrepareError(f"empty checksum file {_sidecar(path)}: delete it to record a new one")
-    return _normalise_sha256(first[0])
-
-
-def _write_sidecar(path, digest):
-    side = _sidecar(path)
-    with open(side + ".tmp", "w", encoding="utf-8") as f:
-        # sha256sum's format, so that `sha256sum -c` can check it too
-        f.write(f"{digest}  {os.path.basename(path)}\n")
-    os.replace(side + ".tmp", side)
-
-
-def _check_sha256(path, expected, actual, delete):
-    if actual == expected:
-        return
-    if delete:
-        os.remove(path)
-    what = "deleted it; rerun to download again" if delete else "left it in place"
-    raise PrepareError(
-        f"checksum mismatch for {path}: expected sha256 {expected}, actual {actual} ({what})"
-    )
-
-
-def _trust_first_use(path, digest):
-    # Only a readable archive is trusted: without Content-Length a cut download cannot be told from
-    # a complete one by its size, and its hash must not become the reference.
-    _check_readable_tgz(path, delete=True)
-    _write_sidecar(path, digest)
-    print(
-        f"sha256 {digest} of {path} (no known checksum: recorded in {_sidecar(path)} "
-        "and trusted from now on; trust on first use)"
-    )
-
-
-def _offline_message(url, err, name):
-    reason = getattr(err, "reason", err)
-    return (
-        f"could not reach {url} ({reason}).\n"
-        "This machine appears to be offline, or the server is unreachable from it.\n"
-        f"If you already have the archive, pass it with:  --archive /path/to/{name}\n"
-        f"or download it from a mirror with:  --url URL_OF_{name}  "
-        f"or  IWSLT14_MIRROR=BASE_URL (the archive is then BASE_URL/{name})"
-    )
-
-
-def _parse_content_range(value):
-    """(first byte, total size or None) from 'bytes FIRST-LAST/TOTAL', or None if unparsable."""
-    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
-    if not m:
-        return None
-    return int(m.group(1)), None if m.group(3) == "*" else int(m.group(3))
-
-
-def _download(url, part, timeout):
-    """Download url into part; an existing part is resumed with a Range request if possible."""
-    name = os.path.basename(part)[: -len(".part")]
-    # An opener per call, so that proxy settings are read from the environment as it is now.
-    opener = urllib.request.build_opener()
-    offset = os.path.getsize(part) if os.path.exists(part) else 0
-    for _attempt in range(2):  # the second attempt is a restart from zero
-        headers = {"User-Agent": "fairseq-selfteach/iwslt14", "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        print(f"downloading {url} -> {part}" + (f" (resuming at byte {offset})" if offset else ""))
-        try:
-            request = urllib.request.Request(url, headers=headers)
-        except ValueError as e:  # e.g. no http:// in front
-            raise PrepareError(f"not a usable URL: {url!r} ({e})") from None
-        try:
-            resp = opener.open(request, timeout=timeout)
-        except urllib.error.HTTPError as e:
-            e.close()
-            if e.code == 416 and offset:
-                # The .part is not a prefix the server can continue (as long as the file or longer).
-                print(f"server refused to resume at byte {offset} (HTTP 416); restarting from zero")
-                os.remove(part)
-                offset = 0
-                continue
-            raise PrepareError(
-                f"{url} answered HTTP {e.code} {e.reason}. Pass a local copy with "
-                f"--archive /path/to/{name}, or another source with --url or IWSLT14_MIRROR"
-            ) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            raise PrepareError(_offline_message(url, e, name)) from None
-        with resp:
-            length = resp.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            if offset and resp.status == 206:
-                cr = _parse_content_range(resp.headers.get("Content-Range"))
-                if cr is None or cr[0] != offset:
-                    print(f"server sent an unexpected range ({resp.headers.get('Content-Range')}); "
-                          "restarting from zero")
-                    os.remove(part)
-                    offset = 0
-                    continue
-                total = cr[1]
-                if total is None and length is not None:
-                    total = offset + length
-                mode = "ab"
-            else:
-                if offset:
-                    print(f"server does not support resuming (HTTP {resp.status}); "
-                          "restarting from zero")
-                offset, total, mode = 0, length, "wb"  # "wb" truncates the stale part
-            size = offset
-            with open(part, mode) as f:
-                while True:
-                    try:
-                        chunk = resp.read(_CHUNK)
-                    except (http.client.HTTPException, OSError) as e:  # timeouts are OSErrors
-                        raise PrepareError(
-                            f"download of {url} interrupted after {size} bytes ({e}); the partial "
-                            f"file {part} is kept: rerun the same command to resume"
-                        ) from None
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    size += len(chunk)
-        # http.client ends a body cut short silently (read() returns b""), so the size is the check.
-        if total is not None and size < total:
-            raise PrepareError(
-                f"incomplete download of {url}: got {size} of {total} bytes; the partial file "
-                f"{part} is kept: rerun the same command to resume"
-            )
-        if total is not None and size > total:
-            os.remove(part)
-            raise PrepareError(
-                f"download of {url} is larger than the server announced ({size} > {total} bytes); "
-                f"deleted {part}"
-            )
-        print(f"downloaded {size} bytes")
-        return
-    raise PrepareError(f"could not download {url}: the server would not send the file from byte 0")
-
-
-def fetch(url, dest, sha256=None, timeout=DEFAULT_TIMEOUT):
-    """Make dest a verified copy of url and return its path.
-
-    The download goes to dest + '.part' (resumed on a rerun) and is renamed to dest only once
-    complete and verified. The expected sha256 is `sha256`, else the one recorded in
-    dest + '.sha256'; with neither, the download's hash is recorded there (trust on first use).
-    An existing dest is not downloaded again but is verified the same way; a download or dest
-    that fails verification is deleted.
-    """
-    dest = os.path.abspath(dest)
-    expected = _normalise_sha256(sha256) if sha256 else _read_sidecar(dest)
-    if os.path.exists(dest):
-        actual = sha256_file(dest)
-        if expected:
-            _check_sha256(dest, expected, actual, delete=True)
-            print(f"{dest} already downloaded; sha256 verified")
-        else:
-            _trust_first_use(dest, actual)
-        return dest
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    part = dest + ".part"
-    _download(url, part, timeout)
-    actual = sha256_file(part)
-    if expected:
-        # The message names dest (what the user asked for); the bad bytes are in part.
-        if actual != expected:
-            os.remove(part)
-            raise PrepareError(
-                f"checksum mismatch for {dest} (downloaded from {url}): "
-                f"expected sha256 {expected}, actual {actual} (deleted the download)"
-            )
-        os.replace(part, dest)
-        print(f"sha256 verified: {actual}")
-    else:
-        os.replace(part, dest)
-        _trust_first_use(dest, actual)
-    return dest
-
-
-# ---------------------------------------------------------------- extraction
-
-
-def _open_tgz(archive):
-    try:
-        return tarfile.open(archive, "r:gz")
-    except FileNotFoundError:
-        raise PrepareError(f"archive not found: {archive}") from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise PrepareError(f"{archive} is not a gzip-compressed tar archive ({e})") from None
-
-
-def _members(tf, archive):
-    try:
-        return tf.getmembers()  # reads the whole archive, so a truncated one fails here
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise PrepareError(
-            f"{archive} is not a readable gzip-compressed tar archive ({e})"
-        ) from None
-
-
-def _check_readable_tgz(archive, delete=False):
-    try:
-        with _open_tgz(archive) as tf:
-            _members(tf, archive)
-    except PrepareError:
-        if delete:
-            os.remove(archive)
-            raise PrepareError(
-                f"{archive} is not a readable gzip-compressed tar archive (deleted it)"
-            ) from None
-        raise
-
-
-def _unsafe_reason(member, dest_real):
-    name = member.name
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if ".." in parts:
-        return "'..' in its path"
-    if member.issym():
-        return f"symbolic link to {member.linkname!r}"
-    if member.islnk():
-        return f"hard link to {member.linkname!r}"
-    if not (member.isfile() or member.isdir()):
-        return "device or other special file"
-    target = os.path.realpath(os.path.join(dest_real, name))
-    if target != dest_real and not target.startswith(dest_real + os.sep):
-        return "path leads outside the extraction folder"
-    return None
-
-
-def safe_extract(archive, dest):
-    """Extract a .tgz into dest (via dest + '.tmp', renamed when complete) and return dest.
-
-    Every member is checked before anything is written: an absolute path, a '..' component, a
-    symbolic or hard link or a device/special file gets the whole archive refused (PrepareError
-    naming the member). An existing dest is replaced.
-    """
-    dest = os.path.abspath(dest)
-    tmp = dest + ".tmp"
-    with _open_tgz(archive) as tf:
-        members = _members(tf, archive)
-        for m in members:
-            reason = _unsafe_reason(m, os.path.realpath(tmp))
-            if reason:
-                raise PrepareError(
-                    f"refusing to extract {archive}: member {m.name!r}: {reason}"
-                )
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp)  # left by an interrupted run
-        os.makedirs(tmp)
-        # The 'data' filter (Python >= 3.11.4) repeats these checks and drops odd permission bits.
-        kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        try:
-            tf.extractall(tmp, members=members, **kwargs)
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PrepareError(f"could not extract {archive} ({e})") from None
-    if os.path.lexists(dest):
-        shutil.rmtree(dest)
-    os.rename(tmp, dest)
-    return dest
 
 
 # ---------------------------------------------------------------- raw text
@@ -551,24 +273,16 @@ def _run(a):
     if raw_complete(raw_dir, a.src):
         print(f"{raw_dir} is already complete; nothing to do (delete it to rebuild)")
         return 0
-    expected = _normalise_sha256(a.sha256) if a.sha256 else KNOWN_SHA256.get(pair)
+    expected = normalise_sha256(a.sha256) if a.sha256 else KNOWN_SHA256.get(pair)
     if a.archive:
         archive = os.path.abspath(a.archive)
         if a.url:
             print("--archive given: ignoring --url")
-        if not os.path.isfile(archive):
-            raise PrepareError(f"archive not found: {archive}")
-        digest = sha256_file(archive)
-        if expected:
-            # delete=False: never delete the user's own file
-            _check_sha256(archive, expected, digest, delete=False)
-            print(f"sha256 verified: {digest}")
-        else:
-            print(f"sha256 {digest} of {archive} (no known checksum to verify it against)")
+        digest = verify_local(archive, expected)  # never deletes the user's own file
     else:
         url = resolve_url(a.src, a.url)
         archive = fetch(url, os.path.join(out, "download", f"{pair}.tgz"), sha256=expected,
-                        timeout=a.timeout)
+                        timeout=a.timeout, hint=FETCH_HINT)
         digest = sha256_file(archive)
     extract_dir = safe_extract(archive, os.path.join(out, "extract"))
     r = extract_raw(extract_dir, a.src, raw_dir, archive=archive, archive_sha256=digest)
@@ -587,14 +301,7 @@ def main(argv=None):
     p.add_argument("--archive", help="a local {src}-en.tgz to use instead of downloading")
     p.add_argument("--url", help="download the archive from this URL")
     p.add_argument("--sha256", help="expected sha256 of the archive (overrides the known one)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                   help="network timeout per socket operation, seconds (default %(default)s)")
-    a = p.parse_args(argv)
-    try:
-        return _run(a)
-    except PrepareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli_main(p, _run, argv)  # adds --timeout; errors are printed plainly, exit status 2
 
 
 if __name__ == "__main__":

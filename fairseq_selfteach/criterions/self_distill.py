@@ -26,11 +26,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
-from fairseq_selfteach.distillation.exits import (
-    check_decoder_exits,
-    decoder_exit_logits,
-    parse_exits,
-)
+from fairseq_selfteach.distillation.exits import exits_for, parse_exits
 from fairseq_selfteach.distillation.kd import (
     KD_DIRECTIONS,
     check_kd_options,
@@ -97,7 +93,7 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         self.kd_teacher_grad = kd_teacher_grad
         # the frozen teacher (offline mode) belongs to the task; see tasks/self_distill_translation
         self.teacher = getattr(task, "teacher", None)
-        self._checked_model = False
+        self.exits = None  # the model family's exit adapter, chosen on the first batch
 
     def kd(self, student_lp, teacher_lp):
         return kd_from_log_probs(student_lp, teacher_lp, self.kd_temperature, self.kd_direction)
@@ -109,27 +105,23 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
     def forward(self, model, sample, reduce=True):
         if not reduce:
             raise ValueError("self_distill only computes reduced (summed) losses")
-        if not self._checked_model:
-            check_decoder_exits(model.decoder, self.student_exits)
-            self._checked_model = True
+        if self.exits is None:
+            # where this model family's distributions are (decoder tokens, or sentence classes)
+            self.exits = exits_for(model, self)
+            self.exits.check(model, self.student_exits)
 
-        net_output = model(**sample["net_input"])
-        lprobs, target = self.get_lprobs_and_target(model, net_output, sample)
-        gold, nll = label_smoothed_nll_loss(lprobs, target, self.eps, ignore_index=self.padding_idx)
-
-        # Distillation only looks at real target positions: select them once (pads never enter a KL).
-        # `target` is lprobs' flattened (and prefix-stripped) target, so mask rows line up with it.
-        target_bt = model.get_targets(sample, net_output)
-        mask = target_bt.ne(self.padding_idx)
-        if self.ignore_prefix_size > 0:
-            mask[:, : self.ignore_prefix_size] = False
-        rows = target.ne(self.padding_idx)
-        top_lp = self.softened(net_output[0][mask], lprobs[rows])
+        # N scored positions: real target tokens (translation) or sentences (classification).
+        # Pads never enter a loss: only these positions are selected, once.
+        net_output, top_logits, target, positions = self.exits.forward(model, sample)
+        top_lprobs = log_probs(top_logits)
+        gold, nll = label_smoothed_nll_loss(top_lprobs, target, self.eps)
+        top_lp = self.softened(top_logits, top_lprobs)
 
         log = {}
         if self.teacher is not None:
             self.teacher.follow(model)
-            teacher_lp = log_probs(self.teacher.logits(sample)[mask], self.kd_temperature)
+            teacher_lp = log_probs(self.exits.teacher_logits(self.teacher, sample, positions),
+                                   self.kd_temperature)
             top_kd = self.kd(top_lp, teacher_lp)
             loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
             kd_total = top_kd.detach()
@@ -139,20 +131,25 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
             loss = gold
             kd_total = gold.new_zeros(())
 
-        if self.student_exits:
-            exit_target = target_bt[mask]
-            for k in self.student_exits:
-                logits = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], k, mask)
-                exit_lprobs = log_probs(logits)
-                exit_gold, exit_nll = label_smoothed_nll_loss(exit_lprobs, exit_target, self.eps)
-                exit_kd = self.kd(self.softened(logits, exit_lprobs), teacher_lp)
-                loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
-                kd_total = kd_total + exit_kd.detach()
-                log[f"exit{k}_gold_loss"] = exit_gold.data
-                log[f"exit{k}_nll_loss"] = exit_nll.data
-                log[f"exit{k}_kd_loss"] = exit_kd.data
+        for k in self.student_exits:
+            logits = self.exits.exit_logits(model, net_output, k, positions)
+            exit_lprobs = log_probs(logits)
+            exit_gold, exit_nll = label_smoothed_nll_loss(exit_lprobs, target, self.eps)
+            exit_kd = self.kd(self.softened(logits, exit_lprobs), teacher_lp)
+            loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
+            kd_total = kd_total + exit_kd.detach()
+            log[f"exit{k}_gold_loss"] = exit_gold.data
+            log[f"exit{k}_nll_loss"] = exit_nll.data
+            log[f"exit{k}_kd_loss"] = exit_kd.data
+            if self.exits.per_sentence:
+                log[f"exit{k}_n_correct"] = utils.item(logits.argmax(-1).eq(target).sum())
 
-        sample_size = sample["target"].size(0) if self.sentence_avg else sample["ntokens"]
+        nsentences = sample["target"].size(0)
+        if self.exits.per_sentence:  # as fairseq's sentence_prediction: losses per sentence
+            sample_size = nll_count = nsentences
+        else:
+            sample_size = nsentences if self.sentence_avg else sample["ntokens"]
+            nll_count = sample["ntokens"]
         log.update(
             {
                 "loss": loss.data,
@@ -160,11 +157,15 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
                 "nll_loss": nll.data,
                 "kd_loss": kd_total.data,
                 "ntokens": sample["ntokens"],
-                "nsentences": sample["target"].size(0),
+                "nll_count": nll_count,
+                "nsentences": nsentences,
                 "sample_size": sample_size,
             }
         )
-        if self.report_accuracy:
+        if self.exits.per_sentence:
+            log["n_correct"] = utils.item(top_logits.argmax(-1).eq(target).sum())
+            log["total"] = nsentences
+        elif self.report_accuracy:
             n_correct, total = self.compute_accuracy(model, net_output, sample)
             log["n_correct"] = utils.item(n_correct.data)
             log["total"] = utils.item(total.data)
@@ -175,9 +176,12 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         """loss, nll_loss, ppl (and accuracy) as label_smoothed_cross_entropy logs them, plus each
         term separately: gold_loss and kd_loss per sample_size, and per exit k its
         exit{k}_gold_loss, exit{k}_kd_loss (per sample_size) and exit{k}_nll_loss / exit{k}_ppl
-        (per token). All in base 2, like fairseq."""
-        super().reduce_metrics(logging_outputs)
-        ntokens = sum(log.get("ntokens", 0) for log in logging_outputs)
+        (per token; per sentence for classification, like every nll here), and for classification
+        exit{k}_accuracy. All losses in base 2, like fairseq."""
+        # nll figures are per target token (translation) or per sentence (classification)
+        super().reduce_metrics([dict(log, ntokens=log.get("nll_count", log.get("ntokens", 0)))
+                                for log in logging_outputs])
+        nll_count = sum(log.get("nll_count", log.get("ntokens", 0)) for log in logging_outputs)
         sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
         keys = sorted({k for log in logging_outputs for k in log if k.endswith("_loss")})
         for key in keys:
@@ -185,7 +189,7 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
                 continue
             total = sum(log.get(key, 0) for log in logging_outputs)
             per_token = key.endswith("nll_loss")
-            denom = ntokens if per_token else sample_size
+            denom = nll_count if per_token else sample_size
             metrics.log_scalar(key, total / max(denom, 1) / math.log(2), denom, round=3)
             if per_token:
                 exit_name = key[: -len("_nll_loss")]
@@ -193,6 +197,11 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
                     f"{exit_name}_ppl",
                     lambda meters, key=key: utils.get_perplexity(meters[key].avg),
                 )
+        total = sum(log.get("total", 0) for log in logging_outputs)
+        for key in sorted({k for log in logging_outputs for k in log if k.endswith("_n_correct")}):
+            correct = sum(log.get(key, 0) for log in logging_outputs)
+            metrics.log_scalar(key.replace("_n_correct", "_accuracy"),
+                               100.0 * correct / max(total, 1), total, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

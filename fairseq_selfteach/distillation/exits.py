@@ -46,3 +46,84 @@ def decoder_exit_logits(decoder, inner_states: List[torch.Tensor], layer: int, m
     if decoder.project_out_dim is not None:
         x = decoder.project_out_dim(x)
     return decoder.output_layer(x)
+
+
+def check_encoder_exits(encoder, exits: List[int], option: str = "--student-exits") -> None:
+    n = len(encoder.layers)
+    bad = [k for k in exits if k >= n]
+    if bad:
+        raise ValueError(
+            f"{option} {','.join(map(str, exits))}: the encoder has {n} layers, so a student exit "
+            f"must be between 1 and {n - 1} (layer {n} is the teacher exit)"
+        )
+
+
+class TranslationExits:
+    """Where a translation model's distributions are: the decoder's output at every real target
+    token (N = target tokens in the batch); exit k = the first k decoder layers + what follows them."""
+
+    per_sentence = False
+
+    def __init__(self, padding_idx: int, ignore_prefix_size: int = 0):
+        self.padding_idx = padding_idx
+        self.ignore_prefix_size = ignore_prefix_size
+
+    def check(self, model, exits: List[int]) -> None:
+        check_decoder_exits(model.decoder, exits)
+
+    def forward(self, model, sample):
+        """(net_output, top logits (N, V), targets (N,), positions) for the real target tokens."""
+        net_output = model(**sample["net_input"])
+        target = model.get_targets(sample, net_output)
+        mask = target.ne(self.padding_idx)
+        if self.ignore_prefix_size > 0:
+            mask[:, : self.ignore_prefix_size] = False
+        return net_output, net_output[0][mask], target[mask], mask
+
+    def exit_logits(self, model, net_output, layer: int, mask):
+        return decoder_exit_logits(model.decoder, net_output[1]["inner_states"], layer, mask)
+
+    def teacher_logits(self, teacher, sample, mask):
+        return teacher.logits(sample)[mask]
+
+
+class ClassificationExits:
+    """Where a sentence classifier's distributions are: one per sentence (N = sentences), from the
+    classification head on BERT's pooled [CLS] output. Exit k pools the [CLS] position of layer k's
+    output (not layer k-1, and no average over padding) through the same pooler and head, so it is
+    exactly the model made of the first k layers, which is what export keeps."""
+
+    per_sentence = True
+
+    def __init__(self, head_name: str):
+        self.head_name = head_name
+
+    def check(self, model, exits: List[int]) -> None:
+        if self.head_name not in model.classification_heads:
+            raise ValueError(f"the model has no classification head {self.head_name!r}")
+        if model.classification_heads[self.head_name].out_proj.out_features == 1:
+            raise ValueError("self_distill needs class distributions; regression tasks (STS-B) "
+                             "are not supported: use --criterion sentence_prediction")
+        check_encoder_exits(model.encoder, exits)
+
+    def forward(self, model, sample):
+        net_output = model(**sample["net_input"], classification_head_name=self.head_name)
+        target = model.get_targets(sample, [net_output[0]]).view(-1)
+        return net_output, net_output[0], target, None
+
+    def exit_logits(self, model, net_output, layer: int, mask):
+        hidden = net_output[1]["inner_states"][layer]  # B x T x C; [0] is the embeddings' output
+        return model.classification_heads[self.head_name](model.pooled(hidden))
+
+    def teacher_logits(self, teacher, sample, mask):
+        return teacher.logits(sample, classification_head_name=self.head_name)
+
+
+def exits_for(model, criterion) -> "TranslationExits | ClassificationExits":
+    """The exit adapter of a model family: encoder-decoder translation, or a sentence classifier."""
+    if hasattr(model, "decoder"):
+        return TranslationExits(criterion.padding_idx, criterion.ignore_prefix_size)
+    if hasattr(model, "classification_heads"):
+        head = getattr(criterion.task.cfg, "classification_head_name", "sentence_classification_head")
+        return ClassificationExits(head)
+    raise ValueError(f"self_distill does not know where {type(model).__name__}'s outputs are")

@@ -18,7 +18,7 @@ class Teacher:
     path: str
     sha256: str
 
-    def logits(self, sample) -> torch.Tensor:  # pragma: no cover - interface
+    def logits(self, sample, **forward_kwargs) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -63,8 +63,9 @@ class FrozenModelTeacher(Teacher):
         return cls(path, model, state, sha256_of_file(path))
 
     @torch.no_grad()
-    def logits(self, sample) -> torch.Tensor:
-        return self.model(**sample["net_input"])[0]
+    def logits(self, sample, **forward_kwargs) -> torch.Tensor:
+        # forward_kwargs: e.g. classification_head_name for a sentence classifier
+        return self.model(**sample["net_input"], **forward_kwargs)[0]
 
     def follow(self, student: torch.nn.Module) -> None:
         """Put the teacher on the student's device and dtype (cheap when already there)."""

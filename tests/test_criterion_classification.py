@@ -1,0 +1,145 @@
+"""`--criterion self_distill` on a BERT sentence classifier: the same loss code as for translation,
+reading one distribution per sentence (the head on the pooled [CLS] output of layer k)."""
+import copy
+import math
+from dataclasses import fields
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+import fairseq_selfteach  # noqa: F401  (registers the plugin)
+from fairseq_selfteach.bert_dictionary import BertDictionary
+from fairseq_selfteach.criterions.self_distill import SelfDistillCriterion
+from fairseq_selfteach.models.bert import SelfteachBertConfig, SelfteachBertModel
+
+HEAD = "sentence_classification_head"
+
+
+def small_bert(layers=4, seed=0):
+    torch.manual_seed(seed)
+    d = BertDictionary()
+    for tok in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]:
+        d.add_symbol(tok)
+    d._set_special_indices("test vocabulary")
+    cfg = OmegaConf.create({f.name: f.default for f in fields(SelfteachBertConfig)})
+    cfg.update({"encoder_layers": layers, "encoder_embed_dim": 32, "encoder_attention_heads": 4,
+                "encoder_ffn_embed_dim": 64, "vocab_size": len(d), "max_position_embeddings": 64,
+                "type_vocab_size": 2, "layer_norm_eps": 1e-12, "dropout": 0.0, "attention_dropout": 0.0})
+    model = SelfteachBertModel.build_from_dictionary(cfg, d)
+    model.register_classification_head(HEAD, 3)
+    with torch.no_grad():  # BERT's init (std 0.02) gives near-uniform classes: sharpen them
+        model.classification_heads[HEAD].out_proj.weight.mul_(100)
+    return model.eval(), d
+
+
+def batch(d, lengths=(9, 6, 4, 7), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    T = max(lengths)
+    tokens = torch.full((len(lengths), T), d.pad())
+    segments = torch.zeros_like(tokens)
+    for i, n in enumerate(lengths):
+        tokens[i, 0] = d.bos()
+        tokens[i, 1:n] = torch.randint(5, len(d), (n - 1,), generator=g)
+        segments[i, n // 2:n] = 1
+    return {"id": torch.arange(len(lengths)), "nsentences": len(lengths), "ntokens": sum(lengths),
+            "net_input": {"src_tokens": tokens, "segment_labels": segments,
+                          "src_lengths": torch.tensor(lengths)},
+            "target": torch.randint(0, 3, (len(lengths),), generator=g)}
+
+
+def criterion(teacher=None, **kw):
+    task = SimpleNamespace(cfg=SimpleNamespace(classification_head_name=HEAD), target_dictionary=None,
+                           teacher=teacher)
+    args = dict(sentence_avg=True, label_smoothing=0.0, kd_alpha=0.5, kd_temperature=1.0)
+    args.update(kw)
+    return SelfDistillCriterion(task, **args)
+
+
+def test_alpha_zero_is_sentence_prediction_cross_entropy():
+    model, d = small_bert()
+    s = batch(d)
+    loss, sample_size, log = criterion(kd_alpha=0.0)(model, s)
+    logits, _ = model(**s["net_input"], classification_head_name=HEAD)
+    # fairseq's sentence_prediction criterion: nll_loss(log_softmax(logits)), summed, per sentence
+    ref = F.nll_loss(F.log_softmax(logits, dim=-1, dtype=torch.float32), s["target"], reduction="sum")
+    assert torch.allclose(loss, ref, atol=1e-6) and sample_size == 4
+    assert log["total"] == 4 and log["n_correct"] == int(logits.argmax(-1).eq(s["target"]).sum())
+
+
+def test_exit_is_the_first_k_layers_with_the_same_pooler_and_head():
+    model, d = small_bert(layers=4)
+    s = batch(d)
+    crit = criterion(student_exits="2")
+    crit(model, s)  # chooses the classification adapter
+    net_output, _, _, positions = crit.exits.forward(model, s)
+    exit_logits = crit.exits.exit_logits(model, net_output, 2, positions)
+    # a 2-layer model holding the first 2 layers, the pooler and the head
+    student = copy.deepcopy(model)
+    student.encoder.layers = student.encoder.layers[:2]
+    truncated, _ = student(**s["net_input"], classification_head_name=HEAD)
+    assert torch.allclose(exit_logits, truncated, atol=1e-6)
+
+
+def test_online_loss_is_gold_plus_mixed_exit_terms():
+    model, d = small_bert(layers=4)
+    s = batch(d)
+    loss, _, log = criterion(student_exits="1,2", kd_alpha=0.3, kd_temperature=2.0)(model, s)
+    expected = log["gold_loss"] + sum(
+        0.7 * log[f"exit{k}_gold_loss"] + 0.3 * log[f"exit{k}_kd_loss"] for k in (1, 2))  # kd: T²-scaled
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert log["kd_loss"] > 0 and "exit1_n_correct" in log
+
+
+def test_offline_kd_is_zero_when_the_student_is_the_teacher():
+    model, d = small_bert()
+    s = batch(d)
+
+    class SameModelTeacher:
+        def follow(self, student):
+            pass
+
+        def logits(self, sample, **kw):
+            return model(**sample["net_input"], **kw)[0]
+
+    loss, _, log = criterion(teacher=SameModelTeacher(), kd_alpha=0.5)(model, s)
+    assert abs(float(log["kd_loss"])) < 1e-6
+    assert torch.allclose(loss, 0.5 * log["gold_loss"], atol=1e-6)
+
+
+def test_gradient_reaches_only_through_the_student_side():
+    model, d = small_bert(layers=3)
+    s = batch(d)
+    model.train()
+    loss, _, _ = criterion(student_exits="1", kd_alpha=1.0)(model, s)  # only the exit's KL
+    loss.backward()
+    # α = 1: the top layer's head gets gold gradient, layer 2 only from the top exit's gold term
+    assert model.encoder.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_exit_at_the_top_layer_is_refused():
+    model, d = small_bert(layers=3)
+    with pytest.raises(ValueError, match="encoder has 3 layers"):
+        criterion(student_exits="3")(model, batch(d))
+
+
+def test_regression_head_is_refused():
+    model, d = small_bert(layers=3)
+    model.register_classification_head(HEAD, 1)
+    with pytest.raises(ValueError, match="regression"):
+        criterion()(model, batch(d))
+
+
+def test_reduce_metrics_logs_per_sentence_terms():
+    from fairseq.logging import metrics
+
+    model, d = small_bert(layers=3)
+    s = batch(d)
+    _, _, log = criterion(student_exits="1")(model, s)
+    with metrics.aggregate() as agg:
+        SelfDistillCriterion.reduce_metrics([log, log])
+    values = agg.get_smoothed_values()
+    assert math.isclose(values["nll_loss"], float(log["nll_loss"]) / 4 / math.log(2), rel_tol=1e-3)
+    assert "exit1_accuracy" in values and "accuracy" in values and "exit1_kd_loss" in values
