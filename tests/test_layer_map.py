@@ -23,3 +23,16 @@ def test_maps(spec, teacher, student, expected):
 def test_errors(spec, teacher, student, message):
     with pytest.raises(ValueError, match=message):
         resolve_layer_map(spec, teacher, student, "decoder")
+
+
+def test_task_options_parse_through_fairseq():
+    """The distilling tasks share TeacherConfig; each option reaches fairseq's parser."""
+    import fairseq_selfteach  # noqa: F401
+    from fairseq import options
+
+    args = options.parse_args_and_arch(options.get_training_parser(), [
+        "/tmp", "--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
+        "--teacher-path", "T.pt", "--student-decoder-layer-map", "last",
+        "--student-encoder-layer-map", "every_other", "--no-init-student-from-teacher"])
+    assert (args.teacher_path, args.student_decoder_layer_map, args.student_encoder_layer_map,
+            args.no_init_student_from_teacher) == ("T.pt", "last", "every_other", True)

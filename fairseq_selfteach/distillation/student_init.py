@@ -1,7 +1,10 @@
 """What every distilling task shares: owning the frozen teacher, initialising the student from it,
 and remembering (in the task state saved with each checkpoint) which teacher file was used."""
 import logging
+from dataclasses import dataclass, field
 from typing import Optional
+
+from fairseq.dataclass import FairseqDataclass
 
 from fairseq_selfteach.distillation.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.distillation.teacher import FrozenModelTeacher, Teacher
@@ -9,12 +12,40 @@ from fairseq_selfteach.distillation.teacher import FrozenModelTeacher, Teacher
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class TeacherConfig(FairseqDataclass):
+    """The options every distilling task adds to its base task's config."""
+
+    teacher_path: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "trained full-depth checkpoint to distil from (offline self-teaching); it is "
+            "frozen and never saved into the student's checkpoints (its path and sha256 are)"
+        },
+    )
+    student_encoder_layer_map: str = field(
+        default="first",
+        metadata={
+            "help": "teacher encoder layers the student's encoder starts from: first, last, "
+            "every_other, or a comma list of 0-based teacher layers"
+        },
+    )
+    # fairseq turns a bool field into a store_true flag, so the option is the negative one
+    no_init_student_from_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "start the student from random weights instead of copying the teacher's "
+            "embeddings, mapped layers and output layers (projection, pooler, classification heads)"
+        },
+    )
+
+
 def count_layers(model, side: str) -> int:
     return len(getattr(model, side).layers)
 
 
 class TeacherTaskMixin:
-    """Mixed into a fairseq task whose config has teacher_path, init_student_from_teacher and
+    """Mixed into a fairseq task whose config has teacher_path, no_init_student_from_teacher and
     student_{side}_layer_map for each side in `layer_lists`. The task implements
     build_plain_model(model_cfg), which builds a model without any distillation step."""
 
@@ -45,7 +76,7 @@ class TeacherTaskMixin:
                 )
             except ValueError as e:
                 raise ValueError(f"{e} (teacher: {teacher.path})") from e
-        if self.cfg.init_student_from_teacher:
+        if not self.cfg.no_init_student_from_teacher:
             copy_teacher_into_student(model, teacher.state["model"], maps)
             logger.info(
                 "student initialised from teacher %s: %s",

@@ -6,42 +6,20 @@ checkpoint_last.pt — so a resumed run keeps its trained weights. build_model i
 runs at that moment, which is why the teacher lives with the task and the loss with the criterion.
 """
 from dataclasses import dataclass, field
-from typing import Optional
 
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from fairseq_selfteach.distillation.student_init import TeacherTaskMixin
+from fairseq_selfteach.distillation.student_init import TeacherConfig, TeacherTaskMixin
 
 
 @dataclass
-class SelfDistillTranslationConfig(TranslationConfig):
-    teacher_path: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "trained full-depth checkpoint to distil from (offline self-teaching); it is "
-            "frozen and never saved into the student's checkpoints (its path and sha256 are)"
-        },
-    )
-    student_encoder_layer_map: str = field(
-        default="first",
-        metadata={
-            "help": "teacher encoder layers the student's encoder starts from: first, last, "
-            "every_other, or a comma list of 0-based teacher layers"
-        },
-    )
+class SelfDistillTranslationConfig(TranslationConfig, TeacherConfig):
     student_decoder_layer_map: str = field(
         default="first",
         metadata={
             "help": "teacher decoder layers the student's decoder starts from: first, last, "
             "every_other, or a comma list of 0-based teacher layers"
-        },
-    )
-    init_student_from_teacher: bool = field(
-        default=True,
-        metadata={
-            "help": "copy the teacher's embeddings, mapped layers and output projection into the "
-            "student before training (otherwise the student starts from random weights)"
         },
     )
 
