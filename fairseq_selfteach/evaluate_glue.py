@@ -1,0 +1,171 @@
+"""Score every example of a binarised GLUE split with a fine-tuned checkpoint.
+
+    python -m fairseq_selfteach.evaluate_glue --data BIN --path CKPT [--subset valid] [--json OUT]
+        [--predictions OUT.tsv] [--batch-size 64] [--cpu] [--classification-head-name NAME]
+
+BIN is a folder written by preprocess/glue_binarize.py; CKPT a checkpoint whose model has the
+classification head (fine-tuned with --task glue). Every example of the split is scored exactly once
+(checked by id), and the task's metrics are computed from the whole arrays with scikit-learn/scipy
+(fairseq_selfteach.glue_metrics.compute_metrics), in percent, with glue_score the task's own number.
+Unlabelled splits (GLUE test sets, AX) get predictions only: --predictions writes GLUE's submission
+format (`index<TAB>prediction`, the label names of meta.json, or the score for STS-B).
+The JSON (--json, written atomically) holds task, subset, data, checkpoint, examples, scored,
+metrics and glue_score. The checkpoint is loaded by fairseq's loader in torch's safe mode.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def load(path: str, data: str, head: str = None):
+    """(model in eval mode, GlueTask for data, head name)."""
+    from fairseq import checkpoint_utils
+    from omegaconf import OmegaConf
+
+    from fairseq_selfteach.checkpoints import load_checkpoint
+    from fairseq_selfteach.tasks.glue import GlueConfig, GlueTask
+
+    state = load_checkpoint(path)
+    cfg = state.get("cfg") or {}
+    task_cfg = cfg.get("task") if hasattr(cfg, "get") else None
+    if head is None:
+        head = (task_cfg or {}).get("classification_head_name") or GlueConfig.classification_head_name
+    key = f"classification_heads.{head}.out_proj.weight"
+    if key not in state["model"]:
+        heads = sorted({k.split(".")[1] for k in state["model"] if k.startswith("classification_heads.")})
+        raise EvaluationError(
+            f"{path} has no classification head {head!r} "
+            f"({'heads: ' + ', '.join(heads) if heads else 'no heads at all: a pretrained model, not fine-tuned'})"
+        )
+    glue_cfg = OmegaConf.structured(GlueConfig(data=data, classification_head_name=head))
+    task = GlueTask.setup_task(glue_cfg)
+    if state["model"][key].size(0) != task.num_classes:
+        raise EvaluationError(
+            f"{path}: head {head!r} has {state['model'][key].size(0)} outputs but {data} "
+            f"({task.glue_task}) has {task.num_classes}"
+        )
+    models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task([path], task=task, state=state)
+    return models[0].eval(), task, head
+
+
+@torch.no_grad()
+def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool):
+    """(ids, predictions, targets or None) for every example of the split, in id order."""
+    from fairseq import utils
+
+    dataset = task.load_dataset(subset)
+    itr = task.get_batch_iterator(
+        dataset,
+        max_sentences=batch_size,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+        ignore_invalid_inputs=False,
+        required_batch_size_multiple=1,
+    ).next_epoch_itr(shuffle=False)
+    ids, preds, targets = [], [], []
+    for sample in itr:
+        if use_cuda:
+            sample = utils.move_to_cuda(sample)
+        logits = model(**sample["net_input"], features_only=True, classification_head_name=head)[0]
+        out = logits.float().view(-1) if task.regression else logits.argmax(dim=-1)
+        ids.append(sample["id"].cpu())
+        preds.append(out.cpu())
+        if "target" in sample:
+            targets.append(sample["target"].cpu())
+    ids = torch.cat(ids).numpy() if ids else np.zeros(0, dtype=np.int64)
+    n = len(dataset)
+    if len(ids) != n or not np.array_equal(np.sort(ids), np.arange(n)):
+        raise EvaluationError(f"scored {len(ids)} predictions for the {n} examples of {subset}: not each once")
+    order = np.argsort(ids)
+    preds = torch.cat(preds).numpy()[order]
+    targets = torch.cat(targets).numpy()[order] if targets else None
+    return ids[order], preds, targets
+
+
+def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
+    from fairseq_selfteach.glue_metrics import SCORE_NAME, compute_metrics
+
+    use_cuda = torch.cuda.is_available() and not cpu
+    model, task, head = load(path, data, head)
+    if use_cuda:
+        model.cuda()
+    start = time.time()
+    ids, preds, targets = predict(model, task, subset, head, batch_size, use_cuda)
+    result = {
+        "task": task.glue_task,
+        "subset": subset,
+        "data": os.path.abspath(data),
+        "checkpoint": os.path.abspath(path),
+        "examples": len(task.datasets[subset]),
+        "scored": int(len(ids)),
+        "seconds": round(time.time() - start, 3),
+    }
+    if targets is not None:
+        metrics = compute_metrics(task.glue_task, preds, targets)
+        result[SCORE_NAME] = metrics.pop(SCORE_NAME)
+        result["metrics"] = metrics
+    return result, preds, task
+
+
+def write_predictions(path, preds, task):
+    labels = task.meta.get("labels")
+    lines = ["index\tprediction\n"]
+    for i, p in enumerate(preds):
+        lines.append(f"{i}\t{float(p):.6g}\n" if task.regression else f"{i}\t{labels[int(p)]}\n")
+    _atomic_text(path, "".join(lines))
+
+
+def _atomic_text(path, text):
+    from fairseq_selfteach.checkpoints import atomic_write_text
+
+    atomic_write_text(path, text)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fairseq_selfteach.evaluate_glue", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="folder written by preprocess/glue_binarize.py")
+    p.add_argument("--path", required=True, help="fine-tuned checkpoint (its model has the classification head)")
+    p.add_argument("--subset", default="valid", help="split to score: valid, valid_mismatched, test, ... (default valid)")
+    p.add_argument("--json", help="write the result here as JSON")
+    p.add_argument("--predictions", help="write index<TAB>prediction for every example (GLUE submission format)")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
+    p.add_argument("--cpu", action="store_true", help="score on the CPU even when a GPU is there")
+    p.add_argument(
+        "--classification-head-name", default=None,
+        help="head to score with; default: the checkpoint's task setting, else sentence_classification_head",
+    )
+    a = p.parse_args(argv)
+
+    import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)
+    from fairseq_selfteach.checkpoints import CheckpointError
+    from fairseq_selfteach.tasks.glue import GlueDataError
+
+    try:
+        result, preds, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu, a.classification_head_name)
+    except (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError) as e:
+        print(f"evaluate_glue: error: {e}", file=sys.stderr)
+        return 1
+    if a.predictions:
+        write_predictions(a.predictions, preds, task)
+    if a.json:
+        _atomic_text(a.json, json.dumps(result, indent=1) + "\n")
+    shown = " | ".join(f"{k} {v:.2f}" for k, v in result.get("metrics", {}).items())
+    score = f" | glue_score {result['glue_score']:.2f}" if "glue_score" in result else " (unlabelled)"
+    print(f"evaluate_glue: {result['task']} {result['subset']}: {result['scored']}/{result['examples']} scored"
+          f"{' | ' + shown if shown else ''}{score}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""GLUE TSV files -> fairseq indexed datasets for `--task glue` (WordPiece ids = the BERT's own ids).
+
+    python preprocess/glue_binarize.py --task SST-2 --glue-dir GLUE/SST-2 --bert-dir CONVERTED --out BIN
+    python preprocess/glue_binarize.py --task MRPC --glue-dir GLUE/MRPC --vocab vocab.txt --out BIN \
+        [--max-len 128] [--lowercase | --no-lowercase]
+
+Tokenisation is the checkpoint's own WordPiece through the HF `tokenizers` library
+(BertWordPieceTokenizer built from vocab.txt: BERT's normaliser and pre-tokeniser, [CLS]/[SEP]
+template). Inputs are `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` with segment ids 0 for [CLS], a and
+its [SEP], 1 for b and the final [SEP]; an input longer than --max-len (specials included) is cut by
+tokenizers' own `longest_first` strategy, as HF does, and counted in meta.json.
+Lower-casing follows the checkpoint: --lowercase/--no-lowercase, else tokenizer_config.json's
+do_lower_case next to vocab.txt, else "uncased" when vocab.txt holds no upper-case token.
+
+BIN (written as a temporary folder next to it and renamed when complete, so a failed run leaves
+nothing that looks finished) holds, for each split:
+  SPLIT.tokens.{bin,idx}    WordPiece ids (fairseq mmap indexed dataset)
+  SPLIT.segments.{bin,idx}  segment (token type) ids, same lengths
+  SPLIT.labels.{bin,idx}    one int64 per example: the class index in the task's label list, or for
+                            STS-B the float64 score's bit pattern (meta.json: label_encoding)
+                            (absent for unlabelled test splits)
+plus dict.txt (the BertDictionary: index i = line i of vocab.txt) and meta.json (task, labels,
+num_classes, regression, max_len, lowercase, vocabulary sha256, per split: file, examples,
+truncated).
+
+Splits: train (train.tsv), valid (dev.tsv), for MNLI valid (dev_matched.tsv) and valid_mismatched
+(dev_mismatched.tsv); test splits (test*.tsv, AX's diagnostic.tsv) are unlabelled and binarised when
+the file is there. Malformed input stops with FILE:LINE and a non-zero exit: a row with the wrong
+number of columns, a label outside the task's label set (or an STS-B score that is not a number in
+[0, 5]), an empty file, bytes that are not UTF-8.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+import tempfile
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+# label lists (index = class id) as in Hugging Face's GLUE processors and the GLUE leaderboard
+_BINARY = ["0", "1"]
+_NLI3 = ["contradiction", "entailment", "neutral"]
+_NLI2 = ["entailment", "not_entailment"]
+
+
+def _rows(file, columns, a, b=None, label=None, header=True):
+    return {"file": file, "header": header, "columns": columns, "a": a, "b": b, "label": label}
+
+
+# The standard GLUE layouts (the files of GLUE's download_glue_data.py). Per task: labels (None for
+# the STS-B regression), and per split the file, whether its first row is a header, the number of
+# tab-separated columns, and the 0-based columns of sentence a, sentence b and the label (None =
+# absent: single sentences, unlabelled test files). Splits marked optional may be missing.
+GLUE_TASKS = {
+    "CoLA": {
+        "labels": _BINARY,
+        "splits": {
+            "train": _rows("train.tsv", 4, a=3, label=1, header=False),
+            "valid": _rows("dev.tsv", 4, a=3, label=1, header=False),
+            "test": _rows("test.tsv", 2, a=1),
+        },
+    },
+    "SST-2": {
+        "labels": _BINARY,
+        "splits": {
+            "train": _rows("train.tsv", 2, a=0, label=1),
+            "valid": _rows("dev.tsv", 2, a=0, label=1),
+            "test": _rows("test.tsv", 2, a=1),
+        },
+    },
+    "MRPC": {
+        "labels": _BINARY,
+        "splits": {
+            "train": _rows("train.tsv", 5, a=3, b=4, label=0),
+            "valid": _rows("dev.tsv", 5, a=3, b=4, label=0),
+            "test": _rows("test.tsv", 5, a=3, b=4),
+        },
+    },
+    "QQP": {
+        "labels": _BINARY,
+        "splits": {
+            "train": _rows("train.tsv", 6, a=3, b=4, label=5),
+            "valid": _rows("dev.tsv", 6, a=3, b=4, label=5),
+            "test": _rows("test.tsv", 3, a=1, b=2),
+        },
+    },
+    "STS-B": {
+        "labels": None,
+        "splits": {
+            "train": _rows("train.tsv", 10, a=7, b=8, label=9),
+            "valid": _rows("dev.tsv", 10, a=7, b=8, label=9),
+            "test": _rows("test.tsv", 9, a=7, b=8),
+        },
+    },
+    "MNLI": {
+        "labels": _NLI3,
+        "splits": {
+            "train": _rows("train.tsv", 12, a=8, b=9, label=11),
+            "valid": _rows("dev_matched.tsv", 16, a=8, b=9, label=15),
+            "valid_mismatched": _rows("dev_mismatched.tsv", 16, a=8, b=9, label=15),
+            "test": _rows("test_matched.tsv", 10, a=8, b=9),
+            "test_mismatched": _rows("test_mismatched.tsv", 10, a=8, b=9),
+        },
+    },
+    "QNLI": {
+        "labels": _NLI2,
+        "splits": {
+            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
+            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
+            "test": _rows("test.tsv", 3, a=1, b=2),
+        },
+    },
+    "RTE": {
+        "labels": _NLI2,
+        "splits": {
+            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
+            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
+            "test": _rows("test.tsv", 3, a=1, b=2),
+        },
+    },
+    "WNLI": {
+        "labels": _BINARY,
+        "splits": {
+            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
+            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
+            "test": _rows("test.tsv", 3, a=1, b=2),
+        },
+    },
+    # the diagnostic set: unlabelled pairs scored with an MNLI model's labels
+    "AX": {
+        "labels": _NLI3,
+        "splits": {"test": _rows("diagnostic.tsv", 3, a=1, b=2)},
+    },
+}
+STSB_RANGE = (0.0, 5.0)
+LABEL_ENCODING = {"class": "class_index_int64", "regression": "float64_bits_in_int64"}
+CHUNK = 8192  # examples tokenised per tokenizers.encode_batch call
+
+
+class GlueFormatError(Exception):
+    """Malformed input, with FILE:LINE in the message."""
+
+
+def required_splits(task):
+    """Labelled splits must be there; unlabelled test files are binarised when present."""
+    return [s for s, layout in GLUE_TASKS[task]["splits"].items() if layout["label"] is not None]
+
+
+def read_tsv(path, layout, labels):
+    """(a texts, b texts or None, labels or None) of a GLUE TSV; GlueFormatError on malformed input.
+
+    Lines are split on tab only (GLUE's files are read with quotechar=None: quotes are text);
+    a trailing CR is dropped, and a UTF-8 byte-order mark on the first line is ignored."""
+    if not os.path.isfile(path):
+        raise GlueFormatError(f"{path}: file not found")
+    a_col, b_col, l_col, ncols = layout["a"], layout["b"], layout["label"], layout["columns"]
+    texts_a, texts_b, ys = [], [] if b_col is not None else None, [] if l_col is not None else None
+    lineno = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\n")
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise GlueFormatError(
+                    f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                ) from None
+            if lineno == 1:
+                line = line.lstrip("\ufeff")
+            cells = line.split("\t")
+            if len(cells) != ncols:
+                raise GlueFormatError(
+                    f"{path}:{lineno}: {len(cells)} tab-separated column(s), expected {ncols} "
+                    f"({'header' if lineno == 1 and layout['header'] else 'row'} of the GLUE layout)"
+                )
+            if lineno == 1 and layout["header"]:
+                continue
+            texts_a.append(cells[a_col])
+            if b_col is not None:
+                texts_b.append(cells[b_col])
+            if l_col is not None:
+                ys.append(_parse_label(cells[l_col], labels, path, lineno))
+    if not texts_a:
+        what = "no rows after the header" if lineno else "empty file"
+        raise GlueFormatError(f"{path}:{max(lineno, 1)}: {what}: no examples")
+    return texts_a, texts_b, ys
+
+
+def _parse_label(cell, labels, path, lineno):
+    if labels is None:  # STS-B: a similarity score
+        try:
+            value = float(cell)
+        except ValueError:
+            value = math.nan
+        lo, hi = STSB_RANGE
+        if not (lo <= value <= hi):  # also refuses nan/inf
+            raise GlueFormatError(f"{path}:{lineno}: label {cell!r} is not a score in [{lo:g}, {hi:g}]")
+        return value
+    try:
+        return labels.index(cell)
+    except ValueError:
+        raise GlueFormatError(
+            f"{path}:{lineno}: label {cell!r} is not one of the task's labels {labels}"
+        ) from None
+
+
+def resolve_vocab(args):
+    """(vocab.txt path, lowercase flag, how lowercase was decided)."""
+    if args.vocab:
+        vocab = args.vocab
+    else:
+        vocab = os.path.join(args.bert_dir, "vocab.txt")
+    if not os.path.isfile(vocab):
+        raise GlueFormatError(f"{vocab}: vocabulary not found")
+    if args.lowercase is not None:
+        return vocab, args.lowercase, "command line"
+    cfg_path = os.path.join(os.path.dirname(os.path.abspath(vocab)), "tokenizer_config.json")
+    if os.path.isfile(cfg_path):
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                flag = json.load(f).get("do_lower_case")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise GlueFormatError(f"{cfg_path}: not valid JSON ({e})") from None
+        if isinstance(flag, bool):
+            return vocab, flag, f"{cfg_path} do_lower_case"
+    with open(vocab, encoding="utf-8", errors="replace") as f:
+        # ASCII capitals only: an uncased vocabulary still holds symbols such as "ℝ"
+        cased = any(
+            "A" <= ch <= "Z"
+            for token in f.read().split("\n")
+            if not (token.startswith("[") and token.endswith("]"))
+            for ch in token
+        )
+    return vocab, not cased, f"{'cased' if cased else 'uncased'} vocabulary"
+
+
+def build_tokenizer(vocab, lowercase, max_len, dictionary):
+    from tokenizers import BertWordPieceTokenizer
+
+    tok = BertWordPieceTokenizer(vocab, lowercase=lowercase)  # strip_accents follows lowercase, as BERT
+    tok.enable_truncation(max_length=max_len, strategy="longest_first")
+    tok.no_padding()
+    # the dictionary's index must be the tokenizer's id for every symbol, or embeddings misalign
+    vocab_ids = tok.get_vocab()
+    for idx, symbol in enumerate(dictionary.symbols):
+        if dictionary.indices.get(symbol) == idx and vocab_ids.get(symbol) != idx:
+            raise GlueFormatError(
+                f"{vocab}: token {symbol!r} is id {vocab_ids.get(symbol)} for tokenizers but "
+                f"{idx} in the BertDictionary"
+            )
+    return tok
+
+
+def binarize_split(tok, dictionary, texts_a, texts_b, ys, prefix, regression):
+    """Write PREFIX.tokens/.segments(/.labels) and return (examples, truncated, longest)."""
+    import numpy as np
+    import torch
+    from fairseq.data import indexed_dataset
+
+    tokens = indexed_dataset.make_builder(prefix + ".tokens.bin", impl="mmap", vocab_size=len(dictionary))
+    segments = indexed_dataset.MMapIndexedDatasetBuilder(prefix + ".segments.bin", dtype=np.uint8)
+    truncated, longest = 0, 0
+    for start in range(0, len(texts_a), CHUNK):
+        a = texts_a[start : start + CHUNK]
+        inputs = a if texts_b is None else list(zip(a, texts_b[start : start + CHUNK]))
+        for enc in tok.encode_batch(inputs):
+            truncated += bool(enc.overflowing)
+            longest = max(longest, len(enc.ids))
+            tokens.add_item(torch.tensor(enc.ids, dtype=torch.int64))
+            segments.add_item(torch.tensor(enc.type_ids, dtype=torch.int64))
+    tokens.finalize(prefix + ".tokens.idx")
+    segments.finalize(prefix + ".segments.idx")
+    if ys is not None:
+        labels = indexed_dataset.MMapIndexedDatasetBuilder(prefix + ".labels.bin", dtype=np.int64)
+        for y in ys:
+            if regression:  # exact: the float64's bits, read back with .view(torch.float64)
+                y = struct.unpack("<q", struct.pack("<d", y))[0]
+            labels.add_item(torch.tensor([y], dtype=torch.int64))
+        labels.finalize(prefix + ".labels.idx")
+    return len(texts_a), truncated, longest
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def binarize(args):
+    task = args.task
+    spec = GLUE_TASKS[task]
+    labels = spec["labels"]
+    regression = labels is None
+    if args.max_len < 4:
+        raise GlueFormatError(f"--max-len {args.max_len}: needs room for [CLS] a [SEP] b [SEP]")
+    vocab, lowercase, lowercase_from = resolve_vocab(args)
+    if args.bert_dir:
+        config = os.path.join(args.bert_dir, "config.json")
+        if os.path.isfile(config):
+            with open(config, encoding="utf-8") as f:
+                positions = json.load(f).get("max_position_embeddings")
+            if isinstance(positions, int) and args.max_len > positions:
+                raise GlueFormatError(
+                    f"--max-len {args.max_len} is longer than the {positions} positions of {config}"
+                )
+
+    # read and check every input before anything is written (and before the slow imports)
+    todo = []
+    for split, layout in spec["splits"].items():
+        path = os.path.join(args.glue_dir, layout["file"])
+        if layout["label"] is None and not os.path.exists(path):
+            print(f"glue_binarize: {split}: {path} not found, skipped (unlabelled test split)")
+            continue
+        todo.append((split, layout, path, read_tsv(path, layout, labels)))
+
+    from fairseq_selfteach.bert_dictionary import BertDictionary, BertDictionaryError
+
+    try:
+        dictionary = BertDictionary.from_vocab(vocab)
+    except BertDictionaryError as e:
+        raise GlueFormatError(str(e)) from None
+    tok = build_tokenizer(vocab, lowercase, args.max_len, dictionary)
+
+    out = os.path.abspath(args.out)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=parent)
+    try:
+        meta = {
+            "task": task,
+            "regression": regression,
+            "labels": labels,
+            "num_classes": 1 if regression else len(labels),
+            "label_encoding": LABEL_ENCODING["regression" if regression else "class"],
+            "max_len": args.max_len,
+            "lowercase": lowercase,
+            "lowercase_from": lowercase_from,
+            "truncation": "longest_first",
+            "vocab": os.path.abspath(vocab),
+            "vocab_sha256": sha256_of(vocab),
+            "vocab_size": len(dictionary),
+            "glue_dir": os.path.abspath(args.glue_dir),
+            "splits": {},
+        }
+        for split, layout, path, (texts_a, texts_b, ys) in todo:
+            n, truncated, longest = binarize_split(
+                tok, dictionary, texts_a, texts_b, ys, os.path.join(tmp, split), regression
+            )
+            meta["splits"][split] = {
+                "file": os.path.abspath(path),
+                "examples": n,
+                "labelled": ys is not None,
+                "pairs": texts_b is not None,
+                "truncated": truncated,
+                "longest": longest,
+            }
+            if not regression and ys is not None:
+                meta["splits"][split]["label_counts"] = [ys.count(i) for i in range(len(labels))]
+            print(
+                f"glue_binarize: {task} {split}: {n} examples from {path}"
+                f"{f', {truncated} truncated to {args.max_len} tokens' if truncated else ''}"
+            )
+        dictionary.save(os.path.join(tmp, "dict.txt"))
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        # temporary files and folders are created private; the outputs get the usual permissions
+        mask = _umask()
+        os.chmod(os.path.join(tmp, "dict.txt"), 0o666 & ~mask)
+        os.chmod(tmp, 0o777 & ~mask)
+        # an older BIN is replaced only once the new one is complete
+        if os.path.lexists(out):
+            old = tempfile.mkdtemp(prefix=os.path.basename(out) + ".old-", dir=parent)
+            os.replace(out, os.path.join(old, "bin"))
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python preprocess/glue_binarize.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--task", required=True, choices=sorted(GLUE_TASKS), help="GLUE task (its TSV layout and labels)")
+    p.add_argument("--glue-dir", required=True, help="the task's folder of GLUE TSV files (train.tsv, dev.tsv, ...)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--vocab", help="the checkpoint's WordPiece vocab.txt")
+    src.add_argument("--bert-dir", help="output folder of convert_hf_bert (vocab.txt, config.json)")
+    p.add_argument("--out", required=True, help="output folder (written under a temporary name, renamed when complete)")
+    p.add_argument(
+        "--max-len", type=int, default=128,
+        help="longest input in tokens, [CLS] and [SEP] included; longer ones are cut longest-first (default 128)",
+    )
+    p.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, default=None,
+        help="lower-case (and strip accents) before WordPiece, as an uncased BERT; default: "
+        "tokenizer_config.json's do_lower_case, else whether vocab.txt has upper-case tokens",
+    )
+    args = p.parse_args(argv)
+    try:
+        binarize(args)
+    except GlueFormatError as e:
+        print(f"glue_binarize: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
