@@ -3,7 +3,10 @@
     python -m fairseq_selfteach.export_student --checkpoint CKPT --out STUDENT.pt [--decoder-layers K]
 
 Offline students are exported as they are (a shallower model already). For an online-trained model,
---decoder-layers K keeps decoder layers 1..K: exactly student exit K. The result loads in
+--decoder-layers K keeps decoder layers 1..K: exactly student exit K. A BERT sentence classifier
+(task glue / self_distill_glue) is exported as a `glue` checkpoint; --encoder-layers K keeps its first
+K layers with the pooler and heads: exactly its exit K. (That model is the plugin's, so loading it
+needs --user-dir fairseq_selfteach, but not the teacher or the distillation task.) The result loads in
 fairseq-generate and TransformerModel.from_pretrained without --user-dir, and without any
 allow-listed global: its config is plain dicts, so torch's safe loader accepts it as is.
 """
@@ -21,21 +24,47 @@ def plain_translation_arch(arch: str) -> str:
     return "transformer_iwslt_de_en" if arch in ours else arch
 
 
+def _is_sentence_classifier(checkpoint: str) -> bool:
+    """A BERT classifier (selfteach_bert: pooler, no decoder), whatever its arch name."""
+    from fairseq_selfteach.checkpoints import load_checkpoint
+
+    keys = load_checkpoint(checkpoint)["model"]
+    return any(k.startswith("encoder.pooler.") for k in keys) and not any(k.startswith("decoder.") for k in keys)
+
+
 def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) -> dict:
     import fairseq_selfteach  # noqa: F401  (registers the variants for the arch check)
-    from fairseq.tasks.translation import TranslationConfig
 
     from fairseq_selfteach.student_checkpoint import plain_checkpoint
 
-    state = plain_checkpoint(
-        checkpoint,
-        keep_layers={"encoder.layers": encoder_layers, "decoder.layers": decoder_layers},
-        depth_options={"encoder.layers": "encoder_layers", "decoder.layers": "decoder_layers"},
-        plain_arch=plain_translation_arch,
-        plain_task="translation",
-        plain_task_config=TranslationConfig,
-        plain_criterion="label_smoothed_cross_entropy",
-    )
+    if _is_sentence_classifier(checkpoint):
+        # a BERT classifier: keep the first K encoder layers (online exit K), the pooler and heads;
+        # the result is a `glue` task checkpoint (the model itself is the plugin's selfteach_bert)
+        from fairseq_selfteach.tasks.glue import GlueConfig
+
+        if decoder_layers is not None:
+            raise ValueError(f"{checkpoint} is a sentence classifier: it has no decoder layers")
+        state = plain_checkpoint(
+            checkpoint,
+            keep_layers={"encoder.layers": encoder_layers},
+            depth_options={"encoder.layers": "encoder_layers"},
+            plain_arch=lambda arch: arch,
+            plain_task="glue",
+            plain_task_config=GlueConfig,
+            plain_criterion="sentence_prediction",
+        )
+    else:
+        from fairseq.tasks.translation import TranslationConfig
+
+        state = plain_checkpoint(
+            checkpoint,
+            keep_layers={"encoder.layers": encoder_layers, "decoder.layers": decoder_layers},
+            depth_options={"encoder.layers": "encoder_layers", "decoder.layers": "decoder_layers"},
+            plain_arch=plain_translation_arch,
+            plain_task="translation",
+            plain_task_config=TranslationConfig,
+            plain_criterion="label_smoothed_cross_entropy",
+        )
     atomic_torch_save(state, out)
     return state["selfteach"]
 
@@ -61,10 +90,8 @@ def main(argv=None):
     except (CheckpointError, ValueError) as e:
         print(f"export_student: error: {e}", file=sys.stderr)
         return 2
-    print(
-        f"wrote {a.out}: encoder {info['encoder.layers_kept']} layers, decoder "
-        f"{info['decoder.layers_kept']} layers (from {a.checkpoint})"
-    )
+    kept = ", ".join(f"{k.split('.')[0]} {v} layers" for k, v in info.items() if k.endswith("_kept"))
+    print(f"wrote {a.out}: {kept} (from {a.checkpoint})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Self-teaching for sentence classification through the real CLIs: the real MiniLM fine-tuned on real
 movie-review snippets is the teacher; offline (--task self_distill_glue) and online (--student-exits)
 students use the same --criterion self_distill as translation."""
+import json
 import re
 
 import pytest
@@ -72,3 +73,15 @@ def test_online_exit_is_trained_and_logged(sentiment):
     assert all("exit3_accuracy" in r and "exit3_kd_loss" in r for r in rows)
     # the top (6-layer) classifier learns under self_distill as under sentence_prediction
     assert max(r["glue_accuracy"] for r in rows) > s["majority"] + 5
+    # exit 3, exported (first 3 layers + pooler + head), scores what the exit scored in training
+    exported = s["root"] / "online_exit3.pt"
+    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint",
+         s["root"] / "online" / "checkpoint_last.pt", "--out", exported, "--encoder-layers", 3])
+    out = s["root"] / "online_exit3.json"
+    run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", s["bin"], "--path", exported,
+         "--json", out, "--cpu"])
+    result = json.loads(out.read_text())
+    assert result["scored"] == s["n_dev"]
+    assert result["glue_score"] == pytest.approx(rows[-1]["exit3_accuracy"], abs=1e-3)  # SST-2: accuracy
+    state = torch.load(exported, weights_only=True)
+    assert state["cfg"]["model"]["encoder_layers"] == 3 and state["cfg"]["task"]["_name"] == "glue"
