@@ -30,13 +30,15 @@ def sentiment(tmp_path_factory, minilm_dir, vader_sdist):  # noqa: F811
     meta = _meta(bin_dir)
     n_dev = meta["splits"]["valid"]["examples"]
     majority = 100.0 * max(meta["splits"]["valid"]["label_counts"]) / n_dev
-    teacher = root / "teacher"
-    run(["fairseq-train", bin_dir, "--task", "glue", "--bert-config", conv / "config.json",
-         "--finetune-from-model", conv / "model.pt", "--criterion", "sentence_prediction",
-         "--lr", "5e-5", "--warmup-updates", 5, "--total-num-update", 48, "--max-update", 48,
-         "--save-dir", teacher] + COMMON)
+    # one training serves both tests (CI time): the online model (exit at layer 3) is also the
+    # fine-tuned 6-layer teacher of the offline student
+    teacher = root / "online"
+    p = run(["fairseq-train", bin_dir, "--task", "glue", "--bert-config", conv / "config.json",
+             "--finetune-from-model", conv / "model.pt", "--criterion", "self_distill",
+             "--student-exits", 3, "--kd-alpha", 0.5, "--lr", "5e-5", "--warmup-updates", 5,
+             "--total-num-update", 40, "--max-update", 40, "--save-dir", teacher] + COMMON)
     return {"root": root, "conv": conv, "bin": bin_dir, "n_dev": n_dev, "majority": majority,
-            "teacher": teacher / "checkpoint_best.pt"}
+            "teacher": teacher / "checkpoint_best.pt", "online_log": p.stdout + p.stderr}
 
 
 def test_offline_student_is_the_teachers_first_layers(sentiment):
@@ -45,7 +47,7 @@ def test_offline_student_is_the_teachers_first_layers(sentiment):
     p = run(["fairseq-train", s["bin"], "--task", "self_distill_glue", "--teacher-path", s["teacher"],
              "--bert-config", s["conv"] / "config.json", "--encoder-layers", 3,
              "--criterion", "self_distill", "--kd-alpha", 0.5, "--kd-temperature", 2,
-             "--lr", "3e-4", "--warmup-updates", 3, "--total-num-update", 32, "--max-update", 32,
+             "--lr", "3e-4", "--warmup-updates", 3, "--total-num-update", 16, "--max-update", 16,
              "--save-dir", save] + COMMON)
     log = p.stdout + p.stderr
     assert "student initialised from teacher" in log and "encoder.layers <- teacher [0, 1, 2]" in log
@@ -63,11 +65,7 @@ def test_offline_student_is_the_teachers_first_layers(sentiment):
 
 def test_online_exit_is_trained_and_logged(sentiment):
     s = sentiment
-    p = run(["fairseq-train", s["bin"], "--task", "glue", "--bert-config", s["conv"] / "config.json",
-             "--finetune-from-model", s["conv"] / "model.pt", "--criterion", "self_distill",
-             "--student-exits", 3, "--kd-alpha", 0.5, "--lr", "5e-5", "--warmup-updates", 5,
-             "--total-num-update", 32, "--max-update", 32, "--save-dir", s["root"] / "online"] + COMMON)
-    log = p.stdout + p.stderr
+    log = s["online_log"]
     rows = valid_metrics(log)
     assert rows and all(r["glue_n"] == s["n_dev"] for r in rows)
     assert all("exit3_accuracy" in r and "exit3_kd_loss" in r for r in rows)
