@@ -16,7 +16,6 @@ slice of train, learns BPE and binarises, exactly as for IWSLT14.
 """
 import argparse
 import glob
-import hashlib
 import html
 import os
 import re
@@ -26,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import zlib
+
+from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
 PACKAGES = {"en": ("sword-text-kjv", "engKJV2006eb"), "es": ("sword-text-sparv", "spaRV1909eb")}
 
@@ -119,13 +120,6 @@ def verse_pairs(mods):
     return [(s, t) for s, t in zip(es, en) if s and t]
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,7 +161,7 @@ def main(argv=None):
                     f.writelines(r[side] + "\n" for r in rows)
         with open(os.path.join(tmp, "SOURCES.txt"), "w") as f:
             for lang, deb in debs_used.items():
-                f.write(f"{lang}\t{os.path.basename(deb)}\tsha256 {sha256(deb)}\n")
+                f.write(f"{lang}\t{os.path.basename(deb)}\tsha256 {sha256_file(deb)}\n")
             f.write(f"verse pairs (both sides non-empty"
                     + (f", at most {args.max_words} words each" if args.max_words else "") + f")\t{len(pairs)}\n")
             f.write(f"test = every {args.test_every}th pair\t{len(splits['test'])}\n")

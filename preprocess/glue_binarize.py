@@ -30,7 +30,6 @@ number of columns, a label outside the task's label set (or an STS-B score that 
 [0, 5]), an empty file, bytes that are not UTF-8.
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,8 @@ import shutil
 import struct
 import sys
 import tempfile
+
+from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -288,13 +289,6 @@ def binarize_split(tok, dictionary, texts_a, texts_b, ys, prefix, regression):
     return len(texts_a), truncated, longest
 
 
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def binarize(args):
     task = args.task
@@ -347,7 +341,7 @@ def binarize(args):
             "lowercase_from": lowercase_from,
             "truncation": "longest_first",
             "vocab": os.path.abspath(vocab),
-            "vocab_sha256": sha256_of(vocab),
+            "vocab_sha256": sha256_file(vocab),
             "vocab_size": len(dictionary),
             "glue_dir": os.path.abspath(args.glue_dir),
             "splits": {},

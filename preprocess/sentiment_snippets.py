@@ -24,7 +24,6 @@ and DIR/SENT is written under a temporary name and renamed when complete.
 """
 import argparse
 import glob
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+
+from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
 PACKAGE = "vadersentiment==3.3.2"
 SDIST_GLOB = "vaderSentiment-3.3.2.tar.gz"
@@ -126,13 +127,6 @@ def read_snippets(sdist):
     return rows
 
 
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def make(args):
     if args.dev_every < 2:
@@ -164,7 +158,7 @@ def make(args):
                 f.writelines(f"{text}\t{label}\n" for text, label in examples)
         source = {
             "sdist": os.path.abspath(sdist),
-            "sdist_sha256": sha256_of(sdist),
+            "sdist_sha256": sha256_file(sdist),
             "member": f"{INNER_ARCHIVE}!{SNIPPETS}",
             "snippets": len(rows),
             "dropped_abs_score_le": args.min_abs_score,

@@ -24,14 +24,18 @@ def parse_exits(spec: str, option: str = "--student-exits") -> List[int]:
     return exits
 
 
-def check_decoder_exits(decoder, exits: List[int], option: str = "--student-exits") -> None:
-    n = len(decoder.layers)
-    bad = [k for k in exits if k >= n]
-    if bad:
+def check_exit_layers(stack, side: str, exits: List[int], option: str = "--student-exits") -> None:
+    """Every exit must be below the top layer of `stack` (an encoder or decoder), the teacher exit."""
+    n = len(stack.layers)
+    if any(k >= n for k in exits):
         raise ValueError(
-            f"{option} {','.join(map(str, exits))}: the decoder has {n} layers, so a student exit "
+            f"{option} {','.join(map(str, exits))}: the {side} has {n} layers, so a student exit "
             f"must be between 1 and {n - 1} (layer {n} is the teacher exit)"
         )
+
+
+def check_decoder_exits(decoder, exits: List[int], option: str = "--student-exits") -> None:
+    check_exit_layers(decoder, "decoder", exits, option)
     if getattr(decoder, "adaptive_softmax", None) is not None:
         raise ValueError(f"{option} does not support adaptive softmax output layers")
     if getattr(decoder, "decoder_layerdrop", 0.0) > 0:
@@ -46,16 +50,6 @@ def decoder_exit_logits(decoder, inner_states: List[torch.Tensor], layer: int, m
     if decoder.project_out_dim is not None:
         x = decoder.project_out_dim(x)
     return decoder.output_layer(x)
-
-
-def check_encoder_exits(encoder, exits: List[int], option: str = "--student-exits") -> None:
-    n = len(encoder.layers)
-    bad = [k for k in exits if k >= n]
-    if bad:
-        raise ValueError(
-            f"{option} {','.join(map(str, exits))}: the encoder has {n} layers, so a student exit "
-            f"must be between 1 and {n - 1} (layer {n} is the teacher exit)"
-        )
 
 
 class TranslationExits:
@@ -104,7 +98,7 @@ class ClassificationExits:
         if model.classification_heads[self.head_name].out_proj.out_features == 1:
             raise ValueError("self_distill needs class distributions; regression tasks (STS-B) "
                              "are not supported: use --criterion sentence_prediction")
-        check_encoder_exits(model.encoder, exits)
+        check_exit_layers(model.encoder, "encoder", exits)
 
     def forward(self, model, sample):
         net_output = model(**sample["net_input"], classification_head_name=self.head_name)
