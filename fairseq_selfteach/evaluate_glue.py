@@ -10,7 +10,9 @@ classification head (fine-tuned with --task glue). Every example of the split is
 Unlabelled splits (GLUE test sets, AX) get predictions only: --predictions writes GLUE's submission
 format (`index<TAB>prediction`, the label names of meta.json, or the score for STS-B).
 The JSON (--json, written atomically) holds task, subset, data, checkpoint, examples, scored,
-metrics and glue_score. The checkpoint is loaded by fairseq's loader in torch's safe mode.
+metrics, glue_score, encoder_layers and exact parameter counts (params: every parameter of the
+checkpoint; head_params: those of the classification head), plus name and method when given (the
+row labels of a pipeline's results table, see fairseq_selfteach.report). The checkpoint is loaded by fairseq's loader in torch's safe mode.
 """
 import argparse
 import json
@@ -90,11 +92,22 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
     return ids[order], preds, targets
 
 
+def size_of(state_model, head):
+    """(encoder layers, exact parameters, parameters of the head) of a checkpoint's model state."""
+    from fairseq_selfteach.param_count import count_parameters
+    from fairseq_selfteach.student_checkpoint import layer_count
+
+    head_state = {k: v for k, v in state_model.items() if k.startswith(f"classification_heads.{head}.")}
+    return (layer_count(state_model, "encoder.layers"), count_parameters(state_model)["total"],
+            count_parameters(head_state)["total"])
+
+
 def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
     from fairseq_selfteach.glue_metrics import SCORE_NAME, compute_metrics
 
     use_cuda = torch.cuda.is_available() and not cpu
     model, task, head = load(path, data, head)
+    layers, params, head_params = size_of(model.state_dict(), head)
     if use_cuda:
         model.cuda()
     start = time.time()
@@ -107,6 +120,9 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
         "examples": len(task.datasets[subset]),
         "scored": int(len(ids)),
         "seconds": round(time.time() - start, 3),
+        "encoder_layers": layers,
+        "params": params,
+        "head_params": head_params,
     }
     if targets is not None:
         metrics = compute_metrics(task.glue_task, preds, targets)
@@ -139,6 +155,10 @@ def main(argv=None) -> int:
     p.add_argument("--subset", default="valid", help="split to score: valid, valid_mismatched, test, ... (default valid)")
     p.add_argument("--json", help="write the result here as JSON")
     p.add_argument("--predictions", help="write index<TAB>prediction for every example (GLUE submission format)")
+    p.add_argument("--name", help="row name recorded in the JSON (e.g. offline_enc3)")
+    p.add_argument("--method", help="row method recorded in the JSON (teacher, offline, online, gradual, ...)")
+    p.add_argument("--dataset", help="dataset label recorded in the JSON when it is not the task's own "
+                   "data (e.g. sentiment: movie-review snippets in the SST-2 layout); default: the task")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
     p.add_argument("--cpu", action="store_true", help="score on the CPU even when a GPU is there")
     p.add_argument(
@@ -156,6 +176,9 @@ def main(argv=None) -> int:
     except (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError) as e:
         print(f"evaluate_glue: error: {e}", file=sys.stderr)
         return 1
+    if a.name or a.method:
+        result = {"name": a.name or os.path.basename(a.path), "method": a.method or "model", **result}
+    result["dataset"] = a.dataset or result["task"]
     if a.predictions:
         write_predictions(a.predictions, preds, task)
     if a.json:
@@ -163,7 +186,8 @@ def main(argv=None) -> int:
     shown = " | ".join(f"{k} {v:.2f}" for k, v in result.get("metrics", {}).items())
     score = f" | glue_score {result['glue_score']:.2f}" if "glue_score" in result else " (unlabelled)"
     print(f"evaluate_glue: {result['task']} {result['subset']}: {result['scored']}/{result['examples']} scored"
-          f"{' | ' + shown if shown else ''}{score}")
+          f"{' | ' + shown if shown else ''}{score} | {result['encoder_layers']} layers, "
+          f"{result['params']:,} parameters")
     return 0
 
 

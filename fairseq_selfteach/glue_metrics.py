@@ -56,6 +56,13 @@ def score_of(task: str, values: Dict[str, float]) -> float:
     return values[metrics_of(task)[0]]
 
 
+def score_label(task: str) -> str:
+    """What glue_score is for the task, in words (for tables and plots)."""
+    if task == "STS-B":
+        return "(Pearson+Spearman)/2"
+    return {"mcc": "MCC", "f1": "F1", "accuracy": "accuracy"}[metrics_of(task)[0]]
+
+
 # --- from a confusion matrix (summable counts) --------------------------------------------------
 
 

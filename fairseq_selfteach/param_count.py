@@ -20,7 +20,7 @@ BUFFER_SUFFIXES = ("version", "_float_tensor", "position_ids")
 
 # (component, predicate on the key); the first match wins, so the order matters
 COMPONENTS = (
-    ("embeddings", lambda k: ".embed_tokens." in k or ".embed_positions." in k
+    ("embeddings", lambda k: ".embed_tokens." in k or ".embed_positions." in k or ".embed_segments." in k
      or "embeddings." in k or k.startswith("embed")),
     ("encoder", lambda k: k.startswith("encoder.")),
     ("output projection", lambda k: ".output_projection." in k),

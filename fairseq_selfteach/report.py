@@ -1,11 +1,15 @@
 """Results table (markdown) and plot (PNG) from the per-model JSON rows a pipeline wrote.
 
-    python -m fairseq_selfteach.report --results DIR --out results.md --plot bleu_vs_params.png \
+    python -m fairseq_selfteach.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
         [--title "IWSLT14 de→en"] [--metric sacrebleu]
 
-Each row is one JSON file in DIR (written by score_translation). Rows are ordered teacher first, then
-by depth (deepest first) and method. The plot shows the metric against exact parameter counts, one
-marker per method, so self-taught students can be compared with the two baselines at equal size.
+Each row is one JSON file in DIR, written by score_translation (translation) or evaluate_glue --name
+--method (classification). Rows are ordered teacher first, then by depth (deepest first) and method.
+- Translation: one table; the plot shows BLEU against exact parameter counts, one marker per method,
+  so self-taught students can be compared with the two baselines at equal size.
+- Classification: a table task × depth (each task's GLUE metric and the exact parameters per depth),
+  then one detailed table per task with all its metrics; the plot shows the metric against depth,
+  one line per method and one panel per task. Several DIRs (one per task) make one table.
 """
 import argparse
 import glob
@@ -15,7 +19,7 @@ import sys
 
 from fairseq_selfteach.checkpoints import atomic_write_text
 
-METHOD_ORDER = ("teacher", "offline", "online", "gradual", "seqkd", "scratch", "pruned")
+METHOD_ORDER = ("teacher", "offline", "online", "gradual", "seqkd", "scratch", "truncated", "pruned")
 METHOD_LABELS = {
     "teacher": "teacher (cross-entropy)",
     "offline": "offline self-teaching",
@@ -23,6 +27,7 @@ METHOD_LABELS = {
     "gradual": "gradual self-teaching",
     "seqkd": "sequence-level KD",
     "scratch": "baseline: scratch, cross-entropy only",
+    "truncated": "baseline: first k pretrained layers, cross-entropy only",
     "pruned": "baseline: teacher pruned, no training",
 }
 TRANSLATION_COLUMNS = (
@@ -32,16 +37,31 @@ TRANSLATION_COLUMNS = (
 )
 
 
-def load_rows(results_dir):
+CLASSIFICATION_COLUMNS = (
+    ("name", "model"), ("method", "method"), ("encoder_layers", "layers"), ("params", "parameters"),
+)
+
+
+def _depth(row):
+    return row.get("decoder_layers", row.get("encoder_layers", 0))
+
+
+def load_rows(results_dirs):
     rows = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
-        with open(path) as f:
-            rows.append(json.load(f))
-    if not rows:
-        raise SystemExit(f"report: no *.json rows in {results_dir}")
+    for results_dir in [results_dirs] if isinstance(results_dirs, str) else results_dirs:
+        paths = sorted(glob.glob(os.path.join(results_dir, "*.json")))
+        if not paths:
+            raise SystemExit(f"report: no *.json rows in {results_dir}")
+        for path in paths:
+            with open(path) as f:
+                row = json.load(f)
+            missing = [k for k in ("name", "method", "params") if k not in row]
+            if missing:
+                raise SystemExit(f"report: {path} has no {', '.join(missing)} (not a results row)")
+            rows.append(row)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    rows.sort(key=lambda r: (r["method"] != "teacher", -r.get("decoder_layers", 0),
-                             order.get(r["method"], len(order)), r["name"]))
+    rows.sort(key=lambda r: (r["method"] != "teacher", -_depth(r), order.get(r["method"], len(order)),
+                             r["name"], r.get("task", "")))
     return rows
 
 
@@ -91,6 +111,93 @@ def plot(rows, metric, metric_label, out_png, title=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
+    _save(fig, plt, out_png)
+
+
+def metric_label(task, metric="glue_score"):
+    from fairseq_selfteach.glue_metrics import score_label
+
+    return score_label(task) if metric == "glue_score" else metric
+
+
+def classification_tables(rows, title=None):
+    """Task × depth: each task's own metric and the exact parameters per model; with one task, every
+    metric of the task in the same table, with several, one table of every metric per task."""
+    rows = [{**r, "task_name": r["task"], "task": r.get("dataset", r["task"])} for r in rows]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    labels = {r["task"]: metric_label(r["task_name"]) for r in rows}
+    heads = {r["task"]: r.get("head_params", 0) for r in rows}
+    scored = {r["task"]: r["scored"] for r in rows}
+    one_task = len(tasks) == 1
+
+    def flat(r):  # the row with its metrics as columns
+        return {**r, **{f"metric:{k}": v for k, v in r.get("metrics", {}).items()}}
+
+    notes = [
+        "every model scored all dev examples (" + ", ".join(f"{t}: {scored[t]}" for t in tasks)
+        + ") with evaluate_glue on its exported checkpoint; metrics in percent, from scikit-learn/scipy",
+        "parameters: exact count of the exported checkpoint (embeddings, the first k layers, pooler"
+        + (", classification head)" if one_task else "); each task's head adds "
+           + ", ".join(f"{t} {heads[t]:,}" for t in tasks) + ")"),
+    ]
+    if one_task:
+        metric_keys = list(dict.fromkeys(k for r in rows for k in r.get("metrics", {})))
+        columns = CLASSIFICATION_COLUMNS + (("glue_score", f"{tasks[0]}: {labels[tasks[0]]}"),) + tuple(
+            (f"metric:{k}", k) for k in metric_keys if len(metric_keys) > 1)
+        return markdown_table([flat(r) for r in rows], columns, title, notes)
+    # several tasks: one row per model (method, depth), one column per task
+    keys = list(dict.fromkeys((r["method"], r["encoder_layers"], r["name"]) for r in rows))
+    by_key = {(r["method"], r["encoder_layers"], r["name"], r["task"]): r for r in rows}
+    table = []
+    for method, layers, name in keys:
+        cells = {t: by_key.get((method, layers, name, t)) for t in tasks}
+        first = next(c for c in cells.values() if c)
+        table.append({"name": name, "method": method, "encoder_layers": layers,
+                      "params": first["params"] - first.get("head_params", 0),
+                      **{f"task:{t}": c["glue_score"] for t, c in cells.items() if c}})
+    columns = CLASSIFICATION_COLUMNS[:3] + (("params", "parameters (without head)"),) + tuple(
+        (f"task:{t}", f"{t}: {labels[t]}") for t in tasks)
+    out = [markdown_table(table, columns, title, notes)]
+    for task in tasks:
+        sel = [flat(r) for r in rows if r["task"] == task]
+        metric_keys = list(dict.fromkeys(k for r in rows if r["task"] == task for k in r.get("metrics", {})))
+        out.append(markdown_table(sel, CLASSIFICATION_COLUMNS + tuple((f"metric:{k}", k) for k in metric_keys),
+                                  f"{task}: every metric"))
+    return "\n".join(out)
+
+
+def plot_by_depth(rows, out_png, title=None):
+    """The metric against depth, one line per method, one panel per task."""
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's root logger is at DEBUG
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [{**r, "task_name": r["task"], "task": r.get("dataset", r["task"])} for r in rows]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.5), squeeze=False)
+    markers = dict(zip(METHOD_ORDER, "*osD^xPv"))
+    for ax, task in zip(axes[0], tasks):
+        sel = [r for r in rows if r["task"] == task]
+        for method in [m for m in METHOD_ORDER if any(r["method"] == m for r in sel)]:
+            pts = sorted((r["encoder_layers"], r["glue_score"]) for r in sel if r["method"] == method)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=markers.get(method, "o"),
+                    linestyle="-" if len(pts) > 1 else "none", markersize=8,
+                    label=METHOD_LABELS.get(method, method))
+        ax.set_xlabel("encoder layers (depth)")
+        ax.set_ylabel(f"{task} {metric_label(sel[0]['task_name'])} (dev, %)")
+        ax.set_xticks(sorted({r["encoder_layers"] for r in sel}))
+        ax.set_title(task if len(tasks) > 1 or not title else title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    _save(fig, plt, out_png)
+
+
+def _save(fig, plt, out_png):
     tmp = out_png + ".tmp.png"
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
@@ -99,13 +206,21 @@ def plot(rows, metric, metric_label, out_png, title=None):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", required=True, help="folder of per-model JSON rows")
+    ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model JSON rows")
     ap.add_argument("--out", required=True, help="markdown table to write")
     ap.add_argument("--plot", required=True, help="PNG plot to write")
     ap.add_argument("--title", default=None, help="title of the table and plot")
     ap.add_argument("--metric", default="sacrebleu", help="row key plotted against parameters")
     args = ap.parse_args(argv)
     rows = load_rows(args.results)
+    if any("glue_score" in r for r in rows):
+        if not all("glue_score" in r and "task" in r for r in rows):
+            raise SystemExit("report: classification rows (glue_score) mixed with other rows")
+        atomic_write_text(args.out, classification_tables(rows, args.title))
+        plot_by_depth(rows, args.plot, args.title)
+        with open(args.out) as f:
+            print(f.read())
+        return 0
     notes = [
         "sacreBLEU (detok): hypotheses detokenised with sacremoses, scored against the raw references, "
         f"lowercased; signature `{rows[0].get('sacrebleu_signature', '')}`",

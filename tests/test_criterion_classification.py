@@ -18,7 +18,7 @@ from fairseq_selfteach.models.bert import SelfteachBertConfig, SelfteachBertMode
 HEAD = "sentence_classification_head"
 
 
-def small_bert(layers=4, seed=0):
+def small_bert(layers=4, seed=0, pooling="cls"):
     torch.manual_seed(seed)
     d = BertDictionary()
     for tok in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]:
@@ -27,7 +27,8 @@ def small_bert(layers=4, seed=0):
     cfg = OmegaConf.create({f.name: f.default for f in fields(SelfteachBertConfig)})
     cfg.update({"encoder_layers": layers, "encoder_embed_dim": 32, "encoder_attention_heads": 4,
                 "encoder_ffn_embed_dim": 64, "vocab_size": len(d), "max_position_embeddings": 64,
-                "type_vocab_size": 2, "layer_norm_eps": 1e-12, "dropout": 0.0, "attention_dropout": 0.0})
+                "type_vocab_size": 2, "layer_norm_eps": 1e-12, "dropout": 0.0, "attention_dropout": 0.0,
+                "pooling": pooling})
     model = SelfteachBertModel.build_from_dictionary(cfg, d)
     model.register_classification_head(HEAD, 3)
     with torch.no_grad():  # BERT's init (std 0.02) gives near-uniform classes: sharpen them
@@ -83,6 +84,31 @@ def test_exit_is_the_first_k_layers_with_the_same_pooler_and_head():
     assert torch.allclose(exit_logits, truncated, atol=1e-6)
 
 
+def test_mean_pooling_ignores_padding_and_exits_stay_exact():
+    model, d = small_bert(layers=4, pooling="mean")
+    s = batch(d)
+    crit = criterion(student_exits="2")
+    crit(model, s)
+    net_output, top, _, positions = crit.exits.forward(model, s)
+    # the mean of the real tokens of layer 4, by hand, through the pooler and head
+    hidden, mask = net_output[1]["inner_states"][4], net_output[1]["padding_mask"]
+    means = torch.stack([hidden[i][~mask[i]].mean(0) for i in range(hidden.size(0))])
+    pooler, head = model.encoder.pooler.dense, model.classification_heads[HEAD]
+    assert torch.allclose(top, head(torch.tanh(pooler(means))), atol=1e-5)
+    # more padding changes nothing
+    padded = copy.deepcopy(s)
+    for key in ("src_tokens", "segment_labels"):
+        x = padded["net_input"][key]
+        fill = d.pad() if key == "src_tokens" else 0
+        padded["net_input"][key] = torch.cat([x, torch.full((x.size(0), 5), fill)], dim=1)
+    assert torch.allclose(model(**padded["net_input"], classification_head_name=HEAD)[0], top, atol=1e-5)
+    # exit 2 is the 2-layer model
+    student = copy.deepcopy(model)
+    student.encoder.layers = student.encoder.layers[:2]
+    exit_logits = crit.exits.exit_logits(model, net_output, 2, positions)
+    assert torch.allclose(exit_logits, student(**s["net_input"], classification_head_name=HEAD)[0], atol=1e-5)
+
+
 def test_online_loss_is_gold_plus_mixed_exit_terms():
     model, d = small_bert(layers=4)
     s = batch(d)
@@ -125,11 +151,36 @@ def test_exit_at_the_top_layer_is_refused():
         criterion(student_exits="3")(model, batch(d))
 
 
-def test_regression_head_is_refused():
+def regression_batch(d):
+    s = batch(d)
+    s["target"] = torch.tensor([0.5, 4.8, 2.25, 3.0])  # STS-B scores
+    return s
+
+
+def test_regression_alpha_zero_is_sentence_prediction_mse():
     model, d = small_bert(layers=3)
     model.register_classification_head(HEAD, 1)
-    with pytest.raises(ValueError, match="regression"):
-        criterion()(model, batch(d))
+    s = regression_batch(d)
+    loss, sample_size, log = criterion(kd_alpha=0.0)(model, s)
+    pred, _ = model(**s["net_input"], classification_head_name=HEAD)
+    # fairseq's sentence_prediction with --regression-target: mse_loss(logits, targets), summed
+    ref = F.mse_loss(pred.view(-1).float(), s["target"], reduction="sum")
+    assert torch.allclose(loss, ref, atol=1e-6) and sample_size == 4
+    assert "n_correct" not in log  # no accuracy for scores
+
+
+def test_regression_online_kd_is_the_squared_difference_to_the_top_score():
+    model, d = small_bert(layers=3)
+    model.register_classification_head(HEAD, 1)
+    s = regression_batch(d)
+    crit = criterion(student_exits="1", kd_alpha=0.25, kd_temperature=4.0)  # T does not apply
+    loss, _, log = crit(model, s)
+    net_output, top, _, positions = crit.exits.forward(model, s)
+    exit1 = crit.exits.exit_logits(model, net_output, 1, positions).view(-1)
+    assert torch.allclose(log["exit1_kd_loss"], ((exit1 - top.view(-1)) ** 2).sum(), atol=1e-5)
+    assert torch.allclose(log["exit1_gold_loss"], ((exit1 - s["target"]) ** 2).sum(), atol=1e-5)
+    expected = log["gold_loss"] + 0.75 * log["exit1_gold_loss"] + 0.25 * log["exit1_kd_loss"]
+    assert torch.allclose(loss, expected, atol=1e-5)
 
 
 def test_reduce_metrics_logs_per_sentence_terms():

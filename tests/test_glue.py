@@ -7,6 +7,7 @@ glue_binarize builds its tokenizer from vocab.txt.
 """
 import importlib.util
 import json
+import math
 import os
 import re
 import struct
@@ -759,3 +760,29 @@ def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist
     assert result["scored"] == result["examples"] == n_dev
     assert result["glue_score"] == pytest.approx(best, abs=1e-3)  # sklearn on all 123 = the validation log
     assert result["metrics"]["accuracy"] == pytest.approx(best, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# regression (STS-B) under --criterion self_distill, online and offline, through fairseq-train
+
+
+def test_stsb_self_distill_online_and_offline(glue_bins, minilm_dir, tmp_path):
+    bin_dir = glue_bins["STS-B"]["bin"]
+    common = ["--user-dir", USER_DIR, "--arch", "bert_from_config", "--bert-config",
+              os.path.join(minilm_dir, "config.json"), "--criterion", "self_distill", "--kd-alpha", 0.5,
+              "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 2, "--cpu", "--no-epoch-checkpoints",
+              "--log-format", "simple", "--log-interval", 1, "--seed", 1, "--num-workers", 0,
+              "--required-batch-size-multiple", 1, "--max-update", 3]
+    p = run(["fairseq-train", bin_dir, "--task", "glue", "--encoder-layers", 2, "--student-exits", 1,
+             "--save-dir", tmp_path / "online"] + common)
+    rows = valid_metrics(p.stdout + p.stderr)
+    assert rows and all(r["glue_n"] == 5 for r in rows)  # every dev pair scored
+    assert all(math.isfinite(r[k]) for r in rows for k in ("glue_pearson", "glue_spearman", "exit1_kd_loss"))
+    assert all("exit1_accuracy" not in r for r in rows)  # scores have no accuracy
+    p = run(["fairseq-train", bin_dir, "--task", "self_distill_glue", "--teacher-path",
+             tmp_path / "online" / "checkpoint_last.pt", "--encoder-layers", 1,
+             "--save-dir", tmp_path / "offline"] + common)
+    log = p.stdout + p.stderr
+    assert "encoder.layers <- teacher [0]" in log
+    rows = valid_metrics(log)
+    assert rows and all(r["kd_loss"] > 0 and math.isfinite(r["glue_pearson"]) for r in rows)

@@ -11,11 +11,17 @@ initialised from a frozen teacher; its output (and any extra exits) are trained 
 
 The gold term is exactly fairseq's label_smoothed_cross_entropy (the same function), so α = 0 with no
 student exits gives the same loss as that criterion on the same batch.
+
+Classifiers (BERT, --task glue / self_distill_glue) use the same code through their exit adapter
+(distillation/exits.py): one distribution per sentence. A regression head (STS-B) has a score, not
+a distribution: its gold term is the summed squared error, as in fairseq's sentence_prediction, and
+its distillation term the squared difference to the teacher's score (kd.regression_kd).
 """
 import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from fairseq import utils
 from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (
@@ -33,6 +39,7 @@ from fairseq_selfteach.distillation.kd import (
     kd_from_log_probs,
     log_probs,
     mix_gold_and_kd,
+    regression_kd,
 )
 
 
@@ -43,7 +50,9 @@ class SelfDistillCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
         metadata={"help": "weight α of the distillation term: (1-α)·gold + α·T²·KL; in [0, 1]"},
     )
     kd_temperature: float = field(
-        default=1.0, metadata={"help": "softmax temperature T of teacher and student (> 0)"}
+        default=1.0,
+        metadata={"help": "softmax temperature T of teacher and student (> 0); regression heads "
+                  "(STS-B) distil the teacher's score, which has no temperature"},
     )
     kd_direction: ChoiceEnum(KD_DIRECTIONS) = field(
         default="forward",
@@ -95,12 +104,28 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         self.teacher = getattr(task, "teacher", None)
         self.exits = None  # the model family's exit adapter, chosen on the first batch
 
-    def kd(self, student_lp, teacher_lp):
-        return kd_from_log_probs(student_lp, teacher_lp, self.kd_temperature, self.kd_direction)
+    def kd(self, student_soft, teacher_soft):
+        if self.exits.regression:
+            return regression_kd(student_soft, teacher_soft)
+        return kd_from_log_probs(student_soft, teacher_soft, self.kd_temperature, self.kd_direction)
 
-    def softened(self, logits, lp_at_t1):
-        """log-probs at temperature T; at T = 1 the gold term's log-softmax is reused."""
-        return lp_at_t1 if self.kd_temperature == 1.0 else log_probs(logits, self.kd_temperature)
+    def gold_and_soft(self, logits, target):
+        """(gold loss, nll, soft output) of N scored positions. The soft output is what the
+        distillation term compares: log-probs at temperature T (at T = 1 the gold term's
+        log-softmax is reused), or a regression head's scores."""
+        if self.exits.regression:
+            pred = logits.float().view(-1)
+            mse = F.mse_loss(pred, target.float().view(-1), reduction="sum")
+            return mse, mse.detach(), pred
+        lprobs = log_probs(logits)
+        gold, nll = label_smoothed_nll_loss(lprobs, target, self.eps)
+        soft = lprobs if self.kd_temperature == 1.0 else log_probs(logits, self.kd_temperature)
+        return gold, nll, soft
+
+    def teacher_soft(self, logits):
+        if self.exits.regression:
+            return logits.float().view(-1)
+        return log_probs(logits, self.kd_temperature)
 
     def forward(self, model, sample, reduce=True):
         if not reduce:
@@ -113,15 +138,12 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
         # N scored positions: real target tokens (translation) or sentences (classification).
         # Pads never enter a loss: only these positions are selected, once.
         net_output, top_logits, target, positions = self.exits.forward(model, sample)
-        top_lprobs = log_probs(top_logits)
-        gold, nll = label_smoothed_nll_loss(top_lprobs, target, self.eps)
-        top_lp = self.softened(top_logits, top_lprobs)
+        gold, nll, top_lp = self.gold_and_soft(top_logits, target)
 
         log = {}
         if self.teacher is not None:
             self.teacher.follow(model)
-            teacher_lp = log_probs(self.exits.teacher_logits(self.teacher, sample, positions),
-                                   self.kd_temperature)
+            teacher_lp = self.teacher_soft(self.exits.teacher_logits(self.teacher, sample, positions))
             top_kd = self.kd(top_lp, teacher_lp)
             loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
             kd_total = top_kd.detach()
@@ -133,15 +155,14 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
 
         for k in self.student_exits:
             logits = self.exits.exit_logits(model, net_output, k, positions)
-            exit_lprobs = log_probs(logits)
-            exit_gold, exit_nll = label_smoothed_nll_loss(exit_lprobs, target, self.eps)
-            exit_kd = self.kd(self.softened(logits, exit_lprobs), teacher_lp)
+            exit_gold, exit_nll, exit_soft = self.gold_and_soft(logits, target)
+            exit_kd = self.kd(exit_soft, teacher_lp)
             loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
             kd_total = kd_total + exit_kd.detach()
             log[f"exit{k}_gold_loss"] = exit_gold.data
             log[f"exit{k}_nll_loss"] = exit_nll.data
             log[f"exit{k}_kd_loss"] = exit_kd.data
-            if self.exits.per_sentence:
+            if self.exits.per_sentence and not self.exits.regression:
                 log[f"exit{k}_n_correct"] = utils.item(logits.argmax(-1).eq(target).sum())
 
         nsentences = sample["target"].size(0)
@@ -162,7 +183,7 @@ class SelfDistillCriterion(LabelSmoothedCrossEntropyCriterion):
                 "sample_size": sample_size,
             }
         )
-        if self.exits.per_sentence:
+        if self.exits.per_sentence and not self.exits.regression:
             log["n_correct"] = utils.item(top_logits.argmax(-1).eq(target).sum())
             log["total"] = nsentences
         elif self.report_accuracy:

@@ -57,6 +57,7 @@ class TranslationExits:
     token (N = target tokens in the batch); exit k = the first k decoder layers + what follows them."""
 
     per_sentence = False
+    regression = False
 
     def __init__(self, padding_idx: int, ignore_prefix_size: int = 0):
         self.padding_idx = padding_idx
@@ -83,21 +84,22 @@ class TranslationExits:
 
 class ClassificationExits:
     """Where a sentence classifier's distributions are: one per sentence (N = sentences), from the
-    classification head on BERT's pooled [CLS] output. Exit k pools the [CLS] position of layer k's
-    output (not layer k-1, and no average over padding) through the same pooler and head, so it is
-    exactly the model made of the first k layers, which is what export keeps."""
+    classification head on BERT's pooled output. Exit k pools layer k's output (not layer k-1's) as the
+    model pools its last layer: the [CLS] position, or with --pooling mean the mean of the real tokens
+    (padding ignored), through the same pooler and head. So it is exactly the model made of the first
+    k layers, which is what export keeps. A head with one output
+    is a regression head (STS-B): its outputs are scores, not class logits."""
 
     per_sentence = True
 
     def __init__(self, head_name: str):
         self.head_name = head_name
+        self.regression = False
 
     def check(self, model, exits: List[int]) -> None:
         if self.head_name not in model.classification_heads:
             raise ValueError(f"the model has no classification head {self.head_name!r}")
-        if model.classification_heads[self.head_name].out_proj.out_features == 1:
-            raise ValueError("self_distill needs class distributions; regression tasks (STS-B) "
-                             "are not supported: use --criterion sentence_prediction")
+        self.regression = model.classification_heads[self.head_name].out_proj.out_features == 1
         check_exit_layers(model.encoder, "encoder", exits)
 
     def forward(self, model, sample):
@@ -107,7 +109,8 @@ class ClassificationExits:
 
     def exit_logits(self, model, net_output, layer: int, mask):
         hidden = net_output[1]["inner_states"][layer]  # B x T x C; [0] is the embeddings' output
-        return model.classification_heads[self.head_name](model.pooled(hidden))
+        pooled = model.pooled(hidden, net_output[1]["padding_mask"])
+        return model.classification_heads[self.head_name](pooled)
 
     def teacher_logits(self, teacher, sample, mask):
         return teacher.logits(sample, classification_head_name=self.head_name)

