@@ -46,22 +46,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# the settings column for $setting, as shell variables named after the rows
-settings=$(awk -F'\t' -v want="$setting" '
-  /^#/ { next }
-  $1 == "setting" { for (i = 2; i <= NF; i++) { names = names " " $i; if ($i == want) col = i }; next }
-  col { printf "%s=%s\n", $1, $col }
-  END { if (!col) { printf "echo \"glue.sh: unknown setting %s; %s has:%s\" >&2; exit 2\n", want, FILENAME, names } }
-' "$table")
-eval "$settings"
+script=glue.sh
+source "$root/scripts/pipeline_lib.sh"
+eval "$(read_settings "$table" "$setting")"
 student_depths=${depths_opt:-$student_depths}
 gradual_schedule=${schedule_opt:-$gradual_schedule}
-
-if [ "${SELFTEACH_PYTHON_ENV:-}" != current ]; then
-  bash "$root/scripts/setup_env.sh"
-  export PATH="${VENV:-$root/.venv}/bin:$PATH"
-fi
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+use_project_env "$root"
 out=$(realpath -m "${out:-$root/runs/glue-$setting}")
 user_dir="$root/fairseq_selfteach"
 mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/results"
@@ -69,16 +59,6 @@ device=()
 if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
   device=(--cpu)
 fi
-
-stage() {  # stage NAME COMMAND...: run once; the marker (seconds taken) is written only on success
-  local name=$1; shift
-  if [ -f "$out/stages/$name.done" ]; then echo "== $name: done earlier, skipped"; return 0; fi
-  echo "== $name"
-  local t0=$SECONDS
-  "$@"
-  echo $((SECONDS - t0)) > "$out/stages/$name.done.tmp"
-  mv "$out/stages/$name.done.tmp" "$out/stages/$name.done"
-}
 
 # ---- pretrained BERT -------------------------------------------------------------------------
 if [ -z "$bert_dir" ]; then
@@ -163,18 +143,8 @@ student=(--task self_distill_glue --lr "$student_lr" --warmup-updates "$(warmup 
   --total-num-update "$student_updates")
 
 train() {  # train NAME MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
-  local name=$1 updates=$2 log="$out/logs/$1.train.log"; shift 2
-  # finished before its stage marker was written: fairseq would take one more update on resume
-  if [ -f "$out/models/$name/checkpoint_last.pt" ] && tail -n 1 "$log" 2>/dev/null | grep -q "done training"; then
-    echo "   $name: training had finished (checkpoint_last.pt, $log); not resumed"
-    return 0
-  fi
-  if ! fairseq-train "$bin" --save-dir "$out/models/$name" --max-update "$updates" "${common[@]}" "$@" \
-      >> "$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    echo "glue.sh: training $name failed; full log: $log" >&2
-    return 1
-  fi
+  local name=$1 updates=$2; shift 2
+  run_training "$name" fairseq-train "$bin" --max-update "$updates" "${common[@]}" "$@"
 }
 export_model() {  # export_model NAME CHECKPOINT [--encoder-layers K]: a glue checkpoint of its own
   python -m fairseq_selfteach.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"

@@ -38,20 +38,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# the settings column for $setting, as shell variables named after the rows
-settings=$(awk -F'\t' -v want="$setting" '
-  /^#/ { next }
-  $1 == "setting" { for (i = 2; i <= NF; i++) { names = names " " $i; if ($i == want) col = i }; next }
-  col { printf "%s=%s\n", $1, $col }
-  END { if (!col) { printf "echo \"iwslt14.sh: unknown setting %s; %s has:%s\" >&2; exit 2\n", want, FILENAME, names } }
-' "$table")
-eval "$settings"
-
-if [ "${SELFTEACH_PYTHON_ENV:-}" != current ]; then
-  bash "$root/scripts/setup_env.sh"
-  export PATH="${VENV:-$root/.venv}/bin:$PATH"
-fi
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+script=iwslt14.sh
+source "$root/scripts/pipeline_lib.sh"
+eval "$(read_settings "$table" "$setting")"
+use_project_env "$root"
 out=$(realpath -m "${out:-$root/runs/iwslt14-$setting}")
 user_dir="$root/fairseq_selfteach"
 mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/generate" "$out/results"
@@ -59,16 +49,6 @@ device=()
 if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
   device=(--cpu)
 fi
-
-stage() {  # stage NAME COMMAND...: run once; the marker (seconds taken) is written only on success
-  local name=$1; shift
-  if [ -f "$out/stages/$name.done" ]; then echo "== $name: done earlier, skipped"; return 0; fi
-  echo "== $name"
-  local t0=$SECONDS
-  "$@"
-  echo $((SECONDS - t0)) > "$out/stages/$name.done.tmp"
-  mv "$out/stages/$name.done.tmp" "$out/stages/$name.done"
-}
 
 # ---- data ------------------------------------------------------------------------------------
 get_raw() {
@@ -108,18 +88,8 @@ decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max
   --required-batch-size-multiple 1 "${device[@]}")
 
 train() {  # train NAME DATA MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
-  local name=$1 data=$2 updates=$3 log="$out/logs/$1.train.log"; shift 3
-  # finished before its stage marker was written: fairseq would take one more update on resume
-  if [ -f "$out/models/$name/checkpoint_last.pt" ] && tail -n 1 "$log" 2>/dev/null | grep -q "done training"; then
-    echo "   $name: training had finished (checkpoint_last.pt, $log); not resumed"
-    return 0
-  fi
-  if ! fairseq-train "$data" --save-dir "$out/models/$name" --max-update "$updates" "${common[@]}" "$@" \
-      >> "$out/logs/$name.train.log" 2>&1; then
-    tail -n 30 "$out/logs/$name.train.log" >&2
-    echo "iwslt14.sh: training $name failed; full log: $out/logs/$name.train.log" >&2
-    return 1
-  fi
+  local name=$1 data=$2 updates=$3; shift 3
+  run_training "$name" fairseq-train "$data" --max-update "$updates" "${common[@]}" "$@"
 }
 export_model() {  # export_model NAME CHECKPOINT [--decoder-layers K]: a plain fairseq checkpoint
   python -m fairseq_selfteach.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
