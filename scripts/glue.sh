@@ -7,7 +7,7 @@
 #
 # Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
-#                                     [--gradual-schedule L,K,K] [--cpu] [--only-data]
+#                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--cpu] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -16,7 +16,8 @@
 #             otherwise preprocess/download_glue_data.py fetches the task (--mirror / --archives
 #             go to it)
 #   --sdist   (sentiment) the vaderSentiment-3.3.2.tar.gz sdist instead of fetching it with pip
-#   --student-depths, --gradual-schedule  override the table (e.g. BERT-large: 12 and 24,20,16,12)
+#   --student-depths, --gradual-schedule, --teacher-layers  override the table (e.g. BERT-large: 12 and
+#             24,20,16,12; --teacher-layers L fine-tunes the pretrained model's first L layers as the teacher)
 #   --cpu     train and evaluate on CPU even where CUDA is available
 #   --only-data  stop once the data is binarised (OUT/data/bin)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv.
@@ -25,10 +26,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 table="$root/scripts/glue_settings.tsv"
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 setting=$1; shift
-out="" bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" force_cpu=0 only_data=0
+out="" bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" force_cpu=0 only_data=0
 download_src=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
     --sdist) sdist=$2; shift 2 ;;
     --student-depths) depths_opt=$2; shift 2 ;;
     --gradual-schedule) schedule_opt=$2; shift 2 ;;
+    --teacher-layers) teacher_layers_opt=$2; shift 2 ;;
     --cpu) force_cpu=1; shift ;;
     --only-data) only_data=1; shift ;;
     -h|--help) usage ;;
@@ -51,10 +53,11 @@ source "$root/scripts/pipeline_lib.sh"
 eval "$(read_settings "$table" "$setting")"
 student_depths=${depths_opt:-$student_depths}
 gradual_schedule=${schedule_opt:-$gradual_schedule}
+teacher_layers=${teacher_layers_opt:-$teacher_layers}
 use_project_env "$root"
 out=$(realpath -m "${out:-$root/runs/glue-$setting}")
 user_dir="$root/fairseq_selfteach"
-mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/results"
+mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/results" "$out/data"
 device=()
 if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
   device=(--cpu)
@@ -76,8 +79,8 @@ pretrained_layers=$(python -c 'import json, sys; print(json.load(open(sys.argv[1
 L=${teacher_layers/-/$pretrained_layers}
 IFS=, read -r -a depths <<< "$student_depths"
 IFS=, read -r -a schedule <<< "$gradual_schedule"
-if [ "$L" -gt "$pretrained_layers" ]; then
-  echo "glue.sh: teacher_layers $L, but $bert_dir has $pretrained_layers layers ($table)" >&2; exit 2
+if ! [ "$L" -ge 1 ] 2>/dev/null || [ "$L" -gt "$pretrained_layers" ]; then
+  echo "glue.sh: teacher layers $L: $bert_dir has $pretrained_layers layers (--teacher-layers, or $table)" >&2; exit 2
 fi
 if [ "${schedule[0]}" != "$L" ]; then
   echo "glue.sh: gradual schedule $gradual_schedule must start at the teacher's $L layers" \

@@ -159,3 +159,29 @@ def test_bad_settings_are_refused(tmp_path):
             env=ENV, check=False)
     assert p.returncode == 2 and "student depth 3 must be between 1 and 2" in p.stderr
     assert not os.path.exists(tmp_path / "s" / "models" / "pretrained")  # refused before any work
+
+
+def test_glue_layout_with_two_dev_sets(tmp_path):
+    """A GLUE column (MNLI) on a folder in GLUE's real layout (--glue-dir), the MiniLM's first 2 layers
+    as the teacher: sentence pairs, 3 classes, both dev sets scored and reported as two datasets."""
+    from tests.test_glue import _minilm_dir, mnli_files, write_files
+
+    glue = tmp_path / "glue_data"
+    write_files(glue / "MNLI", mnli_files())
+    out = tmp_path / "run"
+    run(["bash", GLUE_SH, "MNLI", "--out", out, "--glue-dir", glue, "--bert-dir", _minilm_dir(), "--cpu",
+         "--teacher-layers", 2, "--student-depths", 1, "--gradual-schedule", "2,1"], env=ENV)
+    rows = {}
+    for name in os.listdir(out / "results"):
+        with open(out / "results" / name) as f:
+            r = json.load(f)
+        rows[(r["name"], r["dataset"])] = r
+    names = {"teacher_enc2", "offline_enc1", "online_enc1", "truncated_enc1", "pruned_enc1", "gradual_enc1"}
+    assert set(rows) == {(n, d) for n in names for d in ("MNLI-m", "MNLI-mm")}
+    assert all(r["scored"] == (1 if r["dataset"] == "MNLI-m" else 2) for r in rows.values())
+    assert all(r["head_params"] == 384 * 3 + 3 for r in rows.values())  # a 3-class head
+    table = (out / "results.md").read_text()
+    assert "| MNLI-m: accuracy | MNLI-mm: accuracy |" in table and "parameters (without head)" in table
+    r = rows[("teacher_enc2", "MNLI-mm")]
+    assert re.search(rf"\| teacher_enc2 \| teacher \| 2 \| {r['params'] - r['head_params']:,} \| "
+                     rf"{rows[('teacher_enc2', 'MNLI-m')]['glue_score']:.2f} \| {r['glue_score']:.2f} \|", table)
