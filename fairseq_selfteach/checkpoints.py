@@ -69,12 +69,17 @@ def atomic_torch_save(obj, path: str) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
+    """Write text to a temporary file beside path, then rename it: path is whole or absent. The file
+    gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

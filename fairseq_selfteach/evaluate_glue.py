@@ -132,20 +132,13 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
 
 
 def write_predictions(path, preds, task):
+    from fairseq_selfteach.checkpoints import atomic_write_text
+
     labels = task.meta.get("labels")
     lines = ["index\tprediction\n"]
     for i, p in enumerate(preds):
         lines.append(f"{i}\t{float(p):.6g}\n" if task.regression else f"{i}\t{labels[int(p)]}\n")
-    _atomic_text(path, "".join(lines))
-
-
-def _atomic_text(path, text):
-    from fairseq_selfteach.checkpoints import atomic_write_text
-
-    atomic_write_text(path, text)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    atomic_write_text(path, "".join(lines))
 
 
 def main(argv=None) -> int:
@@ -182,7 +175,9 @@ def main(argv=None) -> int:
     if a.predictions:
         write_predictions(a.predictions, preds, task)
     if a.json:
-        _atomic_text(a.json, json.dumps(result, indent=1) + "\n")
+        from fairseq_selfteach.checkpoints import atomic_write_text
+
+        atomic_write_text(a.json, json.dumps(result, indent=1) + "\n")
     shown = " | ".join(f"{k} {v:.2f}" for k, v in result.get("metrics", {}).items())
     score = f" | glue_score {result['glue_score']:.2f}" if "glue_score" in result else " (unlabelled)"
     print(f"evaluate_glue: {result['task']} {result['subset']}: {result['scored']}/{result['examples']} scored"
