@@ -222,7 +222,7 @@ half=$(( (${#rows[@]} + 1) / 2 ))
 OMP_NUM_THREADS=1 evaluate_all "${rows[@]:0:$half}" & lane=$!
 OMP_NUM_THREADS=1 evaluate_all "${rows[@]:$half}" || { wait $lane; exit 1; }
 wait $lane
-title="$setting ($glue_task layout): teacher $L layers, $(basename "$bert_dir")"
+title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
 python -m fairseq_selfteach.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/metric_vs_depth.png" --title "$title"
