@@ -68,6 +68,13 @@ def atomic_torch_save(obj, path: str) -> None:
         raise
 
 
+def usual_file_mode() -> int:
+    """0666 less the umask: what open() would give; mkstemp's temporary files are private (0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Write text to a temporary file beside path, then rename it: path is whole or absent. The file
     gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
@@ -77,9 +84,7 @@ def atomic_write_text(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, usual_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -28,7 +28,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from fairseq_selfteach.bert_dictionary import BertDictionary, BertDictionaryError
-from fairseq_selfteach.checkpoints import atomic_torch_save, sha256_of_file
+from fairseq_selfteach.checkpoints import atomic_torch_save, sha256_of_file, usual_file_mode
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name
@@ -273,10 +273,8 @@ def _write_output(out_dir, checkpoint, dictionary, config_path, vocab_path) -> N
         shutil.copyfile(vocab_path, os.path.join(staging, "vocab.txt"))
         atomic_torch_save(checkpoint, os.path.join(staging, "model.pt"))
         # temporary files are created private (0600); the outputs get the usual permissions
-        umask = os.umask(0)
-        os.umask(umask)
         for name in ("dict.txt", "model.pt"):
-            os.chmod(os.path.join(staging, name), 0o666 & ~umask)
+            os.chmod(os.path.join(staging, name), usual_file_mode())
         # an older model.pt goes first, so no moment shows it beside a new dict.txt
         if os.path.exists(final):
             os.remove(final)

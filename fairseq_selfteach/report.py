@@ -83,7 +83,7 @@ def markdown_table(rows, columns, title=None, notes=()):
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, metric, metric_label, out_png, title=None):
+def _pyplot():
     import logging
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's root logger is at DEBUG
@@ -92,6 +92,17 @@ def plot(rows, metric, metric_label, out_png, title=None):
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def by_dataset(rows):
+    """Classification rows keyed by what they were scored on: "task" becomes the dataset label (MNLI-m,
+    sentiment, ...), and "task_name" keeps the GLUE task, whose metric it is."""
+    return [{**r, "task_name": r["task"], "task": r.get("dataset", r["task"])} for r in rows]
+
+
+def plot(rows, metric, metric_label, out_png, title=None):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = dict(zip(METHOD_ORDER, "*osD^xv"))
     labelled = set()
@@ -123,7 +134,7 @@ def metric_label(task, metric="glue_score"):
 def classification_tables(rows, title=None):
     """Task × depth: each task's own metric and the exact parameters per model; with one task, every
     metric of the task in the same table, with several, one table of every metric per task."""
-    rows = [{**r, "task_name": r["task"], "task": r.get("dataset", r["task"])} for r in rows]
+    rows = by_dataset(rows)
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     labels = {r["task"]: metric_label(r["task_name"]) for r in rows}
     heads = {r["task"]: r.get("head_params", 0) for r in rows}
@@ -168,15 +179,8 @@ def classification_tables(rows, title=None):
 
 def plot_by_depth(rows, out_png, title=None):
     """The metric against depth, one line per method, one panel per task."""
-    import logging
-
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's root logger is at DEBUG
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [{**r, "task_name": r["task"], "task": r.get("dataset", r["task"])} for r in rows]
+    plt = _pyplot()
+    rows = by_dataset(rows)
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.5), squeeze=False)
     markers = dict(zip(METHOD_ORDER, "*osD^xPv"))

@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -52,6 +53,25 @@ def cli_main(parser, run, argv=None):
 
 
 # ---------------------------------------------------------------- checksums
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish_dir(tmp, final):
+    """Make the complete folder tmp (made by mkdtemp beside final, so private) the folder final, with
+    the usual permissions. An older final is replaced only once the new one is complete, then removed."""
+    os.chmod(tmp, 0o777 & ~current_umask())
+    if os.path.lexists(final):
+        old = tempfile.mkdtemp(prefix=os.path.basename(final) + ".old-", dir=os.path.dirname(final))
+        os.replace(final, os.path.join(old, "replaced"))
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 def sha256_file(path):

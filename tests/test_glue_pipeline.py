@@ -12,7 +12,7 @@ import re
 import pytest
 import torch
 
-from tests.helpers import BIN, REPO, run, valid_metrics
+from tests.helpers import BIN, REPO, minilm_path, run, valid_metrics
 from tests.test_glue import vader_sdist  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -164,12 +164,12 @@ def test_bad_settings_are_refused(tmp_path):
 def test_glue_layout_with_two_dev_sets(tmp_path):
     """A GLUE column (MNLI) on a folder in GLUE's real layout (--glue-dir), the MiniLM's first 2 layers
     as the teacher: sentence pairs, 3 classes, both dev sets scored and reported as two datasets."""
-    from tests.test_glue import _minilm_dir, mnli_files, write_files
+    from tests.test_glue import mnli_files, write_files
 
     glue = tmp_path / "glue_data"
     write_files(glue / "MNLI", mnli_files())
     out = tmp_path / "run"
-    run(["bash", GLUE_SH, "MNLI", "--out", out, "--glue-dir", glue, "--bert-dir", _minilm_dir(), "--cpu",
+    run(["bash", GLUE_SH, "MNLI", "--out", out, "--glue-dir", glue, "--bert-dir", minilm_path(), "--cpu",
          "--teacher-layers", 2, "--student-depths", 1, "--gradual-schedule", "2,1"], env=ENV)
     rows = {}
     for name in os.listdir(out / "results"):
