@@ -29,7 +29,7 @@ Two modes:
   --synthetic   (the default without checkpoints) a transformer_iwslt_de_en teacher with the real
                 dimensions (d=512, FFN 1024, 4 heads, 6 encoder + 6 decoder layers, shared decoder
                 input/output embeddings), randomly initialised, and its student with the first 3
-                decoder layers (written by fairseq_selfteach.export_student --decoder-layers 3),
+                decoder layers (written by fairseq_selfteach.cli.export_student --decoder-layers 3),
                 over a joined dictionary of --vocab types; a random test set of --sentences
                 sentences of --src-len tokens binarised by fairseq-preprocess. The output length is
                 forced (--min-len N --max-len-a 0 --max-len-b N, N = --tgt-len): every hypothesis
@@ -60,8 +60,6 @@ import time
 import warnings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 TARGET = 1.5
 TRANSLATED = re.compile(
@@ -124,7 +122,6 @@ def parse_args(argv=None):
 
 def child_env(args):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(x for x in (REPO, env.get("PYTHONPATH")) if x)
     if args.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     return env
@@ -141,8 +138,8 @@ def build_synthetic(args, workdir):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.checkpoints import atomic_torch_save
-    from fairseq_selfteach.export_student import export
+    from fairseq_selfteach.core.checkpoint_io import atomic_torch_save
+    from fairseq_selfteach.cli.export_student import export
 
     rng = random.Random(args.seed)
     nspecial = 4  # <s> <pad> </s> <unk>
@@ -247,9 +244,9 @@ def run_generate(args, cmd):
 
 
 def checkpoint_info(path):
-    from fairseq_selfteach.checkpoints import load_checkpoint
-    from fairseq_selfteach.param_count import count_parameters
-    from fairseq_selfteach.student_checkpoint import layer_count
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+    from fairseq_selfteach.cli.param_count import count_parameters
+    from fairseq_selfteach.core.export import layer_count
 
     state = load_checkpoint(path)
     model = state["model"]

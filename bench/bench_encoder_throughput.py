@@ -22,8 +22,6 @@ from dataclasses import fields
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def build(arch, layers_override=None):
     from omegaconf import OmegaConf
@@ -31,8 +29,8 @@ def build(arch, layers_override=None):
     import fairseq_selfteach  # noqa: F401  (registers the model and archs)
     from fairseq.models import ARCH_MODEL_REGISTRY, ARCH_CONFIG_REGISTRY
 
-    from fairseq_selfteach.bert_dictionary import BertDictionary
-    from fairseq_selfteach.models.bert import SelfteachBertConfig
+    from fairseq_selfteach.classification.bert.dictionary import BertDictionary
+    from fairseq_selfteach.classification.bert.model import SelfteachBertConfig
 
     cfg = OmegaConf.create({f.name: f.default for f in fields(SelfteachBertConfig)})
     ARCH_CONFIG_REGISTRY[arch](cfg)

@@ -57,8 +57,6 @@ import warnings
 from argparse import Namespace
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 import torch  # noqa: E402
 import fairseq  # noqa: E402
@@ -69,12 +67,12 @@ from fairseq.data import Dictionary  # noqa: E402
 from fairseq.models.transformer import TransformerModel  # noqa: E402
 from fairseq.models.transformer.transformer_legacy import transformer_iwslt_de_en  # noqa: E402
 
-from fairseq_selfteach.criterions.self_distill import SelfDistillCriterion  # noqa: E402
-from fairseq_selfteach.distillation.layer_map import (  # noqa: E402
+from fairseq_selfteach.translation.criterion import SelfDistillCriterion  # noqa: E402
+from fairseq_selfteach.core.layer_map import (  # noqa: E402
     copy_teacher_into_student,
     resolve_layer_map,
 )
-from fairseq_selfteach.distillation.teacher import FrozenModelTeacher  # noqa: E402
+from fairseq_selfteach.core.teacher import FrozenModelTeacher  # noqa: E402
 
 TRAINED_VARIANTS = ("full_lsce", "full_online", "student_lsce", "student_offline")
 ALL_VARIANTS = TRAINED_VARIANTS + ("teacher_forward",)

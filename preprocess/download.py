@@ -2,8 +2,8 @@
 first use, a plain message when offline) and extract .tgz / .zip archives safely.
 
 Every expected failure raises PrepareError, which the scripts print without a traceback.
-The scripts import this module by adding their own folder (preprocess/) to sys.path, so
-`python preprocess/X.py` and tests that load a script from its path both find it.
+The scripts import it as `download`: Python puts a script's own folder first on its path, and
+the tests name preprocess/ in pytest.ini's pythonpath.
 """
 import hashlib
 import http.client

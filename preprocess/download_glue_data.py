@@ -43,11 +43,9 @@ import sys
 import urllib.parse
 from typing import NamedTuple
 
-# preprocess/ itself, so that the shared download.py is found however this file is loaded.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-from download import (  # noqa: E402
+# download.py beside this script (Python puts a script's folder first on its path; the tests use
+# pytest's pythonpath = preprocess)
+from download import (
     DEFAULT_TIMEOUT, ChecksumError, NotFoundError, PrepareError, cli_main, fetch, normalise_sha256,
     safe_extract, sha256_file, verify_local,
 )

@@ -40,10 +40,6 @@ import tempfile
 
 from download import current_umask, publish_dir, sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
 # label lists (index = class id) as in Hugging Face's GLUE processors and the GLUE leaderboard
 _BINARY = ["0", "1"]
 _NLI3 = ["contradiction", "entailment", "neutral"]
@@ -317,7 +313,7 @@ def binarize(args):
             continue
         todo.append((split, layout, path, read_tsv(path, layout, labels)))
 
-    from fairseq_selfteach.bert_dictionary import BertDictionary, BertDictionaryError
+    from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
 
     try:
         dictionary = BertDictionary.from_vocab(vocab)

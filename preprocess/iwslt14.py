@@ -28,11 +28,8 @@ import re
 import shutil
 import sys
 
-# preprocess/ itself, so that the shared download.py is found however this file is loaded
-# (`python preprocess/iwslt14.py`, or from its path by the tests).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+# download.py beside this script (Python puts a script's folder first on its path; the tests use
+# pytest's pythonpath = preprocess)
 # Re-exported: fetch, safe_extract, PrepareError, sha256_file, DEFAULT_TIMEOUT were defined here.
 from download import (  # noqa: E402,F401
     DEFAULT_TIMEOUT,

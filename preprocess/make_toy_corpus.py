@@ -12,8 +12,7 @@ import os
 import random
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from fairseq_selfteach.checkpoints import atomic_write_text  # noqa: E402
+from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 
 
 def make_pairs(n, rng, vocab_size, min_len, max_len):

@@ -93,7 +93,7 @@ for k in "${depths[@]}" "${schedule[@]:1}"; do
   fi
 done
 pretrained="$out/models/pretrained"
-convert() { python -m fairseq_selfteach.convert_hf_bert --hf-dir "$bert_dir" --out "$pretrained"; }
+convert() { python -m fairseq_selfteach.cli.convert_hf_bert --hf-dir "$bert_dir" --out "$pretrained"; }
 stage convert convert
 
 # ---- data ------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ train() {  # train NAME MAX_UPDATE ARGS...: fairseq-train into models/NAME (resu
   run_training "$name" fairseq-train "$bin" --max-update "$updates" "${common[@]}" "$@"
 }
 export_model() {  # export_model NAME CHECKPOINT [--encoder-layers K]: a glue checkpoint of its own
-  python -m fairseq_selfteach.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
+  python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }
 teacher="$out/models/teacher/checkpoint_best.pt"
 
@@ -200,7 +200,7 @@ evaluate() {  # evaluate MODEL NAME METHOD: one JSON row per evaluated subset
   for pair in "${pairs[@]}"; do
     subset=${pair%%:*} dataset=${pair#*:}
     [ "$dataset" != "$pair" ] || dataset=""
-    python -m fairseq_selfteach.evaluate_glue --data "$bin" --path "$out/models/$model.pt" --subset "$subset" \
+    python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$model.pt" --subset "$subset" \
       --name "$name" --method "$method" ${dataset:+--dataset "$dataset"} "${device[@]}" \
       --json "$out/results/$name.$subset.json"
   done
@@ -224,6 +224,6 @@ OMP_NUM_THREADS=1 evaluate_all "${rows[@]:$half}" || { wait $lane; exit 1; }
 wait $lane
 title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
-python -m fairseq_selfteach.report --results "$out/results" --out "$out/results.md" \
+python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/metric_vs_depth.png" --title "$title"
 echo "glue.sh: table $out/results.md, plot $out/metric_vs_depth.png"

@@ -92,7 +92,7 @@ train() {  # train NAME DATA MAX_UPDATE ARGS...: fairseq-train into models/NAME 
   run_training "$name" fairseq-train "$data" --max-update "$updates" "${common[@]}" "$@"
 }
 export_model() {  # export_model NAME CHECKPOINT [--decoder-layers K]: a plain fairseq checkpoint
-  python -m fairseq_selfteach.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
+  python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }
 L=$teacher_decoder_layers
 teacher="$out/models/teacher/checkpoint_best.pt"
@@ -176,7 +176,7 @@ seqkd_data() {
   fairseq-generate "$bin" --path "$out/models/teacher_dec$L.pt" --gen-subset train "${decode[@]}" \
     > "$gen.tmp" 2>&1
   mv "$gen.tmp" "$gen"
-  python -m fairseq_selfteach.seqkd_corpus --generate-log "$gen" --source "$out/data/prep/bpe/train.$src" \
+  python -m fairseq_selfteach.cli.seqkd_corpus --generate-log "$gen" --source "$out/data/prep/bpe/train.$src" \
     --out-prefix "$tmp/train" --src "$src" --tgt "$tgt"
   fairseq-preprocess --source-lang "$src" --target-lang "$tgt" --trainpref "$tmp/train" \
     --srcdict "$bin/dict.$src.txt" --tgtdict "$bin/dict.$tgt.txt" --destdir "$tmp/bin" --workers "$threads" \
@@ -190,7 +190,7 @@ evaluate() {  # evaluate NAME METHOD
   (cd / && fairseq-generate "$bin" --path "$out/models/$name.pt" --remove-bpe "${decode[@]}") \
     > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
   mv "$gen.tmp" "$gen"
-  python -m fairseq_selfteach.score_translation --generate-log "$gen" \
+  python -m fairseq_selfteach.cli.score_translation --generate-log "$gen" \
     --tok-ref "$out/data/prep/tok/test.$tgt" --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" \
     --checkpoint "$out/models/$name.pt" --name "$name" --method "$method" --out "$out/results/$name.json"
 }
@@ -213,6 +213,6 @@ if [ "$parallel_jobs" -gt 1 ]; then
 else
   evaluate_all "${rows[@]}"
 fi
-python -m fairseq_selfteach.report --results "$out/results" --out "$out/results.md" \
+python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)"
 echo "iwslt14.sh: table $out/results.md, plot $out/bleu_vs_params.png"

@@ -39,7 +39,7 @@ def run(args, cwd=None, check=True, env=None):
     """Run a command (first word looked up in the venv's bin); return the CompletedProcess."""
     exe = os.path.join(BIN, args[0])
     cmd = [exe if os.path.exists(exe) else args[0]] + [str(a) for a in args[1:]]
-    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    full_env = dict(os.environ, **(env or {}))  # the package is installed (pip install -e .)
     p = subprocess.run(cmd, cwd=cwd or REPO, capture_output=True, text=True, env=full_env)
     if check and p.returncode != 0:
         raise AssertionError(

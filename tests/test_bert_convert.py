@@ -12,9 +12,9 @@ import shutil
 import pytest
 import torch
 
-from fairseq_selfteach.bert_dictionary import BertDictionary, BertDictionaryError
-from fairseq_selfteach.convert_hf_bert import main as convert_main
-from fairseq_selfteach.models.bert import SelfteachBertModel
+from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
+from fairseq_selfteach.cli.convert_hf_bert import main as convert_main
+from fairseq_selfteach.classification.bert.model import SelfteachBertModel
 from tests.helpers import USER_DIR, run
 
 transformers = pytest.importorskip("transformers")
@@ -41,7 +41,7 @@ SENTENCES = [
 def converted(minilm_dir, tmp_path_factory):
     """The MiniLM converted by the command users run."""
     out = tmp_path_factory.mktemp("bert") / "minilm"
-    p = run(["python", "-m", "fairseq_selfteach.convert_hf_bert", "--hf-dir", minilm_dir, "--out", out])
+    p = run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", out])
     assert "wrote" in p.stdout and "6 layers" in p.stdout
     return str(out)
 
@@ -268,7 +268,7 @@ def test_bad_input_is_refused_without_output(case, broken, tmp_path, capsys):
 
 def test_cli_exit_status_on_bad_input(broken, tmp_path):
     hf_dir, named = broken["missing config.json"]
-    p = run(["python", "-m", "fairseq_selfteach.convert_hf_bert", "--hf-dir", hf_dir, "--out",
+    p = run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", hf_dir, "--out",
              tmp_path / "out"], check=False)
     assert p.returncode != 0
     assert named in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -360,7 +360,7 @@ def test_named_architectures(arch, sizes, converted):
 
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.models.bert import SelfteachBertConfig
+    from fairseq_selfteach.classification.bert.model import SelfteachBertConfig
 
     model_cfg = OmegaConf.create({f.name: getattr(args, f.name) for f in fields(SelfteachBertConfig)})
     d = BertDictionary.load(os.path.join(converted, "dict.txt"))
@@ -388,7 +388,7 @@ def test_bert_from_config_reads_sizes_and_explicit_options_win(minilm_dir, conve
 
 
 def test_config_json_that_bert_cannot_reproduce_is_refused(minilm_dir, tmp_path):
-    from fairseq_selfteach.models.bert import BertConfigError, read_hf_bert_config
+    from fairseq_selfteach.classification.bert.model import BertConfigError, read_hf_bert_config
 
     with open(os.path.join(minilm_dir, "config.json"), encoding="utf-8") as f:
         base = json.load(f)

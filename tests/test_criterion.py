@@ -7,9 +7,9 @@ from fairseq import options, tasks, utils
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-from fairseq_selfteach.criterions.self_distill import SelfDistillCriterion
-from fairseq_selfteach.distillation.exits import decoder_exit_logits
-from fairseq_selfteach.distillation.teacher import FrozenModelTeacher
+from fairseq_selfteach.translation.criterion import SelfDistillCriterion
+from fairseq_selfteach.core.exits import decoder_exit_logits
+from fairseq_selfteach.core.teacher import FrozenModelTeacher
 from tests.helpers import SMALL, USER_DIR
 
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 import fairseq_selfteach  # noqa: F401  (registers the plugin)
-from fairseq_selfteach.bert_dictionary import BertDictionary
-from fairseq_selfteach.criterions.self_distill import SelfDistillCriterion
-from fairseq_selfteach.models.bert import SelfteachBertConfig, SelfteachBertModel
+from fairseq_selfteach.classification.bert.dictionary import BertDictionary
+from fairseq_selfteach.translation.criterion import SelfDistillCriterion
+from fairseq_selfteach.classification.bert.model import SelfteachBertConfig, SelfteachBertModel
 
 HEAD = "sentence_classification_head"
 

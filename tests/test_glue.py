@@ -310,7 +310,7 @@ def test_failed_run_keeps_the_previous_output(tmp_path, minilm_dir):
 def _task(bin_dir):
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.tasks.glue import GlueConfig, GlueTask
+    from fairseq_selfteach.classification.glue_task import GlueConfig, GlueTask
 
     return GlueTask.setup_task(OmegaConf.structured(GlueConfig(data=bin_dir)))
 
@@ -356,7 +356,7 @@ def test_no_batch_is_dropped(glue_bins):
 def test_task_refuses_contradicting_options(glue_bins):
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.tasks.glue import GlueConfig, GlueDataError, GlueTask
+    from fairseq_selfteach.classification.glue_task import GlueConfig, GlueDataError, GlueTask
 
     bin_dir = glue_bins["SST-2"]["bin"]
     for kwargs, msg in (({"glue_task": "CoLA"}, "meta.json is SST-2"), ({"num_classes": 3}, "num-classes"),
@@ -381,7 +381,7 @@ def test_build_model_refuses_another_vocabulary(glue_bins, minilm_dir, tmp_path)
 
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.tasks.glue import GlueDataError
+    from fairseq_selfteach.classification.glue_task import GlueDataError
 
     task = _task(glue_bins["SST-2"]["bin"])
     shutil.copy(os.path.join(minilm_dir, "config.json"), tmp_path / "config.json")
@@ -398,7 +398,7 @@ def _save_tiny_checkpoint(task, path, drop_heads=False):
     """A fine-tuned-looking checkpoint (fairseq's layout) of a tiny random model."""
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.checkpoints import atomic_torch_save
+    from fairseq_selfteach.core.checkpoint_io import atomic_torch_save
 
     model = _tiny_model(task)
     state = {k: v for k, v in model.state_dict().items() if not (drop_heads and k.startswith("classification_heads."))}
@@ -419,12 +419,12 @@ def _save_tiny_checkpoint(task, path, drop_heads=False):
 def test_evaluate_glue_scores_every_example(glue_bins, tmp_path):
     from sklearn.metrics import matthews_corrcoef
 
-    from fairseq_selfteach.glue_metrics import compute_metrics
+    from fairseq_selfteach.classification.metrics import compute_metrics
 
     bin_dir = glue_bins["CoLA"]["bin"]
     task = _task(bin_dir)
     model = _save_tiny_checkpoint(task, tmp_path / "ft.pt")
-    p = run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "ft.pt",
+    p = run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "ft.pt",
              "--subset", "train", "--json", tmp_path / "r.json", "--predictions", tmp_path / "p.tsv", "--cpu"])
     assert "3/3 scored" in p.stdout
     with open(tmp_path / "r.json") as f:
@@ -450,7 +450,7 @@ def test_evaluate_glue_unlabelled_split_and_refusals(glue_bins, tmp_path):
     bin_dir = glue_bins["SST-2"]["bin"]
     task = _task(bin_dir)
     _save_tiny_checkpoint(task, tmp_path / "ft.pt")
-    p = run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "ft.pt",
+    p = run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "ft.pt",
              "--subset", "test", "--predictions", tmp_path / "p.tsv", "--cpu"])
     assert "(unlabelled)" in p.stdout
     with open(tmp_path / "p.tsv") as f:
@@ -460,11 +460,11 @@ def test_evaluate_glue_unlabelled_split_and_refusals(glue_bins, tmp_path):
     assert all(line.split("\t")[1] in ("0", "1") for line in lines[1:4])
     # a model without the head (e.g. the converted pretrained BERT) is refused, not scored at random
     _save_tiny_checkpoint(task, tmp_path / "nohead.pt", drop_heads=True)
-    p = run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "nohead.pt",
+    p = run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", bin_dir, "--path", tmp_path / "nohead.pt",
              "--cpu"], check=False)
     assert p.returncode == 1 and "no classification head" in p.stderr
     # another task's data: the head has the wrong number of outputs
-    p = run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", glue_bins["MNLI"]["bin"], "--path",
+    p = run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", glue_bins["MNLI"]["bin"], "--path",
              tmp_path / "ft.pt", "--cpu"], check=False)
     assert p.returncode == 1 and "has 2 outputs" in p.stderr
 
@@ -529,7 +529,7 @@ def _batches(n, sizes_seed=0):
 def test_count_metrics_equal_sklearn(num_classes, seed):
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-    from fairseq_selfteach import glue_metrics as gm
+    from fairseq_selfteach.classification import metrics as gm
 
     rng = np.random.RandomState(seed)
     n = 997
@@ -556,7 +556,7 @@ def test_count_metrics_equal_sklearn(num_classes, seed):
 def test_count_metrics_degenerate_cases_equal_sklearn():
     from sklearn.metrics import f1_score, matthews_corrcoef
 
-    from fairseq_selfteach import glue_metrics as gm
+    from fairseq_selfteach.classification import metrics as gm
 
     for targets, preds in (([0, 1, 1, 0], [1, 1, 1, 1]), ([0, 0, 0], [0, 0, 0]), ([1, 1], [0, 0])):
         cm = np.array(gm.confusion_counts(torch.tensor(preds), torch.tensor(targets), 2)).reshape(2, 2)
@@ -570,7 +570,7 @@ def test_logged_metrics_over_batches_equal_sklearn_scipy():
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-    from fairseq_selfteach import glue_metrics as gm
+    from fairseq_selfteach.classification import metrics as gm
 
     rng = np.random.RandomState(3)
     n = 501
@@ -706,7 +706,7 @@ def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist
     """convert -> snippets -> binarise -> fairseq-train (sentence_prediction, --finetune-from-model the
     converted checkpoint) -> evaluate_glue. The dev set (123 examples) is not a multiple of 8."""
     conv = tmp_path / "minilm"
-    run(["python", "-m", "fairseq_selfteach.convert_hf_bert", "--hf-dir", minilm_dir, "--out", conv])
+    run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", conv])
     run(["python", SNIPPETS, "--out", tmp_path, "--sdist", vader_sdist, "--max-examples", 615, "--dev-every", 5])
     bin_dir = tmp_path / "bin"
     run(["python", BINARIZE, "--task", "SST-2", "--glue-dir", tmp_path / "SENT", "--bert-dir", conv,
@@ -741,7 +741,7 @@ def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist
     assert m and float(m[-1]) == pytest.approx(best)
 
     out = tmp_path / "eval.json"
-    run(["python", "-m", "fairseq_selfteach.evaluate_glue", "--data", bin_dir, "--path", save / "checkpoint_best.pt",
+    run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", bin_dir, "--path", save / "checkpoint_best.pt",
          "--json", out, "--cpu"])
     with open(out) as f:
         result = json.load(f)

@@ -77,7 +77,7 @@ def test_the_teacher_learns(pipeline):
 
 
 def test_parameter_counts_are_exact(pipeline):
-    from fairseq_selfteach.evaluate_glue import load
+    from fairseq_selfteach.cli.evaluate_glue import load
 
     out, res = pipeline["out"], pipeline["results"]
     for name in (f"teacher_enc{pipeline['schedule'][0]}", f"offline_enc{pipeline['depths'][0]}"):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairseq_selfteach.distillation.kd import check_kd_options, kd_loss, mix_gold_and_kd
+from fairseq_selfteach.core.kd import check_kd_options, kd_loss, mix_gold_and_kd
 
 
 def test_kl_is_zero_when_student_equals_teacher():

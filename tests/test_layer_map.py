@@ -1,6 +1,6 @@
 import pytest
 
-from fairseq_selfteach.distillation.layer_map import resolve_layer_map
+from fairseq_selfteach.core.layer_map import resolve_layer_map
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from fairseq_selfteach.checkpoints import CheckpointError, load_checkpoint
+from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint
 from tests.helpers import USER_DIR, run
 
 
@@ -57,7 +57,7 @@ def test_teacher_path_to_a_crafted_checkpoint_is_refused(malicious_checkpoint, t
 def test_the_allow_list_is_just_argparse_namespace(malicious_checkpoint):
     import argparse
 
-    from fairseq_selfteach.checkpoints import CHECKPOINT_SAFE_GLOBALS
+    from fairseq_selfteach.core.checkpoint_io import CHECKPOINT_SAFE_GLOBALS
 
     assert CHECKPOINT_SAFE_GLOBALS == [argparse.Namespace]
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ

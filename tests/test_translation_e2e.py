@@ -10,7 +10,7 @@ from fairseq import checkpoint_utils, options, tasks, utils
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 import fairseq_selfteach  # noqa: F401
-from fairseq_selfteach.distillation.exits import decoder_exit_logits
+from fairseq_selfteach.core.exits import decoder_exit_logits
 from tests.conftest import TEST_SENTENCES
 from tests.helpers import SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
 
@@ -69,7 +69,7 @@ def test_student_starts_as_the_chosen_teacher_layers(teacher, toy_data, layer_ma
     # embeddings and the (tied) output projection are the teacher's too
     assert torch.equal(s["decoder.embed_tokens.weight"], t["decoder.embed_tokens.weight"])
     assert torch.equal(s["decoder.output_projection.weight"], t["decoder.output_projection.weight"])
-    assert task.state.teacher_sha256 == fairseq_selfteach.checkpoints.sha256_of_file(teacher["path"])
+    assert task.state.teacher_sha256 == fairseq_selfteach.core.checkpoint_io.sha256_of_file(teacher["path"])
 
 
 # -------------------------------------------------------------------------- offline: train + resume
@@ -118,7 +118,7 @@ def test_teacher_is_not_saved_in_the_student_checkpoint(offline, teacher):
     assert state["criterion"] is None
     assert len(state["model"]) < len(teacher_state)
     assert state["task_state"]["teacher_path"] == teacher["path"]
-    assert state["task_state"]["teacher_sha256"] == fairseq_selfteach.checkpoints.sha256_of_file(
+    assert state["task_state"]["teacher_sha256"] == fairseq_selfteach.core.checkpoint_io.sha256_of_file(
         teacher["path"])
 
 
@@ -191,7 +191,7 @@ def greedy_with_exit(checkpoint, data, exit_layer):
 
 def test_exported_exit_translates_exactly_as_the_exit_did(online, toy_data, tmp_path):
     student = tmp_path / "student_dec2.pt"
-    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint",
+    run(["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint",
          online["dir"] / "checkpoint_last.pt", "--out", student, "--decoder-layers", 2])
     # plain fairseq: no --user-dir, run from / so the plugin cannot be imported
     p = generate(toy_data, student, user_dir=False, beam=1)
@@ -205,7 +205,7 @@ def test_exported_exit_translates_exactly_as_the_exit_did(online, toy_data, tmp_
 
 def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_data, tmp_path):
     student = tmp_path / "student.pt"
-    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint",
+    run(["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint",
          offline["dir"] / "checkpoint_best.pt", "--out", student])
     plain = generate(toy_data, student, user_dir=False)
     training = generate(toy_data, offline["dir"] / "checkpoint_best.pt")
@@ -221,7 +221,7 @@ def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_d
     out = run(["python", "-c", code], cwd="/").stdout.split()
     n_params, n_layers = int(out[-2]), int(out[-1])
     assert n_layers == 2
-    counts = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", student, "--json"]).stdout)
+    counts = json.loads(run(["python", "-m", "fairseq_selfteach.cli.param_count", student, "--json"]).stdout)
     assert counts["total"] == n_params
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
@@ -229,12 +229,12 @@ def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_d
 def test_param_count_of_a_truncated_depth_equals_the_export(online, tmp_path):
     ckpt = online["dir"] / "checkpoint_last.pt"
     student = tmp_path / "s.pt"
-    run(["python", "-m", "fairseq_selfteach.export_student", "--checkpoint", ckpt, "--out", student,
+    run(["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint", ckpt, "--out", student,
          "--decoder-layers", 1])
-    as_depth = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", ckpt,
+    as_depth = json.loads(run(["python", "-m", "fairseq_selfteach.cli.param_count", ckpt,
                                "--decoder-layers", 1, "--json"]).stdout)
-    exported = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", student, "--json"]).stdout)
-    full = json.loads(run(["python", "-m", "fairseq_selfteach.param_count", ckpt, "--json"]).stdout)
+    exported = json.loads(run(["python", "-m", "fairseq_selfteach.cli.param_count", student, "--json"]).stdout)
+    full = json.loads(run(["python", "-m", "fairseq_selfteach.cli.param_count", ckpt, "--json"]).stdout)
     assert as_depth == exported
     assert full["decoder"] == 4 * exported["decoder"]  # 4 identical-size layers vs 1
     assert full["embeddings"] == exported["embeddings"]

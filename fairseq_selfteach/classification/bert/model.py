@@ -435,7 +435,7 @@ class SelfteachBertModel(FairseqEncoderModel):
 
     @classmethod
     def load_converted(cls, out_dir: str, encoder_layers: Optional[int] = None) -> "SelfteachBertModel":
-        """The model in OUT_DIR (written by fairseq_selfteach.convert_hf_bert), through fairseq's
+        """The model in OUT_DIR (written by fairseq_selfteach.cli.convert_hf_bert), through fairseq's
         own checkpoint loader, in eval mode; encoder_layers=k keeps its first k layers."""
         from fairseq import checkpoint_utils
 

@@ -1,6 +1,6 @@
 """Results table (markdown) and plot (PNG) from the per-model JSON rows a pipeline wrote.
 
-    python -m fairseq_selfteach.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
+    python -m fairseq_selfteach.cli.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
         [--title "IWSLT14 de→en"] [--metric sacrebleu]
 
 Each row is one JSON file in DIR, written by score_translation (translation) or evaluate_glue --name
@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from fairseq_selfteach.checkpoints import atomic_write_text
+from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 
 METHOD_ORDER = ("teacher", "offline", "online", "gradual", "seqkd", "scratch", "truncated", "pruned")
 METHOD_LABELS = {
@@ -126,7 +126,7 @@ def plot(rows, metric, metric_label, out_png, title=None):
 
 
 def metric_label(task, metric="glue_score"):
-    from fairseq_selfteach.glue_metrics import score_label
+    from fairseq_selfteach.classification.metrics import score_label
 
     return score_label(task) if metric == "glue_score" else metric
 

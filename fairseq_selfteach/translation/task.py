@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from fairseq_selfteach.distillation.student_init import TeacherConfig, TeacherTaskMixin
+from fairseq_selfteach.core.teacher_task import TeacherConfig, TeacherTaskMixin
 
 
 @dataclass

@@ -62,8 +62,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING, OmegaConf, open_dict
 
-from fairseq_selfteach import glue_metrics
-from fairseq_selfteach.bert_dictionary import BertDictionary
+from fairseq_selfteach.classification import metrics as glue_metrics
+from fairseq_selfteach.classification.bert.dictionary import BertDictionary
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ def _single_process_only(task: str) -> None:
             raise RuntimeError(
                 f"{task} validation (Pearson/Spearman over every example) runs in a single process for "
                 f"now: validate with --distributed-world-size 1 or score with "
-                f"python -m fairseq_selfteach.evaluate_glue"
+                f"python -m fairseq_selfteach.cli.evaluate_glue"
             )
 
 

@@ -32,8 +32,8 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
-from fairseq_selfteach.distillation.exits import exits_for, parse_exits
-from fairseq_selfteach.distillation.kd import (
+from fairseq_selfteach.core.exits import exits_for, parse_exits
+from fairseq_selfteach.core.kd import (
     KD_DIRECTIONS,
     check_kd_options,
     kd_from_log_probs,

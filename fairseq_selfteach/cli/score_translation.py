@@ -1,6 +1,6 @@
 """Score one model's `fairseq-generate` output: detokenised sacreBLEU, tokenised BLEU, speed, parameters.
 
-    python -m fairseq_selfteach.score_translation --generate-log GEN.txt --tok-ref tok/test.en \
+    python -m fairseq_selfteach.cli.score_translation --generate-log GEN.txt --tok-ref tok/test.en \
         --raw-ref ref/test.en --lang en --checkpoint MODEL.pt --name offline_dec2 --method offline \
         --decoder-layers 2 --out results/offline_dec2.json
 
@@ -20,8 +20,8 @@ import sys
 import sacrebleu
 from sacremoses import MosesDetokenizer
 
-from fairseq_selfteach.checkpoints import atomic_write_text
-from fairseq_selfteach.param_count import count_parameters
+from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+from fairseq_selfteach.cli.param_count import count_parameters
 
 SPEED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
                    r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")
@@ -95,8 +95,8 @@ def main(argv=None):
     except (ScoreError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from fairseq_selfteach.checkpoints import load_checkpoint
-    from fairseq_selfteach.student_checkpoint import layer_count
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+    from fairseq_selfteach.core.export import layer_count
 
     model_state = load_checkpoint(args.checkpoint)["model"]
     layers = {"encoder.layers": layer_count(model_state, "encoder.layers"),

@@ -1,6 +1,6 @@
 """Exact parameter counts per component for any checkpoint, at its own depth or a smaller one.
 
-    python -m fairseq_selfteach.param_count CKPT [--encoder-layers K] [--decoder-layers K] [--json]
+    python -m fairseq_selfteach.cli.param_count CKPT [--encoder-layers K] [--decoder-layers K] [--json]
 
 Counted from the checkpoint's state dict: tensors that share storage (tied embeddings / output
 projection) are counted once, under the first component that owns them, and buffers (positional
@@ -12,8 +12,8 @@ import sys
 from collections import OrderedDict
 from typing import Dict, Optional
 
-from fairseq_selfteach.checkpoints import CheckpointError, load_checkpoint
-from fairseq_selfteach.student_checkpoint import layer_count, truncate_layers
+from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint
+from fairseq_selfteach.core.export import layer_count, truncate_layers
 
 # state-dict entries that are buffers, not parameters
 BUFFER_SUFFIXES = ("version", "_float_tensor", "position_ids")
@@ -57,7 +57,7 @@ def count_parameters(model_state, layers: Optional[Dict[str, int]] = None) -> "O
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m fairseq_selfteach.param_count", description=__doc__.splitlines()[0]
+        prog="python -m fairseq_selfteach.cli.param_count", description=__doc__.splitlines()[0]
     )
     p.add_argument("checkpoint")
     p.add_argument("--encoder-layers", type=int, help="count only the first K encoder layers")

@@ -1,6 +1,6 @@
 """Export a self-taught translation student as a plain fairseq `transformer` checkpoint.
 
-    python -m fairseq_selfteach.export_student --checkpoint CKPT --out STUDENT.pt [--decoder-layers K]
+    python -m fairseq_selfteach.cli.export_student --checkpoint CKPT --out STUDENT.pt [--decoder-layers K]
 
 Offline students are exported as they are (a shallower model already). For an online-trained model,
 --decoder-layers K keeps decoder layers 1..K: exactly student exit K. A BERT sentence classifier
@@ -13,11 +13,11 @@ allow-listed global: its config is plain dicts, so torch's safe loader accepts i
 import argparse
 import sys
 
-from fairseq_selfteach.checkpoints import CheckpointError, atomic_torch_save
+from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
 
 
 def plain_translation_arch(arch: str) -> str:
-    from fairseq_selfteach.models.transformer_depths import VARIANTS, variant_name
+    from fairseq_selfteach.translation.archs import VARIANTS, variant_name
 
     ours = {variant_name(e, d) for e, d in VARIANTS}
     # our depth variants only change defaults that the config states explicitly
@@ -26,7 +26,7 @@ def plain_translation_arch(arch: str) -> str:
 
 def _is_sentence_classifier(checkpoint: str) -> bool:
     """A BERT classifier (selfteach_bert: pooler, no decoder), whatever its arch name."""
-    from fairseq_selfteach.checkpoints import load_checkpoint
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
 
     keys = load_checkpoint(checkpoint)["model"]
     return any(k.startswith("encoder.pooler.") for k in keys) and not any(k.startswith("decoder.") for k in keys)
@@ -35,12 +35,12 @@ def _is_sentence_classifier(checkpoint: str) -> bool:
 def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) -> dict:
     import fairseq_selfteach  # noqa: F401  (registers the variants for the arch check)
 
-    from fairseq_selfteach.student_checkpoint import plain_checkpoint
+    from fairseq_selfteach.core.export import plain_checkpoint
 
     if _is_sentence_classifier(checkpoint):
         # a BERT classifier: keep the first K encoder layers (online exit K), the pooler and heads;
         # the result is a `glue` task checkpoint (the model itself is the plugin's selfteach_bert)
-        from fairseq_selfteach.tasks.glue import GlueConfig
+        from fairseq_selfteach.classification.glue_task import GlueConfig
 
         if decoder_layers is not None:
             raise ValueError(f"{checkpoint} is a sentence classifier: it has no decoder layers")
@@ -71,7 +71,7 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) 
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m fairseq_selfteach.export_student", description=__doc__.splitlines()[0]
+        prog="python -m fairseq_selfteach.cli.export_student", description=__doc__.splitlines()[0]
     )
     p.add_argument("--checkpoint", required=True, help="training checkpoint (offline or online)")
     p.add_argument("--out", required=True, help="where to write the plain fairseq checkpoint")

@@ -12,7 +12,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING
 
-from fairseq_selfteach.bert_dictionary import BertDictionary
+from fairseq_selfteach.classification.bert.dictionary import BertDictionary
 
 
 @dataclass

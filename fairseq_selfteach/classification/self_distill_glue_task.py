@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from fairseq.tasks import register_task
 
-from fairseq_selfteach.distillation.student_init import TeacherConfig, TeacherTaskMixin
-from fairseq_selfteach.tasks.glue import GlueConfig, GlueTask
+from fairseq_selfteach.core.teacher_task import TeacherConfig, TeacherTaskMixin
+from fairseq_selfteach.classification.glue_task import GlueConfig, GlueTask
 
 
 @dataclass

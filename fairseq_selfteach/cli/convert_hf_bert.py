@@ -1,6 +1,6 @@
 """Convert a Hugging Face BERT checkpoint into a fairseq checkpoint of the selfteach_bert model.
 
-    python -m fairseq_selfteach.convert_hf_bert --hf-dir DIR --out OUT_DIR
+    python -m fairseq_selfteach.cli.convert_hf_bert --hf-dir DIR --out OUT_DIR
 
 DIR holds config.json, vocab.txt and the weights: model.safetensors, or pytorch_model.bin (read with
 torch's safe loader, weights_only=True). Keys may carry the `bert.` prefix (BertForPreTraining,
@@ -27,8 +27,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from fairseq_selfteach.bert_dictionary import BertDictionary, BertDictionaryError
-from fairseq_selfteach.checkpoints import atomic_torch_save, sha256_of_file, usual_file_mode
+from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
+from fairseq_selfteach.core.checkpoint_io import atomic_torch_save, sha256_of_file, usual_file_mode
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name
@@ -147,7 +147,7 @@ def check_against_model(
     """The file must hold exactly the weights of the model config.json describes, in its shapes."""
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.models.bert import SelfteachBertModel
+    from fairseq_selfteach.classification.bert.model import SelfteachBertModel
 
     head_key = f"classification_heads.{head_name}.out_proj.weight"
     # built on the meta device: shapes without allocating or initialising any weights
@@ -193,7 +193,7 @@ def _hf_name(key: str, head_name: str) -> str:
 
 
 def model_config(hf_config: dict) -> dict:
-    from fairseq_selfteach.models.bert import SelfteachBertConfig
+    from fairseq_selfteach.classification.bert.model import SelfteachBertConfig
 
     cfg = {f.name: f.default for f in dataclasses.fields(SelfteachBertConfig)}
     cfg.update(hf_config)
@@ -203,7 +203,7 @@ def model_config(hf_config: dict) -> dict:
 
 
 def convert(hf_dir: str, out_dir: str, head_name: str = DEFAULT_HEAD) -> dict:
-    from fairseq_selfteach.models.bert import BertConfigError, read_hf_bert_config
+    from fairseq_selfteach.classification.bert.model import BertConfigError, read_hf_bert_config
 
     if not os.path.isdir(hf_dir):
         raise ConversionError(f"--hf-dir {hf_dir} is not a folder")
@@ -286,7 +286,7 @@ def _write_output(out_dir, checkpoint, dictionary, config_path, vocab_path) -> N
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m fairseq_selfteach.convert_hf_bert", description=__doc__.splitlines()[0]
+        prog="python -m fairseq_selfteach.cli.convert_hf_bert", description=__doc__.splitlines()[0]
     )
     p.add_argument(
         "--hf-dir", required=True,

@@ -1,6 +1,6 @@
 """Sequence-level KD corpus: the teacher's beam output on the training set becomes the new target side.
 
-    python -m fairseq_selfteach.seqkd_corpus --generate-log GEN.txt --source bpe/train.de \
+    python -m fairseq_selfteach.cli.seqkd_corpus --generate-log GEN.txt --source bpe/train.de \
         --out-prefix seqkd/train --src de --tgt en
 
 GEN.txt is `fairseq-generate --gen-subset train` output without --remove-bpe, so hypotheses are in the

@@ -6,8 +6,8 @@ from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 
-from fairseq_selfteach.distillation.layer_map import copy_teacher_into_student, resolve_layer_map
-from fairseq_selfteach.distillation.teacher import FrozenModelTeacher, Teacher
+from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
+from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,18 @@
 """Score every example of a binarised GLUE split with a fine-tuned checkpoint.
 
-    python -m fairseq_selfteach.evaluate_glue --data BIN --path CKPT [--subset valid] [--json OUT]
+    python -m fairseq_selfteach.cli.evaluate_glue --data BIN --path CKPT [--subset valid] [--json OUT]
         [--predictions OUT.tsv] [--batch-size 64] [--cpu] [--classification-head-name NAME]
 
 BIN is a folder written by preprocess/glue_binarize.py; CKPT a checkpoint whose model has the
 classification head (fine-tuned with --task glue). Every example of the split is scored exactly once
 (checked by id), and the task's metrics are computed from the whole arrays with scikit-learn/scipy
-(fairseq_selfteach.glue_metrics.compute_metrics), in percent, with glue_score the task's own number.
+(fairseq_selfteach.classification.metrics.compute_metrics), in percent, with glue_score the task's own number.
 Unlabelled splits (GLUE test sets, AX) get predictions only: --predictions writes GLUE's submission
 format (`index<TAB>prediction`, the label names of meta.json, or the score for STS-B).
 The JSON (--json, written atomically) holds task, subset, data, checkpoint, examples, scored,
 metrics, glue_score, encoder_layers and exact parameter counts (params: every parameter of the
 checkpoint; head_params: those of the classification head), plus name and method when given (the
-row labels of a pipeline's results table, see fairseq_selfteach.report). The checkpoint is loaded by fairseq's loader in torch's safe mode.
+row labels of a pipeline's results table, see fairseq_selfteach.cli.report). The checkpoint is loaded by fairseq's loader in torch's safe mode.
 """
 import argparse
 import json
@@ -33,8 +33,8 @@ def load(path: str, data: str, head: str = None):
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.checkpoints import load_checkpoint
-    from fairseq_selfteach.tasks.glue import GlueConfig, GlueTask
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+    from fairseq_selfteach.classification.glue_task import GlueConfig, GlueTask
 
     state = load_checkpoint(path)
     cfg = state.get("cfg") or {}
@@ -94,8 +94,8 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
 
 def size_of(state_model, head):
     """(encoder layers, exact parameters, parameters of the head) of a checkpoint's model state."""
-    from fairseq_selfteach.param_count import count_parameters
-    from fairseq_selfteach.student_checkpoint import layer_count
+    from fairseq_selfteach.cli.param_count import count_parameters
+    from fairseq_selfteach.core.export import layer_count
 
     head_state = {k: v for k, v in state_model.items() if k.startswith(f"classification_heads.{head}.")}
     return (layer_count(state_model, "encoder.layers"), count_parameters(state_model)["total"],
@@ -103,7 +103,7 @@ def size_of(state_model, head):
 
 
 def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
-    from fairseq_selfteach.glue_metrics import SCORE_NAME, compute_metrics
+    from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
 
     use_cuda = torch.cuda.is_available() and not cpu
     model, task, head = load(path, data, head)
@@ -132,7 +132,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
 
 
 def write_predictions(path, preds, task):
-    from fairseq_selfteach.checkpoints import atomic_write_text
+    from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 
     labels = task.meta.get("labels")
     lines = ["index\tprediction\n"]
@@ -142,7 +142,7 @@ def write_predictions(path, preds, task):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fairseq_selfteach.evaluate_glue", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m fairseq_selfteach.cli.evaluate_glue", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder written by preprocess/glue_binarize.py")
     p.add_argument("--path", required=True, help="fine-tuned checkpoint (its model has the classification head)")
     p.add_argument("--subset", default="valid", help="split to score: valid, valid_mismatched, test, ... (default valid)")
@@ -161,8 +161,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)
-    from fairseq_selfteach.checkpoints import CheckpointError
-    from fairseq_selfteach.tasks.glue import GlueDataError
+    from fairseq_selfteach.core.checkpoint_io import CheckpointError
+    from fairseq_selfteach.classification.glue_task import GlueDataError
 
     try:
         result, preds, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu, a.classification_head_name)
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     if a.predictions:
         write_predictions(a.predictions, preds, task)
     if a.json:
-        from fairseq_selfteach.checkpoints import atomic_write_text
+        from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 
         atomic_write_text(a.json, json.dumps(result, indent=1) + "\n")
     shown = " | ".join(f"{k} {v:.2f}" for k, v in result.get("metrics", {}).items())

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 
 import torch
 
-from fairseq_selfteach.checkpoints import load_checkpoint, sha256_of_file
+from fairseq_selfteach.core.checkpoint_io import load_checkpoint, sha256_of_file
 
 
 def _as_dict(cfg_part):

@@ -1,0 +1,1 @@
+"""BERT in fairseq: HF config reading, modules, the `selfteach_bert` model, the WordPiece dictionary."""

@@ -1,0 +1,1 @@
+"""The command-line tools (console scripts in pyproject.toml; `python -m fairseq_selfteach.cli.NAME` works too)."""

@@ -1,1 +1,0 @@
-from . import self_distill  # noqa: F401
