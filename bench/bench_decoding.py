@@ -45,21 +45,18 @@ The CPU measurement for docs/benchmarks.md (2-core machine; one generate process
     python bench/bench_decoding.py --synthetic --threads 2 --repeats 3 --json /tmp/decoding_cpu.json
 """
 import argparse
-import json
 import os
-import platform
 import random
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import common  # bench/common.py: the machine's description, timing
 
 TARGET = 1.5
 TRANSLATED = re.compile(
@@ -79,8 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--synthetic", action="store_true",
                    help="random-init teacher/student with the real dims, random test set, forced "
                         "output length (the default when no checkpoints are given)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="cpu passes --cpu to fairseq-generate")
+    common.add_device_option(p, help="cpu passes --cpu to fairseq-generate")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128, help="fairseq-generate --batch-size")
     p.add_argument("--repeats", type=int, default=3, help="fairseq-generate runs per model")
@@ -112,11 +108,7 @@ def parse_args(argv=None):
     if args.synthetic and (args.sentences < 1 or args.src_len < 1 or args.tgt_len < 1
                            or args.vocab < 10):
         p.error("need --sentences, --src-len, --tgt-len >= 1 and --vocab >= 10")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            p.error("--device cuda: torch sees no GPU")
+    common.check_device(p, args)
     return args
 
 
@@ -138,8 +130,9 @@ def build_synthetic(args, workdir):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.core.checkpoint_io import atomic_torch_save
     from fairseq_selfteach.cli.export_student import export
+    from fairseq_selfteach.core.checkpoint_io import atomic_torch_save
+    from fairseq_selfteach.core.export import checkpoint_skeleton
 
     rng = random.Random(args.seed)
     nspecial = 4  # <s> <pad> </s> <unk>
@@ -173,22 +166,15 @@ def build_synthetic(args, workdir):
     task = tasks.setup_task(cfg.task)
     torch.manual_seed(args.seed)
     model = task.build_model(cfg.model)
-    # what fairseq's trainer writes (Trainer.state_dict), minus the optimizer state
+    # what fairseq's trainer writes (Trainer.state_dict), minus the optimizer state: a fresh model
     plain_cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key, part in plain_cfg.items():
         if isinstance(part, argparse.Namespace):
             plain_cfg[key] = dict(vars(part))
     raw = os.path.join(workdir, "raw_teacher.pt")
-    atomic_torch_save({
-        "args": None,
-        "cfg": plain_cfg,
-        "model": model.state_dict(),
-        "optimizer_history": [{"criterion_name": "label_smoothed_cross_entropy",
-                               "optimizer_name": "none", "lr_scheduler_state": {"best": None},
-                               "num_updates": 0}],
-        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}},
-        "task_state": {},
-    }, raw)
+    atomic_torch_save(
+        checkpoint_skeleton(plain_cfg, model.state_dict(), "label_smoothed_cross_entropy", {}), raw
+    )
     del model
     # both through the project's exporter: the same writer, plain fairseq checkpoints
     teacher = os.path.join(workdir, f"teacher_dec{args.teacher_decoder_layers}.pt")
@@ -244,9 +230,9 @@ def run_generate(args, cmd):
 
 
 def checkpoint_info(path):
-    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
     from fairseq_selfteach.cli.param_count import count_parameters
-    from fairseq_selfteach.core.export import layer_count
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+    from fairseq_selfteach.core.layer_map import layer_count
 
     state = load_checkpoint(path)
     model = state["model"]
@@ -258,30 +244,15 @@ def checkpoint_info(path):
     }
 
 
-def machine_lines(args):
-    import fairseq
-    import torch
-
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [
-        "command: " + " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1]] + sys.argv),
-        f"machine: {cpu}; {os.cpu_count()} logical CPUs; {platform.platform()}",
-        f"torch {torch.__version__}, fairseq {fairseq.__version__}, python {platform.python_version()}"
-        f"; generate threads: {args.threads or 'inherited (' + os.environ.get('OMP_NUM_THREADS', 'torch default') + ')'}",
-    ]
-    if args.device == "cuda":
-        lines.append(f"gpu: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
-    return lines
+def machine_lines(args, argv=None):
+    threads = args.threads or f"inherited ({os.environ.get('OMP_NUM_THREADS', 'torch default')})"
+    return common.machine_lines(__file__, argv, device=args.device,
+                                versions_tail=f"; generate threads: {threads}")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    report = {"machine": machine_lines(args), "device": args.device, "beam": args.beam,
+    report = {"machine": machine_lines(args, argv), "device": args.device, "beam": args.beam,
               "batch_size": args.batch_size, "repeats": args.repeats, "target": TARGET,
               "mode": "synthetic" if args.synthetic else "checkpoints"}
     for line in report["machine"]:
@@ -316,18 +287,17 @@ def main(argv=None):
             print(f"  {name}: {report['commands'][name]}")
         sys.stdout.flush()
 
-        runs = {name: [] for name in models}
-        t_start = time.perf_counter()
-        for r in range(args.repeats):
-            order = ["teacher", "student"] if r % 2 == 0 else ["student", "teacher"]
-            for name in order:
-                res = run_generate(args, cmds[name])
-                runs[name].append(res)
-                print(f"  run {r + 1} {name:<8} {res['sentences']} sentences, {res['tokens']} tokens "
-                      f"in {res['gen_seconds']:.1f} s: {res['sentences_per_s']:.2f} sentences/s, "
-                      f"{res['tokens_per_s']:.1f} tokens/s (process {res['process_wall_seconds']:.1f} s)")
-                sys.stdout.flush()
-        report["timing_wall_seconds"] = time.perf_counter() - t_start
+        def one_run(name, r):
+            res = run_generate(args, cmds[name])
+            print(f"  run {r + 1} {name:<8} {res['sentences']} sentences, {res['tokens']} tokens "
+                  f"in {res['gen_seconds']:.1f} s: {res['sentences_per_s']:.2f} sentences/s, "
+                  f"{res['tokens_per_s']:.1f} tokens/s (process {res['process_wall_seconds']:.1f} s)")
+            sys.stdout.flush()
+            return res
+
+        # teacher, student, student, teacher, ...
+        runs, report["timing_wall_seconds"] = common.interleaved(["teacher", "student"],
+                                                                 args.repeats, one_run)
     finally:
         if workdir and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -343,11 +313,11 @@ def main(argv=None):
     summary = {}
     for name, rs in runs.items():
         summary[name] = {
-            "sentences_per_s": statistics.median(r["sentences_per_s"] for r in rs),
-            "tokens_per_s": statistics.median(r["tokens_per_s"] for r in rs),
+            "sentences_per_s": common.median(r["sentences_per_s"] for r in rs),
+            "tokens_per_s": common.median(r["tokens_per_s"] for r in rs),
             "sentences_per_s_runs": [r["sentences_per_s"] for r in rs],
             "sentences": rs[0]["sentences"],
-            "tokens_per_sentence": statistics.median(r["tokens"] / r["sentences"] for r in rs),
+            "tokens_per_sentence": common.median(r["tokens"] / r["sentences"] for r in rs),
         }
     ratio = summary["student"]["sentences_per_s"] / summary["teacher"]["sentences_per_s"]
     tok_ratio = summary["student"]["tokens_per_s"] / summary["teacher"]["tokens_per_s"]
@@ -371,8 +341,7 @@ def main(argv=None):
     for problem in problems:
         print(f"WARNING: {problem}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        common.write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0
 

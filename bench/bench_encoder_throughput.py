@@ -12,39 +12,45 @@ timed interleaved (teacher, students, then reversed order) and medians reported.
 ratios; it asserts nothing.
 """
 import argparse
-import json
 import os
-import platform
-import statistics
 import sys
-import time
+import tempfile
 from dataclasses import fields
 
 import torch
 
+import common  # bench/common.py: the machine's description, timing
 
-def build(arch, layers_override=None):
+VOCAB = 30522  # BERT's uncased WordPiece vocabulary size
+
+
+def synthetic_dictionary():
+    """A BertDictionary laid out like BERT's uncased vocab.txt ([PAD] 0, [unused*], [UNK] 100,
+    [CLS] 101, [SEP] 102, [MASK] 103, then made-up tokens), read as a vocab.txt is."""
+    from fairseq_selfteach.classification.bert.dictionary import BertDictionary
+
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [f"tok{i}" for i in range(len(tokens), VOCAB)]
+    with tempfile.TemporaryDirectory(prefix="bench_encoder.") as tmp:
+        vocab = os.path.join(tmp, "vocab.txt")
+        with open(vocab, "w") as f:
+            f.writelines(t + "\n" for t in tokens)
+        return BertDictionary.from_vocab(vocab)
+
+
+def build(arch, d):
+    from fairseq.models import ARCH_CONFIG_REGISTRY
     from omegaconf import OmegaConf
 
-    import fairseq_selfteach  # noqa: F401  (registers the model and archs)
-    from fairseq.models import ARCH_MODEL_REGISTRY, ARCH_CONFIG_REGISTRY
-
-    from fairseq_selfteach.classification.bert.dictionary import BertDictionary
-    from fairseq_selfteach.classification.bert.model import SelfteachBertConfig
+    from fairseq_selfteach.classification.bert.config import SelfteachBertConfig
+    from fairseq_selfteach.classification.bert.model import SelfteachBertModel  # and its archs
 
     cfg = OmegaConf.create({f.name: f.default for f in fields(SelfteachBertConfig)})
     ARCH_CONFIG_REGISTRY[arch](cfg)
-    vocab = 30522
-    d = BertDictionary()
-    for tok in ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]:
-        d.add_symbol(tok)
-    while len(d) < vocab:
-        d.add_symbol(f"tok{len(d)}")
-    d._set_special_indices("synthetic vocabulary")
-    cfg.vocab_size = vocab
-    model = ARCH_MODEL_REGISTRY[arch].build_from_dictionary(cfg, d)
+    cfg.vocab_size = len(d)
+    model = SelfteachBertModel.build_from_dictionary(cfg, d)
     model.register_classification_head("sentence_classification_head", 2)
-    return model.eval(), d
+    return model.eval()
 
 
 def batch(d, batch_size, seq_len, seed=0):
@@ -66,17 +72,19 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7, help="timed forward passes per model")
     ap.add_argument("--warmup", type=int, default=2, help="untimed forward passes per model first")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    common.add_device_option(ap)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
+    common.check_device(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    teacher, d = build(args.arch)
+    d = synthetic_dictionary()
+    teacher = build(args.arch, d)
     L = len(teacher.encoder.layers)
     depths = [int(k) for k in args.students.split(",")]
     models = {L: teacher}
     for k in depths:
-        student, _ = build(args.arch)
+        student = build(args.arch, d)
         student.load_state_dict(teacher.state_dict(), strict=False)
         student.encoder.layers = student.encoder.layers[:k]  # the first k layers, same weights
         models[k] = student
@@ -86,28 +94,20 @@ def main(argv=None):
     for m in models.values():
         m.to(dev)
 
-    def run(m):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            m(tokens, segment_labels=segments, classification_head_name="sentence_classification_head")
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+    watch = common.Stopwatch(dev)
 
-    for m in models.values():
-        for _ in range(args.warmup):
-            run(m)
-    times = {k: [] for k in models}
-    order = list(models)
-    for r in range(args.repeats):
-        for k in (order if r % 2 == 0 else order[::-1]):
-            times[k].append(run(models[k]))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"command: python bench/bench_encoder_throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"machine: {platform.processor() or platform.machine()}; {os.cpu_count()} logical CPUs; "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
+    @torch.no_grad()
+    def run(k, _round):
+        return watch.time(lambda: models[k](tokens, segment_labels=segments,
+                                            classification_head_name="sentence_classification_head"))
+
+    times, _wall = common.interleaved(models, args.repeats, run, warmup=args.warmup)
+    med = {k: common.median(v) for k, v in times.items()}
+    print(common.command_line(__file__, argv))
+    print(f"{common.cpu_line()}; torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"device {args.device}")
+    if args.device == "cuda":
+        print(common.gpu_line())
     print(f"{args.arch} teacher ({L} layers) and students = its first k layers; batch {args.batch_size} x "
           f"{args.seq_len} ({real_tokens} real tokens), eval forward + pooler + head, median of "
           f"{args.repeats} interleaved runs")
@@ -124,9 +124,7 @@ def main(argv=None):
                      "sentences_per_s": args.batch_size / med[k], "ratio_vs_teacher": ratio,
                      "target": None if k == L else target, "runs_ms": [t * 1000 for t in times[k]]})
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"arch": args.arch, "device": args.device, "rows": rows}, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
+        common.write_json(args.json, {"arch": args.arch, "device": args.device, "rows": rows}, indent=1)
     return 0
 
 

@@ -5,8 +5,12 @@ This is a benchmark, not a test: it prints numbers and asserts nothing (issue #2
 
 Models have the `transformer_iwslt_de_en` dimensions (d=512, FFN 1024, 4 heads, 6 encoder and 6
 decoder layers, decoder input/output embeddings shared) over a dummy fairseq Dictionary of --vocab
-symbols. Everything is built in-process through fairseq's Python API; the batches are random tokens
-in fairseq's sample format, padded as fairseq pads them (source on the left, target on the right).
+symbols. Everything is built in-process through fairseq's Python API, by a real
+`self_distill_translation` task (SelfDistillTranslationTask over that dictionary, no data on disk):
+task.build_model builds every model, and initialises the students from the teacher as training
+does; the offline criterion's teacher is given to its task with task.use_teacher. The batches are
+random tokens in fairseq's sample format, padded as fairseq pads them (source on the left, target on
+the right).
 
 An "update" is what fairseq's trainer does per batch, minus its bookkeeping:
 optimizer.zero_grad() + criterion forward (model forward + loss) + loss.backward() + Adam step.
@@ -23,7 +27,9 @@ the remaining --steps are reported.
                      label_smoothed_cross_entropy
     student_offline  the same student, self_distill with a frozen 6+6 teacher
                      (FrozenModelTeacher: eval mode, no_grad) giving the soft targets
-    teacher_forward  the frozen teacher's forward alone (what offline distillation adds at least)
+    teacher_forward  the frozen teacher's part of an offline update alone, as the criterion calls
+                     it: teacher.follow(student) + teacher.logits(sample) (what offline
+                     distillation adds at least)
 
 Figures printed:
     P1 = full_online / full_lsce                            (target <= 1.20)
@@ -46,33 +52,21 @@ oversubscribed OpenMP threads on a shared 2-core machine make every op many time
 """
 import argparse
 import json
+import logging
 import os
-import platform
-import shlex
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from argparse import Namespace
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import torch
+from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+from fairseq.data import Dictionary
 
-import torch  # noqa: E402
-import fairseq  # noqa: E402
-from fairseq.criterions.label_smoothed_cross_entropy import (  # noqa: E402
-    LabelSmoothedCrossEntropyCriterion,
-)
-from fairseq.data import Dictionary  # noqa: E402
-from fairseq.models.transformer import TransformerModel  # noqa: E402
-from fairseq.models.transformer.transformer_legacy import transformer_iwslt_de_en  # noqa: E402
-
-from fairseq_selfteach.translation.criterion import SelfDistillCriterion  # noqa: E402
-from fairseq_selfteach.core.layer_map import (  # noqa: E402
-    copy_teacher_into_student,
-    resolve_layer_map,
-)
-from fairseq_selfteach.core.teacher import FrozenModelTeacher  # noqa: E402
+import common  # bench/common.py: the machine's description, timing
+from fairseq_selfteach.core.teacher import FrozenModelTeacher
+from fairseq_selfteach.translation.criterion import SelfDistillCriterion
+from fairseq_selfteach.translation.task import SelfDistillTranslationConfig, SelfDistillTranslationTask
 
 TRAINED_VARIANTS = ("full_lsce", "full_online", "student_lsce", "student_offline")
 ALL_VARIANTS = TRAINED_VARIANTS + ("teacher_forward",)
@@ -83,8 +77,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="where to run; cuda only if torch sees a GPU")
+    common.add_device_option(p)
     p.add_argument("--max-tokens", type=int, default=4096,
                    help="tokens per batch, padding included, as fairseq's --max-tokens counts them")
     p.add_argument("--vocab", type=int, default=10000,
@@ -118,8 +111,7 @@ def parse_args(argv=None):
                         "full_online and print their most expensive operators")
     p.add_argument("--memory-variant", choices=ALL_VARIANTS, help=argparse.SUPPRESS)  # internal
     args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: torch sees no GPU")
+    common.check_device(p, args)
     if args.min_len < 3 or args.max_len < args.min_len or args.max_tokens < args.max_len:
         p.error("need 3 <= --min-len <= --max-len <= --max-tokens")
     return args
@@ -129,15 +121,6 @@ def parse_args(argv=None):
 # building blocks
 
 
-class BenchTask:
-    """Just what TransformerModel.build_model and the criteria read from a fairseq task."""
-
-    def __init__(self, dictionary, teacher=None):
-        self.source_dictionary = dictionary
-        self.target_dictionary = dictionary
-        self.teacher = teacher  # read by SelfDistillCriterion: None = online mode
-
-
 def make_dictionary(size):
     d = Dictionary()  # <s>, <pad>, </s>, <unk>
     for i in range(size - len(d)):
@@ -145,15 +128,24 @@ def make_dictionary(size):
     return d
 
 
-def build_transformer(task, decoder_layers, dropout):
-    args = Namespace(
+def make_task(dictionary, teacher=None):
+    """A self_distill_translation task over `dictionary` (source and target), with no data on
+    disk: the batches are made here. With a teacher it distils from it (offline: its criterion and
+    the students it builds use that teacher); without one it has none (plain or online training)."""
+    task = SelfDistillTranslationTask(SelfDistillTranslationConfig(), dictionary, dictionary)
+    if teacher is not None:
+        task.use_teacher(teacher)
+    return task
+
+
+def model_args(decoder_layers, dropout):
+    """transformer_iwslt_de_en (d=512, FFN 1024, 4 heads, 6 encoder layers), as --arch gives it."""
+    return Namespace(
         arch="transformer_iwslt_de_en",
         decoder_layers=decoder_layers,
         share_decoder_input_output_embed=True,
         dropout=dropout,
     )
-    transformer_iwslt_de_en(args)  # d=512, FFN 1024, 4 heads, 6 encoder layers
-    return TransformerModel.build_model(args, task)
 
 
 def make_batch(gen, dictionary, max_tokens, min_len, max_len, device):
@@ -205,94 +197,106 @@ class Variant:
         self.model = model.to(device).train()
         self.criterion = criterion
         self.optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.98))
-        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        self.watch = common.Stopwatch(device)
 
     def run(self, sample):
-        sync, clock = self.sync, time.perf_counter
-        sync()
-        t0 = clock()
+        watch = self.watch
+        watch.start()
         self.optimizer.zero_grad(set_to_none=True)
         loss, _sample_size, _log = self.criterion(self.model, sample)
-        sync()
-        t1 = clock()
+        forward = watch.lap()
         loss.backward()
-        sync()
-        t2 = clock()
+        backward = watch.lap()
         self.optimizer.step()
-        sync()
-        t3 = clock()
-        return {"total": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "step": t3 - t2}
+        step = watch.lap()
+        return {"total": forward + backward + step, "forward": forward, "backward": backward,
+                "step": step}
 
 
 class TeacherForward:
-    """The frozen teacher's forward pass alone, exactly as the criterion calls it."""
+    """The frozen teacher's part of an offline update alone, exactly as the criterion calls it:
+    follow the student (cheap once on its device and dtype), then the logits of the batch."""
 
-    def __init__(self, teacher, device):
+    def __init__(self, teacher, student, device):
         self.name = "teacher_forward"
         self.teacher = teacher
-        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        self.student = student  # the model the teacher serves (not timed here)
+        self.watch = common.Stopwatch(device)
 
     def run(self, sample):
-        self.sync()
-        t0 = time.perf_counter()
-        self.teacher.logits(sample)
-        self.sync()
-        t = time.perf_counter() - t0
+        def forward():
+            self.teacher.follow(self.student)
+            self.teacher.logits(sample)
+
+        t = self.watch.time(forward)
         return {"total": t, "forward": t}
 
 
 def build_variants(args, names):
     """Build the variants named, and only what they need (so a memory subprocess holds nothing
     else), deterministically from --seed: every model is built afresh from the same seed, so the
-    two 6+6 models and the teacher have the same weights, and so do the two students."""
+    two 6+6 models and the teacher have the same weights, and so do the two students.
+
+    The teacher is built on the CPU, like the students; the criterion's teacher.follow(model)
+    moves it to the student's device on the first update, as in training."""
     device = args.device
     dictionary = make_dictionary(args.vocab)
-    task = BenchTask(dictionary)
+    plain = make_task(dictionary)  # no teacher: plain training and online self-distillation
 
     def full_model():
         torch.manual_seed(args.seed)
-        return build_transformer(task, 6, args.dropout)
+        return plain.build_model(model_args(6, args.dropout))
+
+    def frozen_teacher():
+        return FrozenModelTeacher("bench", full_model(), sha256="bench")
 
     teacher = None
     if {"student_offline", "teacher_forward"} & set(names):
-        teacher = FrozenModelTeacher(path="bench", model=full_model().to(device), state={},
-                                     sha256="bench")
+        teacher = frozen_teacher()
 
     def student_model():
-        """The 6+k student, initialised from the teacher's first k decoder layers (as
-        self_distill_translation does with its default --student-decoder-layer-map first)."""
-        teacher_state = (teacher.model if teacher is not None else full_model()).state_dict()
+        """The 6+k student as self_distill_translation's build_model makes it: initialised from the
+        teacher's first k decoder layers (its default --student-decoder-layer-map first). Without a
+        variant that distils, from a teacher of its own that is dropped afterwards."""
+        init_from = teacher if teacher is not None else frozen_teacher()
         torch.manual_seed(args.seed + 1)
-        student = build_transformer(task, args.student_decoder_layers, args.dropout)
-        maps = {
-            "encoder.layers": resolve_layer_map("first", 6, 6, "encoder"),
-            "decoder.layers": resolve_layer_map("first", 6, args.student_decoder_layers, "decoder"),
-        }
-        copy_teacher_into_student(student, {k: v.cpu() for k, v in teacher_state.items()}, maps)
-        return student
+        return make_task(dictionary, init_from).build_model(
+            model_args(args.student_decoder_layers, args.dropout)
+        )
 
     def lsce():
-        return LabelSmoothedCrossEntropyCriterion(task, False, args.label_smoothing)
+        return LabelSmoothedCrossEntropyCriterion(plain, False, args.label_smoothing)
 
-    def self_distill(teacher_, exits):
+    def self_distill(task, exits):
+        # the criterion reads task.teacher: the offline task's teacher, or None (online)
         return SelfDistillCriterion(
-            BenchTask(dictionary, teacher_), False, args.label_smoothing,
+            task, False, args.label_smoothing,
             kd_alpha=args.kd_alpha, kd_temperature=args.kd_temperature, student_exits=exits,
         )
+
+    built = {}
+
+    def offline_student():
+        """The model the teacher serves: student_offline's, or (built alone) one of its own."""
+        if "student_offline" in built:
+            return built["student_offline"].model
+        return student_model().to(device)
 
     builders = {
         "full_lsce": lambda: Variant("full_lsce", full_model(), lsce(), device),
         "full_online": lambda: Variant(
-            "full_online", full_model(), self_distill(None, args.student_exits), device
+            "full_online", full_model(), self_distill(plain, args.student_exits), device
         ),
         "student_lsce": lambda: Variant("student_lsce", student_model(), lsce(), device),
         "student_offline": lambda: Variant(
-            "student_offline", student_model(), self_distill(teacher, ""), device
+            "student_offline", student_model(), self_distill(make_task(dictionary, teacher), ""),
+            device,
         ),
-        "teacher_forward": lambda: TeacherForward(teacher, device),
+        "teacher_forward": lambda: TeacherForward(teacher, offline_student(), device),
     }
-    variants = [builders[n]() for n in names]
-    return variants, dictionary
+    for n in names:
+        built[n] = builders[n]()
+    return [built[n] for n in names], dictionary
 
 
 def make_batches(args, dictionary):
@@ -366,39 +370,20 @@ def measure_memory(args, names):
 
 
 def machine_lines(args):
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lines = [
-        "command: " + " ".join(shlex.quote(a) for a in [sys.executable.split("/")[-1]] + sys.argv),
-        f"machine: {cpu}; {os.cpu_count()} logical CPUs; {platform.platform()}",
-        f"torch {torch.__version__} (threads {torch.get_num_threads()}, "
-        f"mkldnn {torch.backends.mkldnn.is_available()}), fairseq {fairseq.__version__}, "
-        f"python {platform.python_version()}",
-    ]
-    if args.device == "cuda":
-        lines.append(f"gpu: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
-    return lines
-
-
-def med(xs):
-    return statistics.median(xs)
-
-
-def quartiles(xs):
-    if len(xs) < 2:
-        return xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4)
-    return q[0], q[2]
+    return common.machine_lines(
+        __file__, device=args.device,
+        torch_detail=f" (threads {torch.get_num_threads()}, "
+                     f"mkldnn {torch.backends.mkldnn.is_available()})",
+    )
 
 
 def main():
     args = parse_args()
     # fairseq's attention passes a float attn_mask with a bool key_padding_mask; torch warns each time
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
+    # importing fairseq sets the root logger to DEBUG: keep the task's INFO line about each student's
+    # initialisation from the teacher out of the report
+    logging.getLogger("fairseq_selfteach").setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_variant:
@@ -430,16 +415,11 @@ def main():
           f"interleaved, same batch for every variant within a step")
     sys.stdout.flush()
 
-    times = {v.name: [] for v in variants}
-    t_start = time.perf_counter()
-    for step in range(args.warmup + args.steps):
-        sample = batches[step % len(batches)]
-        order = variants if step % 2 == 0 else variants[::-1]
-        for v in order:
-            t = v.run(sample)
-            if step >= args.warmup:
-                times[v.name].append(t)
-    wall = time.perf_counter() - t_start
+    by_name = {v.name: v for v in variants}
+    times, wall = common.interleaved(
+        by_name, args.steps, lambda name, step: by_name[name].run(batches[step % len(batches)]),
+        warmup=args.warmup,
+    )
 
     print()
     print(f"{'variant':<16} {'median ms':>10} {'p25-p75 ms':>16}   median phases ms "
@@ -447,16 +427,17 @@ def main():
     totals = {}
     for name in ALL_VARIANTS:
         tt = [t["total"] * 1e3 for t in times[name]]
-        totals[name] = med(tt)
-        lo, hi = quartiles(tt)
+        totals[name] = common.median(tt)
+        lo, hi = common.quartiles(tt)
         phases = " / ".join(
-            f"{med([t[p] * 1e3 for t in times[name]]):.1f}" for p in PHASES if p in times[name][0]
+            f"{common.median(t[p] * 1e3 for t in times[name]):.1f}"
+            for p in PHASES if p in times[name][0]
         )
         print(f"{name:<16} {totals[name]:>10.1f} {lo:>7.1f}-{hi:<8.1f}   {phases}")
     print(f"(timing loop wall time {wall:.0f} s)")
 
     def paired(a, b):  # median of the per-step ratios: a cross-check less sensitive to drift
-        return med([x["total"] / y["total"] for x, y in zip(times[a], times[b])])
+        return common.median(x["total"] / y["total"] for x, y in zip(times[a], times[b]))
 
     p1 = totals["full_online"] / totals["full_lsce"]
     p2 = totals["student_offline"] / totals["student_lsce"]

@@ -26,13 +26,11 @@ import sys
 import tempfile
 import zlib
 
-from download import sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
+from download import PrepareError, cli_main  # noqa: E402  (preprocess/download.py, beside this script)
+
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file
 
 PACKAGES = {"en": ("sword-text-kjv", "engKJV2006eb"), "es": ("sword-text-sparv", "spaRV1909eb")}
-
-
-class PrepareError(Exception):
-    pass
 
 
 def fetch_debs(dest):
@@ -120,6 +118,45 @@ def verse_pairs(mods):
     return [(s, t) for s, t in zip(es, en) if s and t]
 
 
+def _run(args):
+    if args.test_every < 2:
+        raise PrepareError(f"--test-every must be at least 2, got {args.test_every}")
+    raw = os.path.join(args.out, "raw")
+    if os.path.exists(os.path.join(raw, "SOURCES.txt")):
+        print(f"bible: {raw} is complete, nothing to do")
+        return 0
+    debs = args.debs or os.path.join(args.out, "download")
+    if not args.debs:
+        fetch_debs(debs)
+    os.makedirs(args.out, exist_ok=True)
+    tmp = raw + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with tempfile.TemporaryDirectory(dir=args.out, prefix=".unpack.") as unpacked:
+        mods = unpack(debs, unpacked)
+        pairs = verse_pairs({lang: d for lang, (_, d) in mods.items()})
+        debs_used = {lang: deb for lang, (deb, _) in mods.items()}
+    if args.max_words:
+        pairs = [p for p in pairs if max(len(p[0].split()), len(p[1].split())) <= args.max_words]
+    splits = {"train": [], "test": []}
+    for i, pair in enumerate(pairs, 1):
+        splits["test" if i % args.test_every == 0 else "train"].append(pair)
+    for split, rows in splits.items():
+        for side, lang in enumerate(("es", "en")):
+            with open(os.path.join(tmp, f"{split}.{lang}"), "w", encoding="utf-8") as f:
+                f.writelines(r[side] + "\n" for r in rows)
+    with open(os.path.join(tmp, "SOURCES.txt"), "w") as f:
+        for lang, deb in debs_used.items():
+            f.write(f"{lang}\t{os.path.basename(deb)}\tsha256 {sha256_of_file(deb)}\n")
+        f.write(f"verse pairs (both sides non-empty"
+                + (f", at most {args.max_words} words each" if args.max_words else "") + f")\t{len(pairs)}\n")
+        f.write(f"test = every {args.test_every}th pair\t{len(splits['test'])}\n")
+        f.write(f"train = the rest\t{len(splits['train'])}\n")
+    shutil.rmtree(raw, ignore_errors=True)
+    os.replace(tmp, raw)
+    print(f"bible: {len(splits['train'])} train and {len(splits['test'])} test verse pairs in {raw}")
+    return 0
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,48 +168,7 @@ def main(argv=None):
                          "(0 = all; a slice of shorter verses makes a quick demo quicker)")
     ap.add_argument("--test-every", type=int, default=50,
                     help="hold out every N-th non-empty verse pair as test (default 50: about 620 verses)")
-    args = ap.parse_args(argv)
-    try:
-        if args.test_every < 2:
-            raise PrepareError(f"--test-every must be at least 2, got {args.test_every}")
-        raw = os.path.join(args.out, "raw")
-        if os.path.exists(os.path.join(raw, "SOURCES.txt")):
-            print(f"bible: {raw} is complete, nothing to do")
-            return 0
-        debs = args.debs or os.path.join(args.out, "download")
-        if not args.debs:
-            fetch_debs(debs)
-        os.makedirs(args.out, exist_ok=True)
-        tmp = raw + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        with tempfile.TemporaryDirectory(dir=args.out, prefix=".unpack.") as unpacked:
-            mods = unpack(debs, unpacked)
-            pairs = verse_pairs({lang: d for lang, (_, d) in mods.items()})
-            debs_used = {lang: deb for lang, (deb, _) in mods.items()}
-        if args.max_words:
-            pairs = [p for p in pairs if max(len(p[0].split()), len(p[1].split())) <= args.max_words]
-        splits = {"train": [], "test": []}
-        for i, pair in enumerate(pairs, 1):
-            splits["test" if i % args.test_every == 0 else "train"].append(pair)
-        for split, rows in splits.items():
-            for side, lang in enumerate(("es", "en")):
-                with open(os.path.join(tmp, f"{split}.{lang}"), "w", encoding="utf-8") as f:
-                    f.writelines(r[side] + "\n" for r in rows)
-        with open(os.path.join(tmp, "SOURCES.txt"), "w") as f:
-            for lang, deb in debs_used.items():
-                f.write(f"{lang}\t{os.path.basename(deb)}\tsha256 {sha256_file(deb)}\n")
-            f.write(f"verse pairs (both sides non-empty"
-                    + (f", at most {args.max_words} words each" if args.max_words else "") + f")\t{len(pairs)}\n")
-            f.write(f"test = every {args.test_every}th pair\t{len(splits['test'])}\n")
-            f.write(f"train = the rest\t{len(splits['train'])}\n")
-        shutil.rmtree(raw, ignore_errors=True)
-        os.replace(tmp, raw)
-        print(f"bible: {len(splits['train'])} train and {len(splits['test'])} test verse pairs in {raw}")
-        return 0
-    except PrepareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli_main(ap, _run, argv, timeout=False)  # errors are printed plainly, exit status 2
 
 
 if __name__ == "__main__":

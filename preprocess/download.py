@@ -5,12 +5,12 @@ Every expected failure raises PrepareError, which the scripts print without a tr
 The scripts import it as `download`: Python puts a script's own folder first on its path, and
 the tests name preprocess/ in pytest.ini's pythonpath.
 """
-import hashlib
+import contextlib
 import http.client
-import sys
 import os
 import re
 import shutil
+import sys
 import stat
 import tarfile
 import tempfile
@@ -19,8 +19,11 @@ import urllib.request
 import zipfile
 import zlib
 
+# the package's own file helpers (it is installed: pip install -e .), one copy for all
+from fairseq_selfteach.core.checkpoint_io import current_umask, sha256_of_file
+
 DEFAULT_TIMEOUT = 60.0  # seconds per socket operation, not for the whole download
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # bytes read at a time from a download
 
 # Appended to the offline and HTTP-error messages when the caller gives no hint of its own;
 # {name} is the file's name. Each script passes a hint naming its own options.
@@ -39,11 +42,13 @@ class NotFoundError(PrepareError):
     """HTTP 404 or 410: the file is not there (a mirror may hold it under another name)."""
 
 
-def cli_main(parser, run, argv=None):
-    """The end of a script's main: add --timeout, parse argv, run(args); a PrepareError is printed
-    as one plain `error: ...` (no traceback) and gives exit status 2."""
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="network timeout per socket operation, seconds (default %(default)s)")
+def cli_main(parser, run, argv=None, timeout=True):
+    """The end of a script's main: add --timeout (timeout=False: a script that downloads nothing),
+    parse argv, run(args); a PrepareError is printed as one plain `error: ...` (no traceback) and
+    gives exit status 2."""
+    if timeout:
+        parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                            help="network timeout per socket operation, seconds (default %(default)s)")
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -52,13 +57,7 @@ def cli_main(parser, run, argv=None):
         return 2
 
 
-# ---------------------------------------------------------------- checksums
-
-
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# ---------------------------------------------------------------- output folders
 
 
 def publish_dir(tmp, final):
@@ -74,12 +73,22 @@ def publish_dir(tmp, final):
         os.replace(tmp, final)
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+@contextlib.contextmanager
+def staged_dir(final):
+    """A private temporary folder beside final to fill in the with block; it becomes final
+    (publish_dir) when the block ends without error, and is removed when it does not."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(final) + ".tmp-", dir=parent)
+    try:
+        yield tmp
+        publish_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------- checksums
 
 
 def normalise_sha256(value):
@@ -104,7 +113,7 @@ def verify_local(path, expected):
     """Check a user's own file (never deleted) against `expected` (or None); return its sha256."""
     if not os.path.isfile(path):
         raise PrepareError(f"file not found: {path}")
-    digest = sha256_file(path)
+    digest = sha256_of_file(path)
     if expected:
         check_sha256(path, expected, digest, delete=False)
         print(f"sha256 verified: {digest} ({path})")
@@ -261,7 +270,7 @@ def fetch(url, dest, sha256=None, timeout=DEFAULT_TIMEOUT, hint=None):
     hint = (hint or DEFAULT_HINT).format(name=os.path.basename(dest))
     expected = normalise_sha256(sha256) if sha256 else _read_sidecar(dest)
     if os.path.exists(dest):
-        actual = sha256_file(dest)
+        actual = sha256_of_file(dest)
         if expected:
             check_sha256(dest, expected, actual, delete=True)
             print(f"{dest} already downloaded; sha256 verified")
@@ -271,7 +280,7 @@ def fetch(url, dest, sha256=None, timeout=DEFAULT_TIMEOUT, hint=None):
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     part = dest + ".part"
     _download(url, part, timeout, hint)
-    actual = sha256_file(part)
+    actual = sha256_of_file(part)
     if expected:
         # The message names dest (what the user asked for); the bad bytes are in part.
         if actual != expected:

@@ -47,10 +47,14 @@ from typing import NamedTuple
 # pytest's pythonpath = preprocess)
 from download import (
     DEFAULT_TIMEOUT, ChecksumError, NotFoundError, PrepareError, cli_main, fetch, normalise_sha256,
-    safe_extract, sha256_file, verify_local,
+    safe_extract, verify_local,
 )
 
-TASKS = ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI", "diagnostic")
+from fairseq_selfteach.classification import glue_format
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file
+
+# GLUE's tasks; the AX diagnostic set's folder is diagnostic/, as in the original script
+TASKS = tuple("diagnostic" if t == "AX" else t for t in glue_format.TASKS)
 # Other spellings accepted by --tasks and --sha256 (lower case), e.g. the original script's names.
 _TASK_ALIASES = {"sst": "SST-2", "sst2": "SST-2", "sts": "STS-B", "stsb": "STS-B",
                  "ax": "diagnostic", "qnliv2": "QNLI"}
@@ -99,11 +103,10 @@ KNOWN_SHA256 = {
     "mrpc_dev_ids.tsv": "971d7767d81b997fd9060ade0ec23c4fc31cbb226a55d1bd4a1bac474eb81dc7",
 }
 
-# The files a task folder must have to count as complete (test files are kept when present).
-REQUIRED_FILES = {task: ("train.tsv", "dev.tsv") for task in TASKS}
-REQUIRED_FILES["MNLI"] = ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv")
-REQUIRED_FILES["MRPC"] = ("train.tsv", "dev.tsv", "test.tsv")
-REQUIRED_FILES["diagnostic"] = ("diagnostic.tsv",)
+# A task folder is complete with the files glue_binarize needs (test files are kept when present);
+# MRPC's test.tsv is made here, so it is always there.
+REQUIRED_FILES = {folder: glue_format.required_files(task) for folder, task in zip(TASKS, glue_format.TASKS)}
+REQUIRED_FILES["MRPC"] += ("test.tsv",)
 
 # The end of the message when a file cannot be downloaded ({name}: the file's name).
 FETCH_HINT = (
@@ -219,7 +222,7 @@ def _download(src, urls, download_dir, expected, timeout):
                 raise
             missing.append(url)
             continue
-        return _Origin(path, url, sha256_file(path))
+        return _Origin(path, url, sha256_of_file(path))
     raise PrepareError(f"none of {', '.join(missing)} is there (HTTP 404)\n"
                        + FETCH_HINT.format(name=src.names[0]))
 

@@ -33,120 +33,19 @@ import argparse
 import json
 import math
 import os
-import shutil
 import struct
 import sys
-import tempfile
 
-from download import current_umask, publish_dir, sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
+from download import staged_dir  # noqa: E402  (preprocess/download.py, beside this script)
 
-# label lists (index = class id) as in Hugging Face's GLUE processors and the GLUE leaderboard
-_BINARY = ["0", "1"]
-_NLI3 = ["contradiction", "entailment", "neutral"]
-_NLI2 = ["entailment", "not_entailment"]
+from fairseq_selfteach.classification.glue_format import GLUE_TASKS, STSB_RANGE, new_meta, write_meta
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file, usual_file_mode
 
-
-def _rows(file, columns, a, b=None, label=None, header=True):
-    return {"file": file, "header": header, "columns": columns, "a": a, "b": b, "label": label}
-
-
-# The standard GLUE layouts (the files of GLUE's download_glue_data.py). Per task: labels (None for
-# the STS-B regression), and per split the file, whether its first row is a header, the number of
-# tab-separated columns, and the 0-based columns of sentence a, sentence b and the label (None =
-# absent: single sentences, unlabelled test files). Splits marked optional may be missing.
-GLUE_TASKS = {
-    "CoLA": {
-        "labels": _BINARY,
-        "splits": {
-            "train": _rows("train.tsv", 4, a=3, label=1, header=False),
-            "valid": _rows("dev.tsv", 4, a=3, label=1, header=False),
-            "test": _rows("test.tsv", 2, a=1),
-        },
-    },
-    "SST-2": {
-        "labels": _BINARY,
-        "splits": {
-            "train": _rows("train.tsv", 2, a=0, label=1),
-            "valid": _rows("dev.tsv", 2, a=0, label=1),
-            "test": _rows("test.tsv", 2, a=1),
-        },
-    },
-    "MRPC": {
-        "labels": _BINARY,
-        "splits": {
-            "train": _rows("train.tsv", 5, a=3, b=4, label=0),
-            "valid": _rows("dev.tsv", 5, a=3, b=4, label=0),
-            "test": _rows("test.tsv", 5, a=3, b=4),
-        },
-    },
-    "QQP": {
-        "labels": _BINARY,
-        "splits": {
-            "train": _rows("train.tsv", 6, a=3, b=4, label=5),
-            "valid": _rows("dev.tsv", 6, a=3, b=4, label=5),
-            "test": _rows("test.tsv", 3, a=1, b=2),
-        },
-    },
-    "STS-B": {
-        "labels": None,
-        "splits": {
-            "train": _rows("train.tsv", 10, a=7, b=8, label=9),
-            "valid": _rows("dev.tsv", 10, a=7, b=8, label=9),
-            "test": _rows("test.tsv", 9, a=7, b=8),
-        },
-    },
-    "MNLI": {
-        "labels": _NLI3,
-        "splits": {
-            "train": _rows("train.tsv", 12, a=8, b=9, label=11),
-            "valid": _rows("dev_matched.tsv", 16, a=8, b=9, label=15),
-            "valid_mismatched": _rows("dev_mismatched.tsv", 16, a=8, b=9, label=15),
-            "test": _rows("test_matched.tsv", 10, a=8, b=9),
-            "test_mismatched": _rows("test_mismatched.tsv", 10, a=8, b=9),
-        },
-    },
-    "QNLI": {
-        "labels": _NLI2,
-        "splits": {
-            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
-            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
-            "test": _rows("test.tsv", 3, a=1, b=2),
-        },
-    },
-    "RTE": {
-        "labels": _NLI2,
-        "splits": {
-            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
-            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
-            "test": _rows("test.tsv", 3, a=1, b=2),
-        },
-    },
-    "WNLI": {
-        "labels": _BINARY,
-        "splits": {
-            "train": _rows("train.tsv", 4, a=1, b=2, label=3),
-            "valid": _rows("dev.tsv", 4, a=1, b=2, label=3),
-            "test": _rows("test.tsv", 3, a=1, b=2),
-        },
-    },
-    # the diagnostic set: unlabelled pairs scored with an MNLI model's labels
-    "AX": {
-        "labels": _NLI3,
-        "splits": {"test": _rows("diagnostic.tsv", 3, a=1, b=2)},
-    },
-}
-STSB_RANGE = (0.0, 5.0)
-LABEL_ENCODING = {"class": "class_index_int64", "regression": "float64_bits_in_int64"}
 CHUNK = 8192  # examples tokenised per tokenizers.encode_batch call
 
 
 class GlueFormatError(Exception):
     """Malformed input, with FILE:LINE in the message."""
-
-
-def required_splits(task):
-    """Labelled splits must be there; unlabelled test files are binarised when present."""
-    return [s for s, layout in GLUE_TASKS[task]["splits"].items() if layout["label"] is not None]
 
 
 def read_tsv(path, layout, labels):
@@ -304,7 +203,7 @@ def binarize(args):
                     f"--max-len {args.max_len} is longer than the {positions} positions of {config}"
                 )
 
-    # read and check every input before anything is written (and before the slow imports)
+    # read and check every input before anything is written (and before tokenizers is loaded)
     todo = []
     for split, layout in spec["splits"].items():
         path = os.path.join(args.glue_dir, layout["file"])
@@ -321,27 +220,20 @@ def binarize(args):
         raise GlueFormatError(str(e)) from None
     tok = build_tokenizer(vocab, lowercase, args.max_len, dictionary)
 
-    out = os.path.abspath(args.out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=parent)
-    try:
-        meta = {
-            "task": task,
-            "regression": regression,
-            "labels": labels,
-            "num_classes": 1 if regression else len(labels),
-            "label_encoding": LABEL_ENCODING["regression" if regression else "class"],
-            "max_len": args.max_len,
-            "lowercase": lowercase,
-            "lowercase_from": lowercase_from,
-            "truncation": "longest_first",
-            "vocab": os.path.abspath(vocab),
-            "vocab_sha256": sha256_file(vocab),
-            "vocab_size": len(dictionary),
-            "glue_dir": os.path.abspath(args.glue_dir),
-            "splits": {},
-        }
+    # an older BIN is replaced only once the new one is complete
+    with staged_dir(os.path.abspath(args.out)) as tmp:
+        meta = new_meta(
+            task,
+            max_len=args.max_len,
+            lowercase=lowercase,
+            lowercase_from=lowercase_from,
+            truncation="longest_first",
+            vocab=os.path.abspath(vocab),
+            vocab_sha256=sha256_of_file(vocab),
+            vocab_size=len(dictionary),
+            glue_dir=os.path.abspath(args.glue_dir),
+            splits={},
+        )
         for split, layout, path, (texts_a, texts_b, ys) in todo:
             n, truncated, longest = binarize_split(
                 tok, dictionary, texts_a, texts_b, ys, os.path.join(tmp, split), regression
@@ -361,15 +253,9 @@ def binarize(args):
                 f"{f', {truncated} truncated to {args.max_len} tokens' if truncated else ''}"
             )
         dictionary.save(os.path.join(tmp, "dict.txt"))
-        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
-            f.write("\n")
+        write_meta(tmp, meta)
         # temporary files and folders are created private; the outputs get the usual permissions
-        os.chmod(os.path.join(tmp, "dict.txt"), 0o666 & ~current_umask())
-        publish_dir(tmp, out)  # an older BIN is replaced only once the new one is complete
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.chmod(os.path.join(tmp, "dict.txt"), usual_file_mode())
     return meta
 
 

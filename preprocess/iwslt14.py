@@ -30,7 +30,7 @@ import sys
 
 # download.py beside this script (Python puts a script's folder first on its path; the tests use
 # pytest's pythonpath = preprocess)
-# Re-exported: fetch, safe_extract, PrepareError, sha256_file, DEFAULT_TIMEOUT were defined here.
+# Re-exported: fetch, safe_extract, PrepareError, DEFAULT_TIMEOUT were defined here.
 from download import (  # noqa: E402,F401
     DEFAULT_TIMEOUT,
     PrepareError,
@@ -38,9 +38,10 @@ from download import (  # noqa: E402,F401
     fetch,
     normalise_sha256,
     safe_extract,
-    sha256_file,
     verify_local,
 )
+
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file
 
 SOURCES = ("de", "ar", "fa", "es", "he")
 
@@ -280,7 +281,7 @@ def _run(a):
         url = resolve_url(a.src, a.url)
         archive = fetch(url, os.path.join(out, "download", f"{pair}.tgz"), sha256=expected,
                         timeout=a.timeout, hint=FETCH_HINT)
-        digest = sha256_file(archive)
+        digest = sha256_of_file(archive)
     extract_dir = safe_extract(archive, os.path.join(out, "extract"))
     r = extract_raw(extract_dir, a.src, raw_dir, archive=archive, archive_sha256=digest)
     print(f"IWSLT14 {pair}: {r['train']} train pairs, {r['test']} test pairs -> {raw_dir}")

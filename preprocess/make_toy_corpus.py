@@ -10,7 +10,6 @@ Writes OUT_DIR/{train,valid,test}.{src,tgt}.
 import argparse
 import os
 import random
-import sys
 
 from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 

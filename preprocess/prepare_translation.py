@@ -27,9 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 os.environ.setdefault("TQDM_DISABLE", "1")  # learn_bpe's per-merge progress bar floods the logs
 from sacremoses import MosesTokenizer  # noqa: E402 (tqdm reads TQDM_DISABLE when first imported)
 
-
-class PrepareError(Exception):
-    pass
+from download import PrepareError, cli_main  # noqa: E402  (preprocess/download.py, beside this script)
 
 
 def read_lines(path):
@@ -174,6 +172,17 @@ def prepare(args):
     return len(train_pairs), len(valid), len(test[src])
 
 
+def _run(args):
+    if os.path.exists(os.path.join(args.out, "SPLITS.txt")):
+        print(f"prepare: {args.out} is complete, nothing to do")
+        return 0
+    if args.valid_every < 2:
+        raise PrepareError(f"--valid-every must be at least 2, got {args.valid_every}")
+    n_train, n_valid, n_test = prepare(args)
+    print(f"prepare: {n_train} train, {n_valid} valid, {n_test} test pairs in {args.out}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", required=True, help="folder with train.{src,tgt} and test.{src,tgt}")
@@ -190,19 +199,7 @@ def main(argv=None):
     ap.add_argument("--max-train-pairs", type=int, default=0,
                     help="keep only this many train pairs, evenly spaced (0 = all; for quick demos)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for tokenising")
-    args = ap.parse_args(argv)
-    try:
-        if os.path.exists(os.path.join(args.out, "SPLITS.txt")):
-            print(f"prepare: {args.out} is complete, nothing to do")
-            return 0
-        if args.valid_every < 2:
-            raise PrepareError(f"--valid-every must be at least 2, got {args.valid_every}")
-        n_train, n_valid, n_test = prepare(args)
-        print(f"prepare: {n_train} train, {n_valid} valid, {n_test} test pairs in {args.out}")
-        return 0
-    except PrepareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return cli_main(ap, _run, argv, timeout=False)  # errors are printed plainly, exit status 2
 
 
 if __name__ == "__main__":

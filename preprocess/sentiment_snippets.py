@@ -29,13 +29,13 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 
-from download import publish_dir, sha256_file  # noqa: E402  (preprocess/download.py, beside this script)
+from download import staged_dir  # noqa: E402  (preprocess/download.py, beside this script)
+
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file
 
 PACKAGE = "vadersentiment==3.3.2"
 SDIST_GLOB = "vaderSentiment-3.3.2.tar.gz"
@@ -148,17 +148,14 @@ def make(args):
     if not train or not dev:
         raise SnippetError(f"{len(kept)} examples are too few for a train and a dev set")
 
-    final = os.path.join(os.path.abspath(args.out), "SENT")
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="SENT.tmp-", dir=os.path.dirname(final))
-    try:
+    with staged_dir(os.path.join(os.path.abspath(args.out), "SENT")) as tmp:
         for name, examples in (("train.tsv", train), ("dev.tsv", dev)):
             with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
                 f.write("sentence\tlabel\n")
                 f.writelines(f"{text}\t{label}\n" for text, label in examples)
         source = {
             "sdist": os.path.abspath(sdist),
-            "sdist_sha256": sha256_file(sdist),
+            "sdist_sha256": sha256_of_file(sdist),
             "member": f"{INNER_ARCHIVE}!{SNIPPETS}",
             "snippets": len(rows),
             "dropped_abs_score_le": args.min_abs_score,
@@ -172,10 +169,6 @@ def make(args):
         with open(os.path.join(tmp, "SOURCE.json"), "w", encoding="utf-8") as f:
             json.dump(source, f, indent=1)
             f.write("\n")
-        publish_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return source
 
 

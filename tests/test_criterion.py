@@ -8,7 +8,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEn
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 from fairseq_selfteach.translation.criterion import SelfDistillCriterion
-from fairseq_selfteach.core.exits import decoder_exit_logits
+from fairseq_selfteach.translation.exits import decoder_exit_logits
 from fairseq_selfteach.core.teacher import FrozenModelTeacher
 from tests.helpers import SMALL, USER_DIR
 
@@ -50,7 +50,7 @@ def test_alpha_zero_offline_equals_label_smoothed_cross_entropy(toy_data):
     with torch.no_grad():
         for p in teacher_model.parameters():
             p.add_(0.1 * torch.randn_like(p))  # a teacher that disagrees, so its KL is not 0
-    criterion.teacher = FrozenModelTeacher("t", teacher_model, {}, "sha")
+    criterion.teacher = FrozenModelTeacher("t", teacher_model, "sha")
     loss, _, log = criterion(model, sample)
     ref_loss, _, _ = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)(model, sample)
     assert log["kd_loss"] > 0
@@ -115,3 +115,14 @@ def test_exit_beyond_the_decoder_is_an_error(toy_data):
     _, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", "--student-exits", "4")
     with pytest.raises(ValueError, match="decoder has 4 layers"):
         criterion(model, sample)
+
+
+def test_the_classification_criterion_on_a_translation_task_names_self_distill(toy_data, tmp_path):
+    from tests.helpers import run
+
+    p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--arch", "transformer_iwslt_de_en",
+             "--criterion", "sentence_prediction_self_distill", "--optimizer", "adam", "--lr", "1e-3",
+             "--max-tokens", "400", "--max-update", "1", "--cpu", "--save-dir", tmp_path] + SMALL, check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "error: --criterion sentence_prediction_self_distill is for sentence classifiers" in p.stderr
+    assert "use --criterion self_distill for translation models" in p.stderr

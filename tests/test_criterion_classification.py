@@ -1,5 +1,6 @@
-"""`--criterion self_distill` on a BERT sentence classifier: the same loss code as for translation,
-reading one distribution per sentence (the head on the pooled [CLS] output of layer k)."""
+"""`--criterion sentence_prediction_self_distill` on a BERT sentence classifier: fairseq's
+sentence_prediction plus the loss code translation uses (core/distill.py), reading one distribution per
+sentence (the head, which pools inside itself, on layer k's output)."""
 import copy
 import math
 from dataclasses import fields
@@ -12,7 +13,10 @@ from omegaconf import OmegaConf
 
 import fairseq_selfteach  # noqa: F401  (registers the plugin)
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary
-from fairseq_selfteach.translation.criterion import SelfDistillCriterion
+from fairseq_selfteach.classification.criterion import (
+    SentencePredictionSelfDistillConfig,
+    SentencePredictionSelfDistillCriterion,
+)
 from fairseq_selfteach.classification.bert.model import SelfteachBertConfig, SelfteachBertModel
 
 HEAD = "sentence_classification_head"
@@ -52,11 +56,17 @@ def batch(d, lengths=(9, 6, 4, 7), seed=1):
 
 
 def criterion(teacher=None, **kw):
-    task = SimpleNamespace(cfg=SimpleNamespace(classification_head_name=HEAD), target_dictionary=None,
-                           teacher=teacher)
-    args = dict(sentence_avg=True, label_smoothing=0.0, kd_alpha=0.5, kd_temperature=1.0)
+    task = SimpleNamespace(label_dictionary=None, teacher=teacher)
+    args = dict(classification_head_name=HEAD, kd_alpha=0.5, kd_temperature=1.0)
     args.update(kw)
-    return SelfDistillCriterion(task, **args)
+    cfg = OmegaConf.merge(OmegaConf.structured(SentencePredictionSelfDistillConfig), args)
+    return SentencePredictionSelfDistillCriterion(cfg, task)
+
+
+def forward_and_exit(crit, model, s, k):
+    """The criterion's top logits, the model's extra outputs, and exit k's logits."""
+    top, extra = model(**s["net_input"], classification_head_name=HEAD)
+    return top, extra, crit.exit_logits(model, extra, k, None)
 
 
 def test_alpha_zero_is_sentence_prediction_cross_entropy():
@@ -67,16 +77,15 @@ def test_alpha_zero_is_sentence_prediction_cross_entropy():
     # fairseq's sentence_prediction criterion: nll_loss(log_softmax(logits)), summed, per sentence
     ref = F.nll_loss(F.log_softmax(logits, dim=-1, dtype=torch.float32), s["target"], reduction="sum")
     assert torch.allclose(loss, ref, atol=1e-6) and sample_size == 4
-    assert log["total"] == 4 and log["n_correct"] == int(logits.argmax(-1).eq(s["target"]).sum())
+    assert log["nsentences"] == 4 and log["ncorrect"] == int(logits.argmax(-1).eq(s["target"]).sum())
 
 
 def test_exit_is_the_first_k_layers_with_the_same_pooler_and_head():
     model, d = small_bert(layers=4)
     s = batch(d)
     crit = criterion(student_exits="2")
-    crit(model, s)  # chooses the classification adapter
-    net_output, _, _, positions = crit.exits.forward(model, s)
-    exit_logits = crit.exits.exit_logits(model, net_output, 2, positions)
+    crit(model, s)
+    _, _, exit_logits = forward_and_exit(crit, model, s, 2)
     # a 2-layer model holding the first 2 layers, the pooler and the head
     student = copy.deepcopy(model)
     student.encoder.layers = student.encoder.layers[:2]
@@ -89,12 +98,12 @@ def test_mean_pooling_ignores_padding_and_exits_stay_exact():
     s = batch(d)
     crit = criterion(student_exits="2")
     crit(model, s)
-    net_output, top, _, positions = crit.exits.forward(model, s)
+    top, extra, exit_logits = forward_and_exit(crit, model, s, 2)
     # the mean of the real tokens of layer 4, by hand, through the pooler and head
-    hidden, mask = net_output[1]["inner_states"][4], net_output[1]["padding_mask"]
+    hidden, mask = extra["inner_states"][4], extra["padding_mask"]
     means = torch.stack([hidden[i][~mask[i]].mean(0) for i in range(hidden.size(0))])
     pooler, head = model.encoder.pooler.dense, model.classification_heads[HEAD]
-    assert torch.allclose(top, head(torch.tanh(pooler(means))), atol=1e-5)
+    assert torch.allclose(top, head.out_proj(torch.tanh(pooler(means))), atol=1e-5)
     # more padding changes nothing
     padded = copy.deepcopy(s)
     for key in ("src_tokens", "segment_labels"):
@@ -105,7 +114,6 @@ def test_mean_pooling_ignores_padding_and_exits_stay_exact():
     # exit 2 is the 2-layer model
     student = copy.deepcopy(model)
     student.encoder.layers = student.encoder.layers[:2]
-    exit_logits = crit.exits.exit_logits(model, net_output, 2, positions)
     assert torch.allclose(exit_logits, student(**s["net_input"], classification_head_name=HEAD)[0], atol=1e-5)
 
 
@@ -116,7 +124,7 @@ def test_online_loss_is_gold_plus_mixed_exit_terms():
     expected = log["gold_loss"] + sum(
         0.7 * log[f"exit{k}_gold_loss"] + 0.3 * log[f"exit{k}_kd_loss"] for k in (1, 2))  # kd: T²-scaled
     assert torch.allclose(loss, expected, atol=1e-5)
-    assert log["kd_loss"] > 0 and "exit1_n_correct" in log
+    assert log["kd_loss"] > 0 and "exit1_ncorrect" in log
 
 
 def test_offline_kd_is_zero_when_the_student_is_the_teacher():
@@ -147,7 +155,7 @@ def test_gradient_reaches_only_through_the_student_side():
 
 def test_exit_at_the_top_layer_is_refused():
     model, d = small_bert(layers=3)
-    with pytest.raises(ValueError, match="encoder has 3 layers"):
+    with pytest.raises(ValueError, match="encoder has 3 layers"):  # an OptionError
         criterion(student_exits="3")(model, batch(d))
 
 
@@ -161,22 +169,22 @@ def test_regression_alpha_zero_is_sentence_prediction_mse():
     model, d = small_bert(layers=3)
     model.register_classification_head(HEAD, 1)
     s = regression_batch(d)
-    loss, sample_size, log = criterion(kd_alpha=0.0)(model, s)
+    loss, sample_size, log = criterion(kd_alpha=0.0, regression_target=True)(model, s)
     pred, _ = model(**s["net_input"], classification_head_name=HEAD)
     # fairseq's sentence_prediction with --regression-target: mse_loss(logits, targets), summed
     ref = F.mse_loss(pred.view(-1).float(), s["target"], reduction="sum")
     assert torch.allclose(loss, ref, atol=1e-6) and sample_size == 4
-    assert "n_correct" not in log  # no accuracy for scores
+    assert "ncorrect" not in log  # no accuracy for scores
 
 
 def test_regression_online_kd_is_the_squared_difference_to_the_top_score():
     model, d = small_bert(layers=3)
     model.register_classification_head(HEAD, 1)
     s = regression_batch(d)
-    crit = criterion(student_exits="1", kd_alpha=0.25, kd_temperature=4.0)  # T does not apply
+    crit = criterion(student_exits="1", kd_alpha=0.25, kd_temperature=4.0, regression_target=True)  # no T
     loss, _, log = crit(model, s)
-    net_output, top, _, positions = crit.exits.forward(model, s)
-    exit1 = crit.exits.exit_logits(model, net_output, 1, positions).view(-1)
+    top, _, exit1 = forward_and_exit(crit, model, s, 1)
+    exit1 = exit1.view(-1)
     assert torch.allclose(log["exit1_kd_loss"], ((exit1 - top.view(-1)) ** 2).sum(), atol=1e-5)
     assert torch.allclose(log["exit1_gold_loss"], ((exit1 - s["target"]) ** 2).sum(), atol=1e-5)
     expected = log["gold_loss"] + 0.75 * log["exit1_gold_loss"] + 0.25 * log["exit1_kd_loss"]
@@ -190,7 +198,31 @@ def test_reduce_metrics_logs_per_sentence_terms():
     s = batch(d)
     _, _, log = criterion(student_exits="1")(model, s)
     with metrics.aggregate() as agg:
-        SelfDistillCriterion.reduce_metrics([log, log])
+        SentencePredictionSelfDistillCriterion.reduce_metrics([log, log])
     values = agg.get_smoothed_values()
     assert math.isclose(values["nll_loss"], float(log["nll_loss"]) / 4 / math.log(2), rel_tol=1e-3)
     assert "exit1_accuracy" in values and "accuracy" in values and "exit1_kd_loss" in values
+
+
+def test_a_regression_head_needs_regression_target():
+    model, d = small_bert(layers=3)
+    model.register_classification_head(HEAD, 1)
+    with pytest.raises(ValueError, match="has 1 outputs but --regression-target is off"):
+        criterion()(model, regression_batch(d))
+
+
+def test_a_translation_model_is_refused_naming_self_distill():
+    model, d = small_bert(layers=3)
+    model.decoder = torch.nn.Module()  # looks like an encoder-decoder
+    with pytest.raises(ValueError, match="use --criterion self_distill for translation models"):
+        criterion()(model, batch(d))
+
+
+def test_validation_logs_carry_the_glue_counts():
+    model, d = small_bert(layers=3)
+    s = batch(d)
+    _, _, log = criterion()(model.eval(), s)
+    pred = model(**s["net_input"], classification_head_name=HEAD)[0].argmax(-1)
+    assert log["glue_n"] == 4
+    assert sum(v for k, v in log.items() if k.startswith("glue_cm_")) == 4
+    assert all(log[f"glue_cm_{int(t)}_{int(p)}"] >= 1 for t, p in zip(s["target"], pred))

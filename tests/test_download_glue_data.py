@@ -6,23 +6,18 @@ Resuming, Range requests and trust on first use are the shared preprocess/downlo
 tests/test_iwslt14_download.py; here they are only used.
 """
 import http.server
-import importlib.util
 import os
 import stat
-import subprocess
-import sys
-import threading
 import zipfile
 
 import pytest
 
-from tests.helpers import REPO
-from tests.test_iwslt14_download import closed_port, read_lines, sha
+from tests.helpers import (
+    REPO, closed_port, http_server, load_script, read_lines, run_script, run_script_main, sha,
+)
 
 SCRIPT = os.path.join(REPO, "preprocess", "download_glue_data.py")
-_spec = importlib.util.spec_from_file_location("download_glue_data", SCRIPT)
-glue = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(glue)
+glue = load_script("download_glue_data")
 
 # ---------------------------------------------------------------- a small release, GLUE's layout
 
@@ -145,19 +140,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def mirror(release, monkeypatch):
-    # A proxy configured in the environment must not intercept requests to 127.0.0.1.
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv("GLUE_MIRROR", raising=False)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files = {f"/glue/{name}": data for name, data in release.items()}
-    srv.requests = []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/glue/"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    files = {f"/glue/{name}": data for name, data in release.items()}
+    with http_server(_Handler, monkeypatch, unset=("GLUE_MIRROR",), files=files, requests=[]) as srv:
+        srv.url = f"http://127.0.0.1:{srv.port}/glue/"
+        yield srv
 
 
 @pytest.fixture
@@ -167,16 +153,11 @@ def unknown_sha256(monkeypatch):
 
 
 def run_main(capsys, *args):
-    rc = glue.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return run_script_main(glue, capsys, *args)
 
 
 def run_cli(*args):
-    env = dict(os.environ, no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    env.pop("GLUE_MIRROR", None)
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    return run_script(SCRIPT, *args, unset=("GLUE_MIRROR",))
 
 
 def snapshot(folder):

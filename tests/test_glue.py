@@ -469,14 +469,32 @@ def test_evaluate_glue_unlabelled_split_and_refusals(glue_bins, tmp_path):
     assert p.returncode == 1 and "has 2 outputs" in p.stderr
 
 
-def _criterion(task, **extra):
+def _criterion(task, name="sentence_prediction", **extra):
     from omegaconf import OmegaConf
 
-    return task.build_criterion(OmegaConf.create({"_name": "sentence_prediction", **extra}))
+    from fairseq.criterions import CRITERION_DATACLASS_REGISTRY
+
+    # the criterion's full config, as fairseq builds it from the command line
+    cfg = OmegaConf.merge(OmegaConf.structured(CRITERION_DATACLASS_REGISTRY[name]), {"_name": name, **extra})
+    return task.build_criterion(cfg)
 
 
+def test_regression_target_must_match_the_data(glue_bins):
+    """The task checks --regression-target against meta.json (it no longer rewrites the criterion's)."""
+    from fairseq_selfteach.classification.glue_task import GlueDataError
+
+    task = _task(glue_bins["STS-B"]["bin"])
+    with pytest.raises(GlueDataError, match="regression task: pass --regression-target"):
+        _criterion(task)
+    assert _criterion(task, regression_target=True).regression_target
+    with pytest.raises(GlueDataError, match="classification task: drop --regression-target"):
+        _criterion(_task(glue_bins["SST-2"]["bin"]), regression_target=True)
+
+
+# fairseq's own criterion (the task scores an extra forward) and ours (the counts are in its log)
+@pytest.mark.parametrize("criterion_name", ["sentence_prediction", "sentence_prediction_self_distill"])
 @pytest.mark.parametrize("task_name", ["SST-2", "MNLI", "STS-B"])
-def test_valid_step_metrics_equal_sklearn_scipy(glue_bins, task_name):
+def test_valid_step_metrics_equal_sklearn_scipy(glue_bins, task_name, criterion_name):
     """Through the task's valid_step and reduce_metrics, batch by batch, as fairseq validates."""
     from fairseq.logging import metrics
     from scipy.stats import pearsonr, spearmanr
@@ -485,8 +503,9 @@ def test_valid_step_metrics_equal_sklearn_scipy(glue_bins, task_name):
     task = _task(glue_bins[task_name]["bin"])
     model = _tiny_model(task)
     assert "sentence_classification_head" in model.classification_heads
-    # STS-B: regression_target is switched on from meta.json; report_mcc exercises label_dictionary
-    criterion = _criterion(task, report_mcc=not task.regression)
+    # report_mcc exercises label_dictionary
+    criterion = _criterion(task, criterion_name, regression_target=task.regression,
+                           report_mcc=not task.regression)
     assert criterion.regression_target == task.regression
     split = "valid_mismatched" if task_name == "MNLI" else "train"
     ds = task.load_dataset(split)
@@ -605,13 +624,14 @@ def test_logged_metrics_over_batches_equal_sklearn_scipy():
 
 
 # ---------------------------------------------------------------------------------------------
-# --best-checkpoint-metric defaults
+# --best-checkpoint-metric: fairseq's own options (as with --eval-bleu, a GLUE metric is named and
+# maximised explicitly); the task reads them through II() interpolation and changes nothing
 
 
 @pytest.mark.parametrize(
     "extra,metric,maximize",
     [
-        ([], "glue_score", True),
+        ([], "loss", False),
         (["--best-checkpoint-metric", "loss"], "loss", False),
         (["--best-checkpoint-metric", "glue_accuracy", "--maximize-best-checkpoint-metric"], "glue_accuracy", True),
         (["--maximize-best-checkpoint-metric", "--best-checkpoint-metric", "glue_f1"], "glue_f1", True),
@@ -627,6 +647,33 @@ def test_best_checkpoint_metric_defaults(glue_bins, minilm_dir, extra, metric, m
         "--bert-config", os.path.join(minilm_dir, "config.json"), "--criterion", "sentence_prediction", *extra])
     cfg = convert_namespace_to_omegaconf(args)
     assert (cfg.checkpoint.best_checkpoint_metric, cfg.checkpoint.maximize_best_checkpoint_metric) == (metric, maximize)
+    from fairseq import tasks
+
+    task = tasks.setup_task(cfg.task)
+    assert (task.cfg.best_checkpoint_metric, task.cfg.maximize_best_checkpoint_metric) == (metric, maximize)
+
+
+def test_a_glue_metric_that_would_be_minimised_is_refused(glue_bins, minilm_dir, tmp_path):
+    p = run(["fairseq-train", glue_bins["SST-2"]["bin"], "--user-dir", USER_DIR, "--task", "glue",
+             "--arch", "bert_from_config", "--bert-config", os.path.join(minilm_dir, "config.json"),
+             "--criterion", "sentence_prediction", "--best-checkpoint-metric", "glue_score",
+             "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 4, "--max-update", 1, "--cpu",
+             "--save-dir", tmp_path], check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "error: --best-checkpoint-metric glue_score is better when higher: add " \
+        "--maximize-best-checkpoint-metric" in p.stderr
+
+
+@pytest.mark.parametrize("task_name,criterion,message", [
+    ("SST-2", "self_distill", "--criterion self_distill is for translation models"),
+])
+def test_the_wrong_familys_criterion_is_named(glue_bins, minilm_dir, tmp_path, task_name, criterion, message):
+    p = run(["fairseq-train", glue_bins[task_name]["bin"], "--user-dir", USER_DIR, "--task", "glue",
+             "--arch", "bert_from_config", "--bert-config", os.path.join(minilm_dir, "config.json"),
+             "--criterion", criterion, "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 4,
+             "--max-update", 1, "--cpu", "--save-dir", tmp_path], check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert message in p.stderr and "use --criterion sentence_prediction_self_distill" in p.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,7 +773,8 @@ def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist
         "--total-num-update", 48, "--max-update", 48, "--batch-size", 32,
         "--cpu", "--save-dir", save, "--no-epoch-checkpoints", "--no-last-checkpoints",
         "--log-format", "simple", "--log-interval", 16, "--seed", 1, "--num-workers", 0,
-    ])  # no --required-batch-size-multiple (default 8) and no --best-checkpoint-metric: the task's defaults
+        "--best-checkpoint-metric", "glue_score", "--maximize-best-checkpoint-metric",
+    ])  # no --required-batch-size-multiple (default 8): the task scores every dev example anyway
     log = p.stdout + p.stderr
     assert "loading the first" not in log  # all 6 layers
     rows = valid_metrics(log)
@@ -751,13 +799,14 @@ def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist
 
 
 # ---------------------------------------------------------------------------------------------
-# regression (STS-B) under --criterion self_distill, online and offline, through fairseq-train
+# regression (STS-B) under --criterion sentence_prediction_self_distill, online and offline, through fairseq-train
 
 
 def test_stsb_self_distill_online_and_offline(glue_bins, minilm_dir, tmp_path):
     bin_dir = glue_bins["STS-B"]["bin"]
     common = ["--user-dir", USER_DIR, "--arch", "bert_from_config", "--bert-config",
-              os.path.join(minilm_dir, "config.json"), "--criterion", "self_distill", "--kd-alpha", 0.5,
+              os.path.join(minilm_dir, "config.json"), "--criterion", "sentence_prediction_self_distill",
+              "--regression-target", "--kd-alpha", 0.5,
               "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 2, "--cpu", "--no-epoch-checkpoints",
               "--log-format", "simple", "--log-interval", 1, "--seed", 1, "--num-workers", 0,
               "--required-batch-size-multiple", 1, "--max-update", 3]

@@ -2,27 +2,21 @@
 
 Everything runs against a fake archive in the real IWSLT14 layout, served from 127.0.0.1.
 """
-import hashlib
 import http.server
-import importlib.util
 import io
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import tarfile
-import threading
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import (
+    REPO, closed_port, http_server, load_script, read_lines, run_script, run_script_main, sha,
+)
 
 SCRIPT = os.path.join(REPO, "preprocess", "iwslt14.py")
-_spec = importlib.util.spec_from_file_location("iwslt14", SCRIPT)
-iwslt14 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(iwslt14)
+iwslt14 = load_script("iwslt14")
 
 # (corpus, set, number of segments), in the order the archive stores them (not the output order).
 XML_SETS = [("TED", "tst2012", 3), ("TEDX", "dev2012", 2), ("TED", "tst2010", 4),
@@ -96,10 +90,6 @@ def make_archive(path, files=None, extra=(), drop_seg=None):
     return path
 
 
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def archive_bytes(tmp_path_factory):
     return open(make_archive(tmp_path_factory.mktemp("arc") / "de-en.tgz"), "rb").read()
@@ -145,44 +135,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(archive_bytes, monkeypatch):
-    # A proxy configured in the environment must not intercept requests to 127.0.0.1.
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv("IWSLT14_MIRROR", raising=False)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.payload, srv.ranges, srv.drop_after, srv.ranges_seen = archive_bytes, True, None, []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/de-en.tgz"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with http_server(_Handler, monkeypatch, unset=("IWSLT14_MIRROR",), payload=archive_bytes, ranges=True,
+                     drop_after=None, ranges_seen=[]) as srv:
+        srv.url = f"http://127.0.0.1:{srv.port}/de-en.tgz"
+        yield srv
 
 
 def run_main(capsys, *args):
-    rc = iwslt14.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return run_script_main(iwslt14, capsys, *args)
 
 
 def run_cli(*args):
-    env = dict(os.environ, no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    env.pop("IWSLT14_MIRROR", None)
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, timeout=60)
-
-
-def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read().split("\n")[:-1]
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connections are refused
-    return port
+    return run_script(SCRIPT, *args, unset=("IWSLT14_MIRROR",))
 
 
 # ---------------------------------------------------------------- happy path and text stripping

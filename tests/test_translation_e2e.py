@@ -10,7 +10,7 @@ from fairseq import checkpoint_utils, options, tasks, utils
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 import fairseq_selfteach  # noqa: F401
-from fairseq_selfteach.core.exits import decoder_exit_logits
+from fairseq_selfteach.translation.exits import decoder_exit_logits
 from tests.conftest import TEST_SENTENCES
 from tests.helpers import SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
 

@@ -3,7 +3,7 @@
 
 It holds nothing but the BERT dictionary (DATA/dict.txt, a BertDictionary: index i is WordPiece id
 i), which fairseq's built-in tasks cannot load: they use Dictionary.load, which adds 4 symbols in
-front and shifts every id. It has no data sets; GLUE fine-tuning is a separate task.
+front and shifts every id. It has no data sets; the GLUE tasks extend it (classification/glue_task.py).
 """
 import os
 from dataclasses import dataclass, field

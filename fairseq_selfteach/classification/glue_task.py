@@ -33,14 +33,11 @@ Metrics (fairseq_selfteach/glue_metrics.py): each valid batch's predictions are 
 confusion counts (classification) or (prediction, target) lists (STS-B), and the validation log
 shows glue_accuracy / glue_f1 / glue_mcc / glue_pearson / glue_spearman as the task defines and
 `glue_score`, the task's own number (MCC for CoLA, F1 for MRPC/QQP, mean of Pearson and Spearman for
-STS-B, accuracy otherwise), in percent. With this task, `--best-checkpoint-metric` defaults to
-glue_score and `--maximize-best-checkpoint-metric` is on; giving `--best-checkpoint-metric`
-yourself restores fairseq's rule (maximise only with --maximize-best-checkpoint-metric).
-STS-B validation needs a single process (see glue_metrics).
+STS-B, accuracy otherwise), in percent. To keep the best checkpoint by it, pass
+`--best-checkpoint-metric glue_score --maximize-best-checkpoint-metric`, as fairseq's --eval-bleu
+asks; a glue_* metric that would be minimised is refused.
+Regression validation logs every score, so fairseq gathers (rather than sums) the logging outputs.
 """
-import argparse
-import contextlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -59,27 +56,17 @@ from fairseq.data import (
 )
 from fairseq.data.indexed_dataset import MMapIndexedDataset
 from fairseq.dataclass import FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
-from omegaconf import MISSING, OmegaConf, open_dict
+from fairseq.tasks import register_task
+from omegaconf import II, MISSING, open_dict
 
 from fairseq_selfteach.classification import metrics as glue_metrics
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary
+from fairseq_selfteach.classification.bert_encoder_task import BertEncoderTask
+from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEAD = "sentence_classification_head"
-# what the bert_from_config arch reads from --bert-config (models/bert.py HF_CONFIG_FIELDS)
-_SIZES_FROM_CONFIG = (
-    "encoder_layers", "encoder_embed_dim", "encoder_attention_heads", "encoder_ffn_embed_dim",
-    "vocab_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps",
-)
-LABEL_ENCODINGS = ("class_index_int64", "float64_bits_in_int64")
-
-
-class GlueDataError(ValueError):
-    """Binarised GLUE data that cannot be used, with a message naming the file."""
-
-
 @dataclass
 class GlueConfig(FairseqDataclass):
     data: str = field(
@@ -112,6 +99,9 @@ class GlueConfig(FairseqDataclass):
         default=DEFAULT_HEAD,
         metadata={"help": "name of the classification head the task registers (and the criterion uses)"},
     )
+    # read, never set, from the checkpoint options: a GLUE metric must be maximised
+    best_checkpoint_metric: Optional[str] = II("checkpoint.best_checkpoint_metric")
+    maximize_best_checkpoint_metric: bool = II("checkpoint.maximize_best_checkpoint_metric")
 
 
 class _GlueLabelDataset(BaseWrapperDataset):
@@ -153,10 +143,9 @@ class _OrderedDataset(BaseWrapperDataset):
 
 
 @register_task("glue", dataclass=GlueConfig)
-class GlueTask(FairseqTask):
+class GlueTask(BertEncoderTask):
     def __init__(self, cfg: GlueConfig, dictionary: BertDictionary, meta: dict):
-        super().__init__(cfg)
-        self.dictionary = dictionary
+        super().__init__(cfg, dictionary)
         self.meta = meta
         self.glue_task = meta["task"]
         self.regression = bool(meta["regression"])
@@ -171,11 +160,6 @@ class GlueTask(FairseqTask):
         self._warned_multiple = False
 
     # --- set-up ----------------------------------------------------------------------------------
-
-    @classmethod
-    def add_args(cls, parser):
-        super().add_args(parser)
-        _default_best_checkpoint_metric(parser)
 
     @classmethod
     def setup_task(cls, cfg: GlueConfig, **kwargs):
@@ -194,6 +178,12 @@ class GlueTask(FairseqTask):
             raise GlueDataError(
                 f"{cfg.data} was binarised with max_len {meta['max_len']}, more than --max-positions "
                 f"{cfg.max_positions}"
+            )
+        metric = _resolved(cfg, "best_checkpoint_metric")
+        if str(metric).startswith(glue_metrics.PREFIX) and not _resolved(cfg, "maximize_best_checkpoint_metric"):
+            raise GlueDataError(
+                f"--best-checkpoint-metric {metric} is better when higher: add "
+                f"--maximize-best-checkpoint-metric"
             )
         with open_dict(cfg):
             cfg.glue_task = task
@@ -216,31 +206,24 @@ class GlueTask(FairseqTask):
         if not hasattr(model, "register_classification_head"):
             raise GlueDataError(f"--task glue needs a model with classification heads, not {cfg._name}")
         model.register_classification_head(self.cfg.classification_head_name, num_classes=self.num_classes)
-        # the arch has written every size into cfg: the checkpoints need not find config.json again
-        # (bert_from_config re-reads --bert-config whenever a checkpoint naming it is loaded)
-        if getattr(cfg, "bert_config", None) and all(
-            getattr(cfg, name, None) is not None for name in _SIZES_FROM_CONFIG
-        ):
-            with open_dict(cfg) if OmegaConf.is_config(cfg) else contextlib.nullcontext():
-                cfg.bert_config = None
         return model
 
     def build_criterion(self, cfg, from_checkpoint=False):
-        # fairseq's sentence_prediction (and self_distill) read these; keep them in line with the data
-        from fairseq.criterions import CRITERION_DATACLASS_REGISTRY
-
-        dc = CRITERION_DATACLASS_REGISTRY.get(cfg.get("_name", None))
-        known = set(getattr(dc, "__dataclass_fields__", {})) | set(cfg.keys())
-        with open_dict(cfg):
-            if "regression_target" in known and bool(cfg.get("regression_target", False)) != self.regression:
-                logger.info(f"criterion regression_target set to {self.regression} ({self.glue_task})")
-                cfg.regression_target = self.regression
-            name = cfg.get("classification_head_name", None)
-            if name is not None and name != self.cfg.classification_head_name:
-                raise GlueDataError(
-                    f"the criterion uses head {name!r} but the task registers "
-                    f"{self.cfg.classification_head_name!r}"
-                )
+        # fairseq's sentence_prediction (and its self-distilling subclass) read these: they must
+        # agree with the data, and are checked rather than changed
+        regression = bool(cfg.get("regression_target", self.regression))
+        if regression != self.regression:
+            raise GlueDataError(
+                f"{self.glue_task} in {self.cfg.data} is "
+                + ("a regression task: pass --regression-target" if self.regression
+                   else "a classification task: drop --regression-target")
+            )
+        name = cfg.get("classification_head_name", None)
+        if name is not None and name != self.cfg.classification_head_name:
+            raise GlueDataError(
+                f"the criterion uses head {name!r} but the task registers "
+                f"{self.cfg.classification_head_name!r} (--classification-head-name)"
+            )
         return super().build_criterion(cfg, from_checkpoint)
 
     def _check_vocabulary(self, model_cfg) -> None:
@@ -292,30 +275,20 @@ class GlueTask(FairseqTask):
         logger.info(f"loaded {split}: {n} examples ({info.get('truncated', 0)} truncated when binarised)")
         return self.datasets[split]
 
-    def get_batch_iterator(self, dataset, *args, **kwargs):
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                           ignore_invalid_inputs=False, required_batch_size_multiple=1, **kwargs):
         # every example in some batch: fairseq drops a last partial batch that is not a multiple of
         # --required-batch-size-multiple, which would leave dev examples unscored
-        if len(args) >= 5:
-            args = list(args)
-            requested, args[4] = args[4], 1
-        else:
-            requested = kwargs.get("required_batch_size_multiple", 1)
-            kwargs["required_batch_size_multiple"] = 1
-        if requested != 1 and not self._warned_multiple:
-            logger.info(f"--required-batch-size-multiple {requested} ignored by --task glue: no example is dropped")
+        if required_batch_size_multiple != 1 and not self._warned_multiple:
+            logger.info(f"--required-batch-size-multiple {required_batch_size_multiple} ignored by "
+                        f"--task glue: no example is dropped")
             self._warned_multiple = True
-        return super().get_batch_iterator(dataset, *args, **kwargs)
+        return super().get_batch_iterator(
+            dataset, max_tokens=max_tokens, max_sentences=max_sentences, max_positions=max_positions,
+            ignore_invalid_inputs=ignore_invalid_inputs, required_batch_size_multiple=1, **kwargs)
 
     def max_positions(self):
         return self.cfg.max_positions
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary
 
     @property
     def label_dictionary(self):
@@ -324,70 +297,26 @@ class GlueTask(FairseqTask):
     # --- validation and metrics --------------------------------------------------------------------
 
     def valid_step(self, sample, model, criterion):
-        """The criterion's loss, plus this batch's predictions scored for the GLUE metrics.
-
-        The logits are those of the criterion's own call model(..., classification_head_name=HEAD)
-        (caught with a forward hook, so no second forward pass); a criterion that makes no such call,
-        or several, gets one extra evaluation forward of the full model instead."""
-        head = self.cfg.classification_head_name
-        captured = []
-
-        def hook(module, args, kwargs, output):
-            if kwargs.get("classification_head_name") == head:
-                captured.append(output[0] if isinstance(output, tuple) else output)
-
-        handle = model.register_forward_hook(hook, with_kwargs=True)
-        try:
-            loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        finally:
-            handle.remove()
-        if "target" not in sample:
-            return loss, sample_size, logging_output
-        target = sample["target"]
-        if len(captured) == 1 and captured[0].size(0) == target.size(0):
-            logits = captured[0]
-        else:
+        """The criterion's loss, plus this batch's GLUE counts. sentence_prediction_self_distill puts
+        them in its logging output itself; for another criterion (fairseq's sentence_prediction) the
+        task scores one extra evaluation forward of the full model."""
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if "target" in sample and "glue_n" not in logging_output:
+            head = self.cfg.classification_head_name
             with torch.no_grad():
                 logits = model(**sample["net_input"], features_only=True, classification_head_name=head)[0]
-        logging_output.update(self.score_batch(logits, target))
+            logging_output.update(
+                glue_metrics.score_batch(logits, sample["target"], self.num_classes, self.regression))
         return loss, sample_size, logging_output
 
-    def score_batch(self, logits: torch.Tensor, target: torch.Tensor) -> dict:
-        """Logging-output entries for one batch: glue_n, and confusion counts glue_cm_T_P
-        (classification) or the glue_pred/glue_target lists (regression)."""
-        out = {"glue_n": int(target.numel())}
-        if self.regression:
-            _single_process_only(self.glue_task)
-            out["glue_pred"] = logits.detach().float().view(-1).cpu().tolist()
-            out["glue_target"] = target.detach().float().view(-1).cpu().tolist()
-        else:
-            counts = glue_metrics.confusion_counts(logits.argmax(dim=-1), target, self.num_classes)
-            for i, count in enumerate(counts):
-                out[glue_metrics.cm_key(i // self.num_classes, i % self.num_classes)] = count
-        return out
+    @staticmethod
+    def logging_outputs_can_be_summed(criterion) -> bool:
+        # a regression task's validation logs every score (for Pearson/Spearman): gathered, not summed
+        return criterion.logging_outputs_can_be_summed() and not criterion.task.regression
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         glue_metrics.log_glue_metrics(logging_outputs, self.glue_task, self.num_classes, self.regression)
-
-
-def read_meta(data: str) -> dict:
-    path = os.path.join(data, "meta.json")
-    if not os.path.isfile(path):
-        raise GlueDataError(f"{path} not found: binarise the task with preprocess/glue_binarize.py")
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise GlueDataError(f"{path} is not valid JSON: {e}") from e
-    for key in ("task", "regression", "num_classes", "max_len", "splits", "vocab_size", "label_encoding"):
-        if key not in meta:
-            raise GlueDataError(f"{path}: missing {key!r}")
-    glue_metrics.metrics_of(meta["task"])  # a known task
-    expected = LABEL_ENCODINGS[1] if meta["regression"] else LABEL_ENCODINGS[0]
-    if meta["label_encoding"] != expected:
-        raise GlueDataError(f"{path}: label_encoding {meta['label_encoding']!r}, expected {expected!r}")
-    return meta
 
 
 def _load_indexed(prefix: str):
@@ -396,57 +325,10 @@ def _load_indexed(prefix: str):
     return MMapIndexedDataset(prefix)
 
 
-def _single_process_only(task: str) -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() > 1:
-            raise RuntimeError(
-                f"{task} validation (Pearson/Spearman over every example) runs in a single process for "
-                f"now: validate with --distributed-world-size 1 or score with "
-                f"python -m fairseq_selfteach.cli.evaluate_glue"
-            )
-
-
-class _ExplicitMetric(argparse.Action):
-    """--best-checkpoint-metric given by the user: fairseq's own rule for the direction again
-    (minimise unless --maximize-best-checkpoint-metric is given, before or after it)."""
-
-    def __init__(self, inner: argparse.Action):
-        self.__dict__.update(inner.__dict__)
-        self._inner = inner
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        self._inner(parser, namespace, values, option_string)
-        if not getattr(namespace, _MAXIMIZE_GIVEN, False):
-            namespace.maximize_best_checkpoint_metric = False
-
-
-class _ExplicitMaximize(argparse.Action):
-    def __init__(self, inner: argparse.Action):
-        self.__dict__.update(inner.__dict__)
-        self._inner = inner
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, _MAXIMIZE_GIVEN, True)
-        self._inner(parser, namespace, values, option_string)
-
-
-_MAXIMIZE_GIVEN = "glue_maximize_best_checkpoint_metric_given"
-
-
-def _default_best_checkpoint_metric(parser) -> None:
-    """Defaults --best-checkpoint-metric glue_score and --maximize-best-checkpoint-metric; a metric
-    the user names is minimised unless they also give --maximize-best-checkpoint-metric, as in
-    plain fairseq."""
-    actions = parser._option_string_actions
-    metric = actions.get("--best-checkpoint-metric")
-    maximize = actions.get("--maximize-best-checkpoint-metric")
-    if metric is None or maximize is None or isinstance(metric, _ExplicitMetric):
-        return
-    metric.default = glue_metrics.SCORE_NAME
-    maximize.default = True
-    for inner, wrapped in ((metric, _ExplicitMetric(metric)), (maximize, _ExplicitMaximize(maximize))):
-        for opt in inner.option_strings:
-            actions[opt] = wrapped
-        for group in parser._action_groups:
-            group._group_actions[:] = [wrapped if a is inner else a for a in group._group_actions]
-        parser._actions[:] = [wrapped if a is inner else a for a in parser._actions]
+def _resolved(cfg, name: str):
+    """An interpolated option's value, or None where it cannot be resolved (a task rebuilt from a
+    checkpoint's config for evaluation has no checkpoint options to point at)."""
+    try:
+        return getattr(cfg, name, None)
+    except Exception:  # omegaconf's InterpolationResolutionError and kin
+        return None

@@ -25,28 +25,25 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# the task's reported metrics (first = glue_score, except STS-B's pearson_spearman mean)
-GLUE_METRICS = {
+from fairseq_selfteach.classification.glue_format import TASKS, check_task
+
+# the task's reported metrics (first = glue_score, except STS-B's pearson_spearman mean): accuracy
+# unless listed here
+_NOT_ACCURACY = {
     "CoLA": ["mcc", "accuracy"],
-    "SST-2": ["accuracy"],
     "MRPC": ["f1", "accuracy"],
     "QQP": ["f1", "accuracy"],
     "STS-B": ["pearson", "spearman"],
-    "MNLI": ["accuracy"],
-    "QNLI": ["accuracy"],
-    "RTE": ["accuracy"],
-    "WNLI": ["accuracy"],
     "AX": ["mcc", "accuracy"],
 }
+GLUE_METRICS = {task: _NOT_ACCURACY.get(task, ["accuracy"]) for task in TASKS}
 SCORE_NAME = "glue_score"
 PREFIX = "glue_"  # fairseq log names: glue_accuracy, glue_f1, glue_mcc, glue_pearson, glue_spearman
 ROUND = 3
 
 
 def metrics_of(task: str) -> List[str]:
-    if task not in GLUE_METRICS:
-        raise ValueError(f"unknown GLUE task {task!r}: one of {', '.join(GLUE_METRICS)}")
-    return GLUE_METRICS[task]
+    return GLUE_METRICS[check_task(task)]
 
 
 def score_of(task: str, values: Dict[str, float]) -> float:
@@ -118,6 +115,20 @@ def confusion_counts(preds, targets, num_classes: int) -> List[int]:
 
 def cm_key(t: int, p: int) -> str:
     return f"glue_cm_{t}_{p}"
+
+
+def score_batch(logits, target, num_classes: int, regression: bool) -> dict:
+    """Logging-output entries for one validation batch: glue_n, and the confusion counts glue_cm_T_P
+    (classification: summable) or the glue_pred / glue_target lists (regression: gathered)."""
+    out = {"glue_n": int(target.numel())}
+    if regression:
+        out["glue_pred"] = logits.detach().float().view(-1).cpu().tolist()
+        out["glue_target"] = target.detach().float().view(-1).cpu().tolist()
+    else:
+        counts = confusion_counts(logits.argmax(dim=-1), target, num_classes)
+        for i, count in enumerate(counts):
+            out[cm_key(i // num_classes, i % num_classes)] = count
+    return out
 
 
 # --- from whole arrays: scikit-learn and scipy ---------------------------------------------------

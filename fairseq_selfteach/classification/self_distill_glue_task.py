@@ -1,12 +1,13 @@
 """`--task self_distill_glue`: the GLUE task plus a frozen fine-tuned teacher (offline self-teaching
 for sentence classification). The student is the teacher's first k encoder layers (or another
 --student-encoder-layer-map) plus a copy of its embeddings, pooler and classification head; the loss
-is `--criterion self_distill`, the same code as for translation. Gradual self-teaching is this task
-run once per stage, each stage's student being the next stage's --teacher-path.
+is `--criterion sentence_prediction_self_distill`, the same loss code as for translation. Gradual
+self-teaching is this task run once per stage, each stage's student being the next --teacher-path.
 
     fairseq-train BIN --user-dir fairseq_selfteach --task self_distill_glue \\
         --teacher-path teacher/checkpoint_best.pt --arch bert_from_config \\
-        --bert-config CONVERTED/config.json --encoder-layers 3 --criterion self_distill ...
+        --bert-config CONVERTED/config.json --encoder-layers 3 \\
+        --criterion sentence_prediction_self_distill ...
 """
 from dataclasses import dataclass
 
@@ -24,10 +25,3 @@ class SelfDistillGlueConfig(GlueConfig, TeacherConfig):
 @register_task("self_distill_glue", dataclass=SelfDistillGlueConfig)
 class SelfDistillGlueTask(TeacherTaskMixin, GlueTask):
     layer_lists = ("encoder",)
-
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        return self.prepare_student(model, from_checkpoint)
-
-    def build_plain_model(self, model_cfg):
-        return GlueTask.build_model(self, model_cfg, from_checkpoint=True)

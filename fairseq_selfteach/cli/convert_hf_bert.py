@@ -29,6 +29,8 @@ import torch
 
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
 from fairseq_selfteach.core.checkpoint_io import atomic_torch_save, sha256_of_file, usual_file_mode
+from fairseq_selfteach.core.export import checkpoint_skeleton
+from fairseq_selfteach.core.layer_map import split_layer_key
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name
@@ -184,11 +186,13 @@ def _hf_name(key: str, head_name: str) -> str:
     for hf, ours in _TOP_LEVEL.items():
         if ours == key:
             return hf
-    m = re.match(r"^encoder\.layers\.(\d+)\.(.+)\.(weight|bias)$", key)
-    if m:
+    found = split_layer_key(key, "encoder.layers")
+    if found is not None:
+        layer, rest = found
+        name, _, kind = rest.rpartition(".")
         for hf, ours in _IN_LAYER.items():
-            if ours == m.group(2):
-                return f"encoder.layer.{m.group(1)}.{hf}.{m.group(3)}"
+            if ours == name and kind in ("weight", "bias"):
+                return f"encoder.layer.{layer}.{hf}.{kind}"
     return key
 
 
@@ -237,23 +241,9 @@ def convert(hf_dir: str, out_dir: str, head_name: str = DEFAULT_HEAD) -> dict:
         "source_sha256": sha256_of_file(weights_path),
         "source_config": os.path.abspath(config_path),
     }
-    checkpoint = {
-        "args": None,
-        "cfg": {
-            "model": cfg_model,
-            # the dictionary lives next to the checkpoint; arg_overrides={"data": DIR} after moving it
-            "task": {"_name": "bert_encoder", "data": out_dir},
-        },
-        "model": state,
-        # what fairseq's loader expects of a checkpoint (see fairseq.checkpoint_utils)
-        "optimizer_history": [
-            {"criterion_name": "none", "optimizer_name": "none",
-             "lr_scheduler_state": {"best": None}, "num_updates": 0}
-        ],
-        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}},
-        "task_state": {},
-        "selfteach": provenance,
-    }
+    # the dictionary lives next to the checkpoint; arg_overrides={"data": DIR} after moving it
+    cfg = {"model": cfg_model, "task": {"_name": "bert_encoder", "data": out_dir}}
+    checkpoint = checkpoint_skeleton(cfg, state, "none", provenance)
     _write_output(out_dir, checkpoint, dictionary, config_path, vocab_path)
     return {
         "out": os.path.join(out_dir, "model.pt"),

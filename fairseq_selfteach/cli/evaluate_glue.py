@@ -95,7 +95,7 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
 def size_of(state_model, head):
     """(encoder layers, exact parameters, parameters of the head) of a checkpoint's model state."""
     from fairseq_selfteach.cli.param_count import count_parameters
-    from fairseq_selfteach.core.export import layer_count
+    from fairseq_selfteach.core.layer_map import layer_count
 
     head_state = {k: v for k, v in state_model.items() if k.startswith(f"classification_heads.{head}.")}
     return (layer_count(state_model, "encoder.layers"), count_parameters(state_model)["total"],
@@ -161,12 +161,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)
+    from fairseq_selfteach.classification.glue_format import GlueDataError
     from fairseq_selfteach.core.checkpoint_io import CheckpointError
-    from fairseq_selfteach.classification.glue_task import GlueDataError
 
+    errors = (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError)
     try:
         result, preds, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu, a.classification_head_name)
-    except (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError) as e:
+    except errors as e:
         print(f"evaluate_glue: error: {e}", file=sys.stderr)
         return 1
     if a.name or a.method:

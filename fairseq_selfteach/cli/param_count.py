@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Dict, Optional
 
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint
-from fairseq_selfteach.core.export import layer_count, truncate_layers
+from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
 
 # state-dict entries that are buffers, not parameters
 BUFFER_SUFFIXES = ("version", "_float_tensor", "position_ids")
@@ -37,7 +37,7 @@ def count_parameters(model_state, layers: Optional[Dict[str, int]] = None) -> "O
         have = layer_count(model_state, prefix)
         if not 1 <= keep <= have:
             raise ValueError(f"cannot count {keep} {prefix}: the checkpoint has {have}")
-        model_state = truncate_layers(model_state, prefix, keep)
+        model_state = keep_first_layers(model_state, prefix, keep)
     counts = OrderedDict((name, 0) for name, _ in COMPONENTS)
     seen = set()
     for key, tensor in model_state.items():

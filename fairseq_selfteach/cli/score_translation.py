@@ -14,17 +14,14 @@ Every test sentence must be in the log; a partial log is an error, never a score
 """
 import argparse
 import json
-import re
 import sys
 
 import sacrebleu
 from sacremoses import MosesDetokenizer
 
+from fairseq_selfteach.cli import generate_log
 from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 from fairseq_selfteach.cli.param_count import count_parameters
-
-SPEED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
-                   r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")
 
 
 class ScoreError(Exception):
@@ -33,17 +30,7 @@ class ScoreError(Exception):
 
 def read_generate_log(path):
     """({id: hypothesis}, speed dict) from a fairseq-generate log."""
-    hyps, speed = {}, None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("H-"):
-                sid, _score, text = line[2:].rstrip("\n").split("\t", 2)
-                hyps[int(sid)] = text
-            m = SPEED.search(line)
-            if m:
-                speed = {"sentences": int(m.group(1).replace(",", "")),
-                         "decode_seconds": float(m.group(3)),
-                         "sentences_per_s": float(m.group(4)), "tokens_per_s": float(m.group(5))}
+    hyps, speed = generate_log.read_generate_log(path, "H")
     if speed is None:
         raise ScoreError(f"{path}: no 'Translated N sentences' line: the decoding did not finish")
     return hyps, speed
@@ -96,7 +83,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     from fairseq_selfteach.core.checkpoint_io import load_checkpoint
-    from fairseq_selfteach.core.export import layer_count
+    from fairseq_selfteach.core.layer_map import layer_count
 
     model_state = load_checkpoint(args.checkpoint)["model"]
     layers = {"encoder.layers": layer_count(model_state, "encoder.layers"),

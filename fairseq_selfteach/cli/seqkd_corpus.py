@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from fairseq_selfteach.cli.generate_log import read_generate_log
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,12 +25,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with open(args.source, encoding="utf-8") as f:
         source = [line.rstrip("\n") for line in f]
-    hyps = {}
-    with open(args.generate_log, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("H-"):
-                sid, _score, text = line[2:].rstrip("\n").split("\t", 2)
-                hyps[int(sid)] = text
+    hyps, _speed = read_generate_log(args.generate_log, "H")
     missing = [i for i in range(len(source)) if i not in hyps]
     if missing:
         print(f"error: {args.generate_log} has no hypothesis for {len(missing)} of {len(source)} training "

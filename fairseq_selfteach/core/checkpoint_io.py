@@ -1,4 +1,5 @@
-"""Safe checkpoint loading and atomic writing.
+"""Safe checkpoint loading, atomic writing and the file helpers (sha256, umask) the package and
+preprocess/ share.
 
 torch >= 2.6 loads with weights_only=True, which refuses fairseq checkpoints because they pickle an
 argparse.Namespace (the legacy model arguments). Importing this module allow-lists exactly that class,
@@ -14,13 +15,15 @@ import tempfile
 
 import torch
 
+from fairseq_selfteach.core.errors import SelfteachError
+
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
 # (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
 CHECKPOINT_SAFE_GLOBALS = [argparse.Namespace]
 torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SelfteachError, RuntimeError):
     """A checkpoint that cannot be used, with a message naming the file and why."""
 
 
@@ -68,11 +71,16 @@ def atomic_torch_save(obj, path: str) -> None:
         raise
 
 
-def usual_file_mode() -> int:
-    """0666 less the umask: what open() would give; mkstemp's temporary files are private (0600)."""
+def current_umask() -> int:
+    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def usual_file_mode() -> int:
+    """0666 less the umask: what open() would give; mkstemp's temporary files are private (0600)."""
+    return 0o666 & ~current_umask()
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -1,12 +1,10 @@
 """Turning a training checkpoint into a plain fairseq one that holds only the student's layers."""
 import argparse
 import dataclasses
-import re
 from typing import Dict, Optional
 
-import torch
-
 from fairseq_selfteach.core.checkpoint_io import load_checkpoint, sha256_of_file
+from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
 
 
 def _as_dict(cfg_part):
@@ -17,23 +15,6 @@ def _as_dict(cfg_part):
     if OmegaConf.is_config(cfg_part):
         return OmegaConf.to_container(cfg_part, resolve=True)
     return dict(cfg_part) if cfg_part is not None else None
-
-
-def layer_count(model_state: Dict[str, torch.Tensor], prefix: str) -> int:
-    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.")
-    found = {int(m.group(1)) for k in model_state for m in [pat.match(k)] if m}
-    return max(found) + 1 if found else 0
-
-
-def truncate_layers(model_state, prefix: str, keep: int):
-    """Keep layers 0..keep-1 of the list at `prefix` (e.g. decoder.layers); drop the rest."""
-    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.")
-    out = type(model_state)()
-    for k, v in model_state.items():
-        m = pat.match(k)
-        if m is None or int(m.group(1)) < keep:
-            out[k] = v
-    return out
 
 
 def plain_checkpoint(
@@ -65,7 +46,7 @@ def plain_checkpoint(
             raise ValueError(
                 f"cannot keep {keep} {prefix}: {path} has {have} (choose 1..{have})"
             )
-        model_state = truncate_layers(model_state, prefix, keep)
+        model_state = keep_first_layers(model_state, prefix, keep)
         provenance[f"{prefix}_kept"] = keep
         keep_layers[prefix] = keep
 
@@ -98,14 +79,22 @@ def plain_checkpoint(
         if key in task_state:
             provenance[key] = task_state[key]
     last = (state.get("optimizer_history") or [{}])[-1]
+    return checkpoint_skeleton(new_cfg, model_state, plain_criterion, provenance, last)
+
+
+def checkpoint_skeleton(cfg, model_state, criterion_name: str, provenance: dict, last_optimizer=None) -> dict:
+    """A checkpoint dict with exactly what fairseq's loader reads (see fairseq.checkpoint_utils), plus
+    our provenance under "selfteach". last_optimizer: the source's last optimizer_history entry, whose
+    optimizer name, scheduler state and update count are kept (the optimizer state itself is the
+    training run's business); none: a fresh model."""
+    last = last_optimizer or {}
     return {
         "args": None,
-        "cfg": new_cfg,
+        "cfg": cfg,
         "model": model_state,
-        # only what fairseq's loader reads; the optimizer state is the training run's business
         "optimizer_history": [
             {
-                "criterion_name": plain_criterion,
+                "criterion_name": criterion_name,
                 "optimizer_name": last.get("optimizer_name", "none"),
                 "lr_scheduler_state": last.get("lr_scheduler_state", {"best": None}),
                 "num_updates": last.get("num_updates", 0),

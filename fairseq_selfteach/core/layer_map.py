@@ -1,10 +1,45 @@
-"""Which teacher layers a shallower student starts from, and copying them."""
+"""Which teacher layers a shallower student starts from, and copying them; and reading a state
+dict's layer lists (PREFIX.i.rest keys), for everything that counts, cuts or maps layers."""
+import functools
 import re
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 LAYER_MAP_STRATEGIES = ("first", "last", "every_other")
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_key(prefix: str):
+    return re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.")
+
+
+def split_layer_key(key: str, prefix: str) -> Optional[Tuple[int, str]]:
+    """(i, rest) for a key PREFIX.i.rest of the layer list at prefix (e.g. "encoder.layers"), else None."""
+    m = _layer_key(prefix).match(key)
+    return (int(m.group(1)), key[m.end():]) if m else None
+
+
+def layer_index(key: str, prefix: str) -> Optional[int]:
+    """i for a key PREFIX.i.rest of the layer list at prefix, else None."""
+    found = split_layer_key(key, prefix)
+    return found[0] if found is not None else None
+
+
+def layer_count(model_state, prefix: str) -> int:
+    """Layers in the list at prefix: 1 + the highest index found (0 when there is none)."""
+    found = {i for i in (layer_index(k, prefix) for k in model_state) if i is not None}
+    return max(found) + 1 if found else 0
+
+
+def keep_first_layers(model_state, prefix: str, keep: int):
+    """A copy (same mapping type) with layers 0..keep-1 of the list at prefix and nothing after them."""
+    out = type(model_state)()
+    for k, v in model_state.items():
+        i = layer_index(k, prefix)
+        if i is None or i < keep:
+            out[k] = v
+    return out
 
 
 def resolve_layer_map(spec: str, teacher_layers: int, student_layers: int, side: str) -> List[int]:
@@ -64,17 +99,14 @@ def copy_teacher_into_student(
     Every student tensor must get a value of the same shape: a student of another width, or with a
     parameter the teacher lacks, is an error rather than a silent random initialisation.
     """
-    patterns = {
-        prefix: re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.(.*)$") for prefix in layer_maps
-    }
     student_state = student.state_dict()
     source: Dict[str, str] = {}
     for key in student_state:
         teacher_key = key
-        for prefix, pat in patterns.items():
-            m = pat.match(key)
-            if m:
-                teacher_key = f"{prefix}.{layer_maps[prefix][int(m.group(1))]}.{m.group(2)}"
+        for prefix, layers in layer_maps.items():
+            found = split_layer_key(key, prefix)
+            if found is not None:
+                teacher_key = f"{prefix}.{layers[found[0]]}.{found[1]}"
                 break
         if teacher_key not in teacher_state:
             raise ValueError(

@@ -13,12 +13,27 @@ logger = logging.getLogger(__name__)
 
 
 class Teacher:
-    """Soft targets for a batch. `sha256` identifies what the student learned from."""
+    """What a student learns from. Every caller (criteria, the student's initialisation, benchmarks)
+    goes through these methods only, so a teacher whose outputs come from a cache on disk can replace
+    the frozen model without touching them."""
 
-    path: str
-    sha256: str
+    path: str  # the file the teacher came from
+    sha256: str  # and its digest, recorded in the student's checkpoints
 
     def logits(self, sample, **forward_kwargs) -> torch.Tensor:  # pragma: no cover - interface
+        """The teacher's logits for a batch (forward_kwargs: e.g. classification_head_name)."""
+        raise NotImplementedError
+
+    def follow(self, student: torch.nn.Module) -> None:  # pragma: no cover - interface
+        """Be ready to answer on the student's device and in its dtype."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:  # pragma: no cover - interface
+        """The teacher's weights, for initialising a student from its layers."""
+        raise NotImplementedError
+
+    def layer_count(self, side: str) -> int:  # pragma: no cover - interface
+        """Layers of `side` (encoder or decoder)."""
         raise NotImplementedError
 
 
@@ -30,10 +45,9 @@ class FrozenModelTeacher(Teacher):
     It follows the student's device and dtype lazily on the first batch.
     """
 
-    def __init__(self, path: str, model: torch.nn.Module, state: dict, sha256: str):
+    def __init__(self, path: str, model: torch.nn.Module, sha256: str):
         self.path = path
         self.sha256 = sha256
-        self.state = state  # the loaded checkpoint (cfg, model weights) for student initialisation
         self.model = model
         self.model.eval()
         for p in self.model.parameters():
@@ -60,7 +74,7 @@ class FrozenModelTeacher(Teacher):
                 f"architecture?): {str(e).splitlines()[0]}"
             ) from e
         logger.info("loaded frozen teacher %s", path)
-        return cls(path, model, state, sha256_of_file(path))
+        return cls(path, model, sha256_of_file(path))
 
     @torch.no_grad()
     def logits(self, sample, **forward_kwargs) -> torch.Tensor:
@@ -73,6 +87,12 @@ class FrozenModelTeacher(Teacher):
         p = next(self.model.parameters())
         if p.device != like.device or p.dtype != like.dtype:
             self.model.to(device=like.device, dtype=like.dtype)
+
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def layer_count(self, side: str) -> int:
+        return len(getattr(self.model, side).layers)
 
 
 def check_teacher_dictionaries(path: str, teacher_cfg, task) -> None:

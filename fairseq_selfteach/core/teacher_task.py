@@ -6,6 +6,7 @@ from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
 
@@ -40,44 +41,57 @@ class TeacherConfig(FairseqDataclass):
     )
 
 
-def count_layers(model, side: str) -> int:
-    return len(getattr(model, side).layers)
-
-
 class TeacherTaskMixin:
-    """Mixed into a fairseq task whose config has teacher_path, no_init_student_from_teacher and
-    student_{side}_layer_map for each side in `layer_lists`. The task implements
-    build_plain_model(model_cfg), which builds a model without any distillation step."""
+    """Mixed in front of a fairseq task whose config has teacher_path, no_init_student_from_teacher
+    and student_{side}_layer_map for each side in `layer_lists`.
+
+    build_model is the one hook that runs before fairseq restores checkpoint_last.pt, so the student
+    is initialised from the teacher there, and a resumed run keeps its trained weights."""
 
     layer_lists = ()
     _teacher: Optional[Teacher] = None
 
     @property
     def teacher(self) -> Optional[Teacher]:
-        """The frozen teacher, loaded on first use; None without --teacher-path."""
+        """The frozen teacher, loaded on first use; None without --teacher-path (or use_teacher)."""
         if self._teacher is None and self.cfg.teacher_path:
             self._teacher = FrozenModelTeacher.load(
                 self.cfg.teacher_path, self, self.build_plain_model
             )
         return self._teacher
 
+    def use_teacher(self, teacher: Teacher) -> None:
+        """Distil from a teacher already in memory (a benchmark, a cached teacher) instead of
+        loading --teacher-path."""
+        self._teacher = teacher
+
+    def build_model(self, cfg, from_checkpoint=False):
+        return self.prepare_student(super().build_model(cfg, from_checkpoint), from_checkpoint)
+
+    def build_plain_model(self, model_cfg):
+        """The base task's model, without any distillation step (the teacher's own)."""
+        return super().build_model(model_cfg, from_checkpoint=True)
+
     def prepare_student(self, model, from_checkpoint: bool):
         # from_checkpoint: fairseq-generate or export rebuilding a trained student; no teacher needed
-        if from_checkpoint or not self.cfg.teacher_path:
+        teacher = None if from_checkpoint else self.teacher
+        if teacher is None:
             return model
-        teacher = self.teacher
         maps = {}
         for side in self.layer_lists:
-            t_layers = count_layers(teacher.model, side)
-            s_layers = count_layers(model, side)
+            t_layers = teacher.layer_count(side)
+            s_layers = len(getattr(model, side).layers)
             try:
                 maps[f"{side}.layers"] = resolve_layer_map(
                     getattr(self.cfg, f"student_{side}_layer_map"), t_layers, s_layers, side
                 )
             except ValueError as e:
-                raise ValueError(f"{e} (teacher: {teacher.path})") from e
+                raise OptionError(f"{e} (teacher: {teacher.path})") from e
         if not self.cfg.no_init_student_from_teacher:
-            copy_teacher_into_student(model, teacher.state["model"], maps)
+            try:
+                copy_teacher_into_student(model, teacher.state_dict(), maps)
+            except ValueError as e:
+                raise OptionError(f"{e} (teacher: {teacher.path})") from e
             logger.info(
                 "student initialised from teacher %s: %s",
                 teacher.path,

@@ -2,8 +2,8 @@
 
 Offline self-teaching needs two things the criterion cannot do on its own: load the teacher, and
 initialise the (shallower) student from the teacher's layers *before* fairseq restores
-checkpoint_last.pt — so a resumed run keeps its trained weights. build_model is the one hook that
-runs at that moment, which is why the teacher lives with the task and the loss with the criterion.
+checkpoint_last.pt — so a resumed run keeps its trained weights. That is the task's build_model
+(core/teacher_task.py), which is why the teacher lives with the task and the loss with the criterion.
 """
 from dataclasses import dataclass, field
 
@@ -27,10 +27,3 @@ class SelfDistillTranslationConfig(TranslationConfig, TeacherConfig):
 @register_task("self_distill_translation", dataclass=SelfDistillTranslationConfig)
 class SelfDistillTranslationTask(TeacherTaskMixin, TranslationTask):
     layer_lists = ("encoder", "decoder")
-
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        return self.prepare_student(model, from_checkpoint)
-
-    def build_plain_model(self, model_cfg):
-        return TranslationTask.build_model(self, model_cfg, from_checkpoint=True)

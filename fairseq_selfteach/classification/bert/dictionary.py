@@ -16,11 +16,13 @@ from typing import Optional
 
 from fairseq.data import Dictionary
 
+from fairseq_selfteach.core.errors import SelfteachError
+
 # fairseq's flag for a symbol that appears twice: the later line owns the symbol (as HF's load_vocab)
 _OVERWRITE_FLAG = "#fairseq:overwrite"
 
 
-class BertDictionaryError(ValueError):
+class BertDictionaryError(SelfteachError, ValueError):
     """A vocabulary or dictionary file that cannot be used, with a message naming the file."""
 
 

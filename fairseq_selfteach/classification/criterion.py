@@ -1,0 +1,136 @@
+"""`--criterion sentence_prediction_self_distill`: fairseq's sentence_prediction plus self-teaching.
+
+The same loss as `self_distill` for translation (core/distill.py), read from one distribution per
+sentence: the classification head on a layer's output. The head pools inside itself (the [CLS]
+position, or with --pooling mean the mean of the real tokens) through BERT's pooler, so exit k is
+simply the head applied to layer k's output: exactly the model made of the first k layers, which is
+what export keeps.
+
+    fairseq-train BIN --user-dir fairseq_selfteach --task glue --criterion sentence_prediction_self_distill \
+        --student-exits 2,4 --kd-alpha 0.5 --kd-temperature 2 ...          (online)
+    ... --task self_distill_glue --teacher-path FINETUNED.pt --encoder-layers 4 ...   (offline)
+
+With α = 0 and no exits the loss is exactly sentence_prediction's (cross-entropy; with
+--regression-target, as for STS-B, the summed squared error). A regression head distils the teacher's
+score: the squared difference to it (core/kd.py regression_kd; no temperature). In validation the
+GLUE counts of each batch go into the logging outputs (classification/metrics.py), which the glue
+task turns into GLUE's metrics.
+"""
+import math
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from fairseq.criterions import register_criterion
+from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
+from fairseq.logging import metrics
+
+from fairseq_selfteach.classification import metrics as glue_metrics
+from fairseq_selfteach.core.distill import (
+    KDConfig,
+    SelfDistillMixin,
+    exits_accuracy,
+    reduce_distill_terms,
+)
+from fairseq_selfteach.core.errors import OptionError
+from fairseq_selfteach.core.exits import check_exit_layers
+from fairseq_selfteach.core.kd import log_probs, regression_kd
+
+
+@dataclass
+class SentencePredictionSelfDistillConfig(SentencePredictionConfig, KDConfig):
+    pass
+
+
+@register_criterion("sentence_prediction_self_distill", dataclass=SentencePredictionSelfDistillConfig)
+class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictionCriterion):
+    criterion_name = "sentence_prediction_self_distill"
+    family = "sentence classifiers (a model with classification heads)"
+    other_criterion = "self_distill for translation models"
+
+    def __init__(self, cfg: SentencePredictionSelfDistillConfig, task):
+        if getattr(task, "tgt_dict", None) is not None:
+            self.refuse_other_family(f"--task {type(task).__name__} translates")
+        super().__init__(cfg, task)
+        self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
+                          cfg.kd_teacher_grad)
+
+    # --- the family: one distribution (or score) per sentence ---------------------------------
+
+    def is_our_model(self, model) -> bool:
+        return hasattr(model, "classification_heads") and not hasattr(model, "decoder")
+
+    def check_model(self, model) -> None:
+        heads = model.classification_heads
+        if self.classification_head_name not in heads:
+            raise OptionError(f"the model has no classification head {self.classification_head_name!r} "
+                              f"(--classification-head-name)")
+        outputs = heads[self.classification_head_name].out_proj.out_features
+        if (outputs == 1) != bool(self.regression_target):
+            raise OptionError(
+                f"head {self.classification_head_name!r} has {outputs} outputs but --regression-target is "
+                f"{'on' if self.regression_target else 'off'}: a regression task (STS-B) needs both"
+            )
+        check_exit_layers(model.encoder, "encoder", self.student_exits)
+
+    def gold_and_soft(self, logits, target):
+        if self.regression_target:  # as sentence_prediction: summed squared error in float32
+            pred = logits.float().view(-1)
+            mse = F.mse_loss(pred, target.float().view(-1), reduction="sum")
+            return mse, mse.detach(), pred
+        lprobs = log_probs(logits)
+        nll = F.nll_loss(lprobs, target, reduction="sum")
+        soft = lprobs if self.kd_temperature == 1.0 else log_probs(logits, self.kd_temperature)
+        return nll, nll.detach(), soft
+
+    def teacher_soft(self, logits):
+        return logits.float().view(-1) if self.regression_target else log_probs(logits, self.kd_temperature)
+
+    def kd(self, student_soft, teacher_soft):
+        if self.regression_target:
+            return regression_kd(student_soft, teacher_soft)
+        return super().kd(student_soft, teacher_soft)
+
+    def exit_logits(self, model, extra, layer, positions):
+        # inner_states[0] is the embeddings' output, [k] layer k's
+        head = model.classification_heads[self.classification_head_name]
+        return head(extra["inner_states"][layer], padding_mask=extra["padding_mask"])
+
+    def teacher_logits(self, sample, positions):
+        return self.teacher.logits(sample, classification_head_name=self.classification_head_name)
+
+    def exit_counts(self, k, logits, target):
+        if self.regression_target:
+            return {}
+        return {f"exit{k}_ncorrect": logits.argmax(-1).eq(target).sum().item()}
+
+    # --- fairseq's criterion interface ----------------------------------------------------------
+
+    def forward(self, model, sample, reduce=True):
+        self.check_once(model)
+        logits, extra = model(**sample["net_input"], features_only=True,
+                              classification_head_name=self.classification_head_name)
+        target = model.get_targets(sample, [logits]).view(-1)
+        loss, log = self.distill(model, sample, extra, logits, target, None)
+        n = target.numel()
+        log.update(loss=loss.data, ntokens=sample["ntokens"], nsentences=n, sample_size=n)
+        if not self.regression_target:
+            log["ncorrect"] = logits.argmax(-1).eq(target).sum().item()
+        if not model.training:  # GLUE's metrics, from this batch's predictions
+            log.update(glue_metrics.score_batch(logits, target, logits.size(-1), self.regression_target))
+        return loss, n, log
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        """sentence_prediction's loss and accuracy, nll_loss per sentence, and each term."""
+        sentences = sum(log.get("sample_size", 0) for log in logging_outputs)
+        # per sentence: with ntokens = sample_size the parent logs no per-token nll of its own
+        SentencePredictionCriterion.reduce_metrics(
+            [dict(log, ntokens=log.get("sample_size", 0)) for log in logging_outputs])
+        nll = sum(float(log.get("nll_loss", 0)) for log in logging_outputs)
+        metrics.log_scalar("nll_loss", nll / max(sentences, 1) / math.log(2), sentences, round=3)
+        reduce_distill_terms(logging_outputs, nll_count=sentences, sample_size=sentences)
+        exits_accuracy(logging_outputs, sentences)
+
+    def logging_outputs_can_be_summed(self) -> bool:
+        # a regression batch logs its scores (for Pearson/Spearman): lists, gathered rather than summed
+        return not self.regression_target

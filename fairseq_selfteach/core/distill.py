@@ -1,0 +1,153 @@
+"""Self-distillation as both families' criteria share it: the options, the loss over the exits, and
+the logged terms. Each family's criterion subclasses fairseq's criterion it extends and mixes this in
+(translation/criterion.py, classification/criterion.py), supplying where its distributions are.
+
+For the teacher exit and each student exit k:
+    (1 − α)·gold + α·T²·KL        (offline: the teacher is a frozen model; online: the top exit)
+The online top exit learns from the gold labels only; its distribution is a constant target unless
+--kd-teacher-grad.
+"""
+import math
+from dataclasses import dataclass, field
+
+from fairseq import utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.logging import metrics
+
+from fairseq_selfteach.core.errors import OptionError
+from fairseq_selfteach.core.exits import parse_exits
+from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
+
+
+@dataclass
+class KDConfig(FairseqDataclass):
+    """The distillation options every self-teaching criterion adds to its parent's config."""
+
+    kd_alpha: float = field(
+        default=0.5,
+        metadata={"help": "weight α of the distillation term: (1-α)·gold + α·T²·KL; in [0, 1]"},
+    )
+    kd_temperature: float = field(
+        default=1.0,
+        metadata={"help": "softmax temperature T of teacher and student (> 0); regression heads "
+                  "(STS-B) distil the teacher's score, which has no temperature"},
+    )
+    kd_direction: ChoiceEnum(KD_DIRECTIONS) = field(
+        default="forward",
+        metadata={"help": "forward: KL(teacher||student); reverse: KL(student||teacher); "
+                  "symmetric: their mean (what the seed research used)"},
+    )
+    student_exits: str = field(
+        default="",
+        metadata={"help": "online self-teaching: comma list of layers k (1-based, below the top) whose "
+                  "outputs are student exits, e.g. 3 or 2,4 (decoder layers; encoder layers for BERT)"},
+    )
+    kd_teacher_grad: bool = field(
+        default=False,
+        metadata={"help": "online mode: let the distillation gradient flow into the teacher (top) exit "
+                  "instead of treating its distribution as a constant target"},
+    )
+
+
+class SelfDistillMixin:
+    """The family's criterion provides:
+      family, other_criterion        names for the wrong-family message
+      is_our_model(model)            whether the model is of this family
+      check_model(model)             exits and heads fit the model (raises OptionError)
+      gold_and_soft(logits, target)  (gold loss, nll, soft output) of N scored positions
+      teacher_soft(logits)           the soft output of teacher logits
+      exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
+    """
+
+    family = ""
+    other_criterion = ""
+
+    def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad):
+        kd_direction = str(kd_direction)
+        try:
+            check_kd_options(kd_alpha, kd_temperature, kd_direction)
+        except ValueError as e:
+            raise OptionError(str(e)) from e
+        self.kd_alpha = kd_alpha
+        self.kd_temperature = kd_temperature
+        self.kd_direction = kd_direction
+        self.student_exits = parse_exits(student_exits)
+        self.kd_teacher_grad = kd_teacher_grad
+        # the frozen teacher (offline mode) belongs to the task (core/teacher_task.py)
+        self.teacher = getattr(task, "teacher", None)
+        self._model_checked = False
+
+    def refuse_other_family(self, what: str) -> None:
+        raise OptionError(
+            f"--criterion {self.criterion_name} is for {self.family}, but {what}: use "
+            f"--criterion {self.other_criterion}"
+        )
+
+    def check_once(self, model) -> None:
+        if self._model_checked:
+            return
+        if not self.is_our_model(model):
+            self.refuse_other_family(f"the model is a {type(model).__name__}")
+        self.check_model(model)
+        self._model_checked = True
+
+    def kd(self, student_soft, teacher_soft):
+        return kd_from_log_probs(student_soft, teacher_soft, self.kd_temperature, self.kd_direction)
+
+    def distill(self, model, sample, extra, top_logits, target, positions):
+        """(loss, logging entries) over the teacher exit and every student exit. Only the N positions
+        that count (real target tokens, or sentences) are ever selected, so pads never enter a loss."""
+        gold, nll, top_soft = self.gold_and_soft(top_logits, target)
+        if self.teacher is not None:
+            self.teacher.follow(model)
+            teacher_soft = self.teacher_soft(self.teacher_logits(sample, positions))
+            top_kd = self.kd(top_soft, teacher_soft)
+            loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
+            kd_total = top_kd.detach()
+        else:  # online: the top exit is the teacher and learns from the gold labels only
+            teacher_soft = top_soft if self.kd_teacher_grad else top_soft.detach()
+            loss = gold
+            kd_total = gold.new_zeros(())
+        log = {}
+        for k in self.student_exits:
+            logits = self.exit_logits(model, extra, k, positions)
+            exit_gold, exit_nll, exit_soft = self.gold_and_soft(logits, target)
+            exit_kd = self.kd(exit_soft, teacher_soft)
+            loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
+            kd_total = kd_total + exit_kd.detach()
+            log[f"exit{k}_gold_loss"] = exit_gold.data
+            log[f"exit{k}_nll_loss"] = exit_nll.data
+            log[f"exit{k}_kd_loss"] = exit_kd.data
+            log.update(self.exit_counts(k, logits, target))
+        log.update(gold_loss=gold.data, nll_loss=nll.data, kd_loss=kd_total.data)
+        return loss, log
+
+    def exit_counts(self, k, logits, target) -> dict:
+        """Extra summable counts for exit k (classification: its correct predictions)."""
+        return {}
+
+
+def reduce_distill_terms(logging_outputs, nll_count: int, sample_size: int) -> None:
+    """Each term separately, in base 2 like fairseq: gold_loss, kd_loss and per exit k its
+    exit{k}_gold_loss, exit{k}_kd_loss (per sample_size) and exit{k}_nll_loss / exit{k}_ppl (per
+    nll_count: target tokens, or sentences for classification)."""
+    keys = sorted({k for log in logging_outputs for k in log if k.endswith("_loss")})
+    for key in keys:
+        if key in ("loss", "nll_loss"):
+            continue
+        total = sum(log.get(key, 0) for log in logging_outputs)
+        per_count = key.endswith("nll_loss")
+        denom = nll_count if per_count else sample_size
+        metrics.log_scalar(key, total / max(denom, 1) / math.log(2), denom, round=3)
+        if per_count:
+            metrics.log_derived(
+                f"{key[: -len('_nll_loss')]}_ppl",
+                lambda meters, key=key: utils.get_perplexity(meters[key].avg),
+            )
+
+
+def exits_accuracy(logging_outputs, total: int, suffix: str = "_ncorrect") -> None:
+    """exit{k}_accuracy (percent) from each exit's summed correct predictions."""
+    for key in sorted({k for log in logging_outputs for k in log if k.endswith(suffix)}):
+        correct = sum(log.get(key, 0) for log in logging_outputs)
+        metrics.log_scalar(key.replace(suffix, "_accuracy"), 100.0 * correct / max(total, 1), total, round=3)
