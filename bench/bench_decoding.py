@@ -47,7 +47,6 @@ The CPU measurement for docs/benchmarks.md (2-core machine; one generate process
 import argparse
 import os
 import random
-import re
 import shlex
 import shutil
 import subprocess
@@ -59,10 +58,6 @@ import warnings
 import common  # bench/common.py: the machine's description, timing
 
 TARGET = 1.5
-TRANSLATED = re.compile(
-    r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
-    r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)"
-)
 
 
 def parse_args(argv=None):
@@ -205,17 +200,19 @@ def generate_cmd(args, ckpt, data):
 
 
 def run_generate(args, cmd):
+    from fairseq_selfteach.cli.generate_log import SPEED, parse_generate_output
+
     t0 = time.perf_counter()
     # from /: the checkpoint must load without the plugin (no --user-dir, nothing imported)
     out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(args), cwd="/")
     wall = time.perf_counter() - t0
     text = out.stdout + out.stderr
-    m = TRANSLATED.search(text)
+    m = SPEED.search(text)
     if out.returncode != 0 or m is None:
         raise RuntimeError(f"fairseq-generate failed (exit {out.returncode}): "
                            f"{' '.join(shlex.quote(c) for c in cmd)}\n{text[-3000:]}")
-    hyp_lens = [len(line.split("\t")[2].split()) for line in out.stdout.splitlines()
-                if line.startswith("H-")]
+    hyps, _speed = parse_generate_output(out.stdout.splitlines())
+    hyp_lens = [len(text.split()) for text in hyps.values()]
     return {
         "sentences": int(m.group(1).replace(",", "")),
         "tokens": int(m.group(2).replace(",", "")),

@@ -47,8 +47,9 @@ from typing import NamedTuple
 # pytest's pythonpath = preprocess)
 from download import (
     DEFAULT_TIMEOUT, ChecksumError, NotFoundError, PrepareError, cli_main, fetch, normalise_sha256,
-    safe_extract, verify_local,
+    verify_local,
 )
+from archives import safe_extract
 
 from fairseq_selfteach.classification import glue_format
 from fairseq_selfteach.core.checkpoint_io import sha256_of_file

@@ -30,16 +30,16 @@ import sys
 
 # download.py beside this script (Python puts a script's folder first on its path; the tests use
 # pytest's pythonpath = preprocess)
-# Re-exported: fetch, safe_extract, PrepareError, DEFAULT_TIMEOUT were defined here.
+# Re-exported: fetch, safe_extract, PrepareError, DEFAULT_TIMEOUT were defined here (tests use them).
 from download import (  # noqa: E402,F401
     DEFAULT_TIMEOUT,
     PrepareError,
     cli_main,
     fetch,
     normalise_sha256,
-    safe_extract,
     verify_local,
 )
+from archives import safe_extract  # noqa: E402,F401
 
 from fairseq_selfteach.core.checkpoint_io import sha256_of_file
 
