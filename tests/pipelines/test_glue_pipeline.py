@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.helpers import BIN, REPO, minilm_path, run, valid_metrics
-from tests.test_glue import vader_sdist  # noqa: F401 (fixture)
+from tests.classification.test_glue import vader_sdist  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 GLUE_SH = os.path.join(REPO, "scripts", "glue.sh")
@@ -164,7 +164,7 @@ def test_bad_settings_are_refused(tmp_path):
 def test_glue_layout_with_two_dev_sets(tmp_path):
     """A GLUE column (MNLI) on a folder in GLUE's real layout (--glue-dir), the MiniLM's first 2 layers
     as the teacher: sentence pairs, 3 classes, both dev sets scored and reported as two datasets."""
-    from tests.test_glue import mnli_files, write_files
+    from tests.classification.test_glue import mnli_files, write_files
 
     glue = tmp_path / "glue_data"
     write_files(glue / "MNLI", mnli_files())

@@ -11,7 +11,7 @@ import torch
 from sacremoses import MosesDetokenizer
 
 from tests.helpers import REPO, run
-from tests.test_iwslt14_download import N_TEST, N_TRAIN, make_archive
+from tests.pipelines.test_iwslt14_download import N_TEST, N_TRAIN, make_archive
 
 SCRIPT = os.path.join(REPO, "scripts", "iwslt14.sh")
 

@@ -3,7 +3,7 @@
 Everything runs against small files the tests make in the real GLUE layout (per-task zips with a
 TASK/ folder, MRPC's SentEval text files and dev ids, the diagnostic TSV), served from 127.0.0.1.
 Resuming, Range requests and trust on first use are the shared preprocess/download.py, tested in
-tests/test_iwslt14_download.py; here they are only used.
+tests/pipelines/test_iwslt14_download.py; here they are only used.
 """
 import http.server
 import os
