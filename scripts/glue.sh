@@ -31,7 +31,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=glue.sh table="$root/scripts/glue_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with iwslt14.sh
-bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" download_src=()
+bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" seeds_opt="" download_src=()
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --bert-dir) bert_dir=${2-}; took=2 ;;
@@ -41,6 +41,7 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --student-depths) depths_opt=${2-}; took=2 ;;
     --gradual-schedule) schedule_opt=${2-}; took=2 ;;
     --teacher-layers) teacher_layers_opt=${2-}; took=2 ;;
+    --seeds) seeds_opt=${2-}; took=2 ;;
   esac
 }
 parse_options "$@"
@@ -143,55 +144,102 @@ kd=(--criterion "$kd_criterion" --kd-alpha "$kd_alpha" --kd-temperature "$kd_tem
 # fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
 finetune=(--task glue --finetune-from-model "$pretrained/model.pt" --lr "$lr"
   --warmup-updates "$teacher_warmup" --total-num-update "$teacher_updates")
-student=(--task self_distill_glue --lr "$student_lr" --warmup-updates "$student_warmup"
-  --total-num-update "$student_updates")
+student_schedule=(--lr "$student_lr" --warmup-updates "$student_warmup" --total-num-update "$student_updates")
+student=(--task self_distill_glue "${student_schedule[@]}")
 
 teacher="$out/models/teacher/checkpoint_best.pt"
+# Every trained row but the teacher is repeated with each seed (--seeds, or the table's `seeds`): its
+# models and results carry the suffix _sSEED; the teacher is trained once, with the first seed.
+seed_list=${seeds_opt:-$seeds}
+IFS=, read -r -a seed_values <<< "$seed_list"
+for s in "${seed_values[@]}"; do
+  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "glue.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
+done
+echo "glue.sh: seeds $seed_list (the teacher is trained once, with seed ${seed_values[0]})"
+pretrained_name="the pretrained $(basename "$bert_dir")"
 
-stage teacher train teacher "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
-  --criterion sentence_prediction
-stage export_teacher export_model teacher_enc$L "$teacher"
-for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
-  stage pruned_enc$k export_model pruned_enc$k "$teacher" --encoder-layers "$k"
-done
-for k in "${depths[@]}"; do  # baseline: the first k pretrained layers fine-tuned with cross-entropy only
-  stage truncated_enc$k train truncated_enc$k "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$k" \
-    --criterion sentence_prediction
-  stage export_truncated_enc$k export_model truncated_enc$k "$out/models/truncated_enc$k/checkpoint_best.pt"
-done
-# online: one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
-stage online train online "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
-  --student-exits "$student_depths"
-for k in "${depths[@]}"; do
-  stage export_online_enc$k export_model online_enc$k "$out/models/online/checkpoint_best.pt" --encoder-layers "$k"
-done
-for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
-  stage offline_enc$k train offline_enc$k "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
-    --encoder-layers "$k" "${kd[@]}"
-  stage export_offline_enc$k export_model offline_enc$k "$out/models/offline_enc$k/checkpoint_best.pt"
-done
+# the truncated baselines: the first k pretrained layers fine-tuned with cross-entropy only, for the
+# students' budget (their updates, learning rate and schedule) or the teacher's
+truncated() {  # truncated BUDGET SEED K
+  local name=truncated_${1}_budget_enc$3_s$2 updates=$teacher_updates schedule=("${finetune[@]}")
+  if [ "$1" = same ]; then
+    updates=$student_updates
+    schedule=(--task glue --finetune-from-model "$pretrained/model.pt" "${student_schedule[@]}")
+  fi
+  stage "$name" train "$name" "$bin" "$updates" "${schedule[@]}" --encoder-layers "$3" \
+    --criterion sentence_prediction --seed "$2"
+  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    --started-from "$pretrained_name, layers 1-$3"
+}
 # gradual: each stage's student (the first k layers of its teacher) teaches the next stage. The first
 # stage has the fine-tuned teacher as its teacher, so where its depth is one of the offline depths
 # (student_depths), that offline student is the stage (same teacher, same initialisation, same options)
 # and is not trained twice. Decided from the two lists alone (not from files found), and printed.
-prev=$teacher gradual_rows=()
-for k in "${schedule[@]:1}"; do
-  if [ "$prev" = "$teacher" ] && contains "$k" "${depths[@]}"; then
-    echo "glue.sh: gradual_enc$k: the offline student offline_enc$k is this stage (offline depths" \
-      "$student_depths; same teacher, initialisation and options); not trained twice"
-    prev="$out/models/offline_enc$k/checkpoint_best.pt"
-    gradual_rows+=("offline_enc$k=gradual_enc$k")
-    continue
-  fi
-  stage gradual_enc$k train gradual_enc$k "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
-    --encoder-layers "$k" "${kd[@]}"
-  stage export_gradual_enc$k export_model gradual_enc$k "$out/models/gradual_enc$k/checkpoint_best.pt"
-  prev="$out/models/gradual_enc$k/checkpoint_best.pt"
-  gradual_rows+=("gradual_enc$k=gradual_enc$k")
-done
+first_gradual=${schedule[1]} reuse_offline=0
+if contains "$first_gradual" "${depths[@]}"; then
+  reuse_offline=1
+  echo "glue.sh: gradual_enc$first_gradual: the offline student offline_enc$first_gradual is this stage" \
+    "(offline depths $student_depths; same teacher, initialisation and options); not trained twice"
+fi
+teacher_branch() {
+  stage teacher train teacher "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
+    --criterion sentence_prediction --seed "${seed_values[0]}"
+  stage export_teacher export_model teacher_enc$L "$teacher" --started-from "$pretrained_name, layers 1-$L"
+  local k
+  for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
+    stage pruned_enc$k export_model pruned_enc$k "$teacher" --encoder-layers "$k" --no-training \
+      --started-from "teacher_enc$L cut to $k layers"
+  done
+}
+online_branch() {  # per seed, one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
+  local s k
+  for s in "${seed_values[@]}"; do
+    stage online_s$s train online_s$s "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
+      --student-exits "$student_depths" --seed "$s"
+    for k in "${depths[@]}"; do
+      stage export_online_enc${k}_s$s export_model online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+        --encoder-layers "$k" --started-from "$pretrained_name, layers 1-$L (exit $k of one model)"
+    done
+  done
+}
+truncated_branch() {
+  local s k
+  for s in "${seed_values[@]}"; do
+    for k in "${depths[@]}"; do truncated same "$s" "$k"; truncated teacher "$s" "$k"; done
+  done
+}
+students_branch() {  # per seed: offline students of the frozen teacher, then the gradual chain
+  local s k name prev prev_name
+  for s in "${seed_values[@]}"; do
+    for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
+      name=offline_enc${k}_s$s
+      stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+        --encoder-layers "$k" "${kd[@]}" --seed "$s"
+      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+        --started-from "teacher_enc$L, layers 1-$k"
+    done
+    prev=$teacher prev_name=teacher_enc$L
+    for k in "${schedule[@]:1}"; do
+      name=gradual_enc${k}_s$s
+      if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then name=offline_enc${k}_s$s
+      else
+        stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
+          --encoder-layers "$k" "${kd[@]}" --seed "$s"
+        stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+          --started-from "$prev_name, layers 1-$k"
+      fi
+      prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
+    done
+  done
+}
+# two lanes where the table says so (parallel_jobs): on 2 CPU cores two 1-thread trainings get through
+# more updates than one 2-thread training; the students wait for the teacher, the rest does not
+threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch online_branch
+run_in_lanes "$parallel_jobs" "$threads" run_each students_branch truncated_branch
 
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
-evaluate() {  # evaluate MODEL NAME METHOD: one JSON row per evaluated subset
+evaluate() {  # evaluate MODEL NAME METHOD ROW: one JSON row per evaluated subset, results/ROW.SUBSET.json
   local model=$1 name=$2 method=$3 pair subset dataset
   IFS=, read -r -a pairs <<< "$eval_subsets"
   for pair in "${pairs[@]}"; do
@@ -199,14 +247,24 @@ evaluate() {  # evaluate MODEL NAME METHOD: one JSON row per evaluated subset
     [ "$dataset" != "$pair" ] || dataset=""
     python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$model.pt" --subset "$subset" \
       --name "$name" --method "$method" ${dataset:+--dataset "$dataset"} "${device[@]}" \
-      --json "$out/results/$name.$subset.json"
+      --json "$out/results/$4.$subset.json"
   done
 }
 rows=("teacher_enc$L:teacher_enc$L:teacher")
-for k in "${depths[@]}"; do
-  for m in offline online truncated pruned; do rows+=("${m}_enc$k:${m}_enc$k:$m"); done
+for k in "${depths[@]}"; do rows+=("pruned_enc$k:pruned_enc$k:pruned"); done
+for s in "${seed_values[@]}"; do
+  for k in "${depths[@]}"; do
+    for m in offline online; do rows+=("${m}_enc${k}_s$s:${m}_enc$k:$m"); done
+    for b in same teacher; do rows+=("truncated_${b}_budget_enc${k}_s$s:truncated_${b}_budget_enc$k:truncated-$b-budget"); done
+  done
 done
-for r in "${gradual_rows[@]}"; do rows+=("${r%%=*}:${r#*=}:gradual"); done
+for s in "${seed_values[@]}"; do
+  for k in "${schedule[@]:1}"; do
+    model=gradual_enc${k}_s$s
+    if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then model=offline_enc${k}_s$s; fi
+    rows+=("$model:gradual_enc$k:gradual")
+  done
+done
 # two lanes of one thread each: evaluating is mostly start-up (imports, loading), which one core does
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
 title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"

@@ -24,13 +24,14 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
-archive="" url="" debs="" seqkd=0
+archive="" url="" debs="" seqkd=0 seeds_opt=""
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --archive) archive=${2-}; took=2 ;;
     --url) url=${2-}; took=2 ;;
     --debs) debs=${2-}; took=2 ;;
     --seqkd) seqkd=1; took=1 ;;
+    --seeds) seeds_opt=${2-}; took=2 ;;
   esac
 }
 parse_options "$@"
@@ -90,53 +91,82 @@ fi
 # cores: on 2 CPU cores two 1-thread trainings get through more updates than one 2-thread training.
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 
+# Every trained row but the teacher is repeated with each seed (--seeds, or the table's `seeds`): its
+# models and results carry the suffix _sSEED; the teacher is trained once, with the first seed.
+seed_list=${seeds_opt:-$seeds}
+IFS=, read -r -a seed_values <<< "$seed_list"
+for s in "${seed_values[@]}"; do
+  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
+done
+teacher_seed=${seed_values[0]}
+echo "iwslt14.sh: seeds $seed_list (the teacher is trained once, with seed $teacher_seed);" \
+  "students get $student_max_update updates, the teacher and the teacher-budget baseline $teacher_max_update"
+
 teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_max_update" --decoder-layers "$L" \
-    --criterion label_smoothed_cross_entropy
-  stage export_teacher export_model teacher_dec$L "$teacher"
+    --criterion label_smoothed_cross_entropy --seed "$teacher_seed"
+  stage export_teacher export_model teacher_dec$L "$teacher" --started-from "random initialisation"
   local k
   for k in "${depths[@]}"; do  # baseline: the teacher cut to k decoder layers, no training
-    stage pruned_dec$k export_model pruned_dec$k "$teacher" --decoder-layers "$k"
+    stage pruned_dec$k export_model pruned_dec$k "$teacher" --decoder-layers "$k" --no-training \
+      --started-from "teacher_dec$L cut to $k decoder layers"
   done
 }
-scratch_branch() {  # baseline: a k-layer model trained with cross-entropy only, as long as the teacher
-  local k
-  for k in "${depths[@]}"; do
-    stage scratch_dec$k train scratch_dec$k "$bin" "$teacher_max_update" --decoder-layers "$k" \
-      --criterion label_smoothed_cross_entropy
-    stage export_scratch_dec$k export_model scratch_dec$k "$out/models/scratch_dec$k/checkpoint_best.pt"
+# the scratch baselines: k decoder layers trained with cross-entropy only, from random initialisation,
+# for the students' number of updates (same budget) or the teacher's (same compute as the teacher)
+scratch() {  # scratch BUDGET UPDATES SEED K
+  local name=scratch_${1}_budget_dec$4_s$3
+  stage "$name" train "$name" "$bin" "$2" --decoder-layers "$4" --criterion label_smoothed_cross_entropy --seed "$3"
+  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --started-from "random initialisation"
+}
+scratch_teacher_budget_branch() {
+  local s k
+  for s in "${seed_values[@]}"; do
+    for k in "${depths[@]}"; do scratch teacher "$teacher_max_update" "$s" "$k"; done
   done
 }
-online_branch() {  # one L-layer model trained from scratch; its top layer teaches exits at the depths
-  stage online train online "$bin" "$teacher_max_update" --decoder-layers "$L" --criterion self_distill \
-    --student-exits "$student_depths" "${kd[@]}"
-  local k
-  for k in "${depths[@]}"; do
-    stage export_online_dec$k export_model online_dec$k "$out/models/online/checkpoint_best.pt" \
-      --decoder-layers "$k"
-  done
-}
-students_branch() {  # students of the frozen teacher: offline, gradual, sequence-level KD
-  local k prev=$teacher
-  for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
-    stage offline_dec$k train offline_dec$k "$bin" "$student_max_update" --decoder-layers "$k" \
-      --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
-    stage export_offline_dec$k export_model offline_dec$k "$out/models/offline_dec$k/checkpoint_best.pt"
-  done
-  for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
-    stage gradual_dec$k train gradual_dec$k "$bin" "$student_max_update" --decoder-layers "$k" \
-      --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
-    stage export_gradual_dec$k export_model gradual_dec$k "$out/models/gradual_dec$k/checkpoint_best.pt"
-    prev="$out/models/gradual_dec$k/checkpoint_best.pt"
-  done
-  if [ $seqkd = 1 ]; then
-    stage seqkd_data seqkd_data
-    for k in "${depths[@]}"; do  # cross-entropy on the teacher's outputs, from the teacher's first k layers
-      stage seqkd_dec$k train seqkd_dec$k "$out/data/seqkd/bin" "$student_max_update" --decoder-layers "$k" \
-        --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
-      stage export_seqkd_dec$k export_model seqkd_dec$k "$out/models/seqkd_dec$k/checkpoint_best.pt"
+online_branch() {  # one L-layer model trained from scratch per seed; its top layer teaches exits at the depths
+  local s k
+  for s in "${seed_values[@]}"; do
+    stage online_s$s train online_s$s "$bin" "$teacher_max_update" --decoder-layers "$L" --criterion self_distill \
+      --student-exits "$student_depths" "${kd[@]}" --seed "$s"
+    for k in "${depths[@]}"; do
+      stage export_online_dec${k}_s$s export_model online_dec${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+        --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
     done
-  fi
+  done
+}
+students_branch() {  # per seed: students of the frozen teacher (offline, gradual, seqkd), same-budget scratch
+  local s k prev name
+  for s in "${seed_values[@]}"; do
+    for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
+      name=offline_dec${k}_s$s
+      stage "$name" train "$name" "$bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
+        --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
+      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+        --started-from "teacher_dec$L, decoder layers 1-$k"
+      scratch same "$student_max_update" "$s" "$k"
+    done
+    prev=$teacher prev_name=teacher_dec$L
+    for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
+      name=gradual_dec${k}_s$s
+      stage "$name" train "$name" "$bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
+        --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
+      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+        --started-from "$prev_name, decoder layers 1-$k"
+      prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k
+    done
+    if [ $seqkd = 1 ]; then
+      stage seqkd_data seqkd_data
+      for k in "${depths[@]}"; do  # cross-entropy on the teacher's outputs, from the teacher's first k layers
+        name=seqkd_dec${k}_s$s
+        stage "$name" train "$name" "$out/data/seqkd/bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
+          --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
+        stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+          --started-from "teacher_dec$L, decoder layers 1-$k"
+      done
+    fi
+  done
 }
 # sequence-level KD data: the teacher's beam outputs on the training set become the targets
 seqkd_data() {
@@ -154,25 +184,29 @@ seqkd_data() {
   rm -rf "$out/data/seqkd" && mv "$tmp" "$out/data/seqkd"
 }
 # decode and score every exported model with plain fairseq (no --user-dir)
-evaluate() {  # evaluate MODEL NAME METHOD (evaluate_all's rows MODEL:NAME:METHOD; here MODEL = NAME)
-  local model=$1 name=$2 method=$3 gen="$out/generate/$2.txt"
+evaluate() {  # evaluate MODEL NAME METHOD ROW (evaluate_all's rows): generate/ROW.txt, results/ROW.json
+  local model=$1 name=$2 method=$3 gen="$out/generate/$4.txt"
   (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
     > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
   mv "$gen.tmp" "$gen"
   python -m fairseq_selfteach.cli.score_translation --generate-log "$gen" \
     --tok-ref "$out/data/prep/tok/test.$tgt" --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" \
-    --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$name.json"
+    --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$4.json"
 }
 
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch scratch_branch
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch scratch_teacher_budget_branch
 run_in_lanes "$parallel_jobs" "$threads" run_each online_branch students_branch
 rows=("teacher_dec$L:teacher_dec$L:teacher")
-for k in "${depths[@]}"; do
-  for m in pruned scratch offline online; do rows+=("${m}_dec$k:${m}_dec$k:$m"); done
-  if [ $seqkd = 1 ]; then rows+=("seqkd_dec$k:seqkd_dec$k:seqkd"); fi
+for k in "${depths[@]}"; do rows+=("pruned_dec$k:pruned_dec$k:pruned"); done
+for s in "${seed_values[@]}"; do
+  for k in "${depths[@]}"; do
+    for m in offline online; do rows+=("${m}_dec${k}_s$s:${m}_dec$k:$m"); done
+    for b in same teacher; do rows+=("scratch_${b}_budget_dec${k}_s$s:scratch_${b}_budget_dec$k:scratch-$b-budget"); done
+    if [ $seqkd = 1 ]; then rows+=("seqkd_dec${k}_s$s:seqkd_dec$k:seqkd"); fi
+  done
+  for k in "${schedule[@]:1}"; do rows+=("gradual_dec${k}_s$s:gradual_dec$k:gradual"); done
 done
-for k in "${schedule[@]:1}"; do rows+=("gradual_dec$k:gradual_dec$k:gradual"); done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)"
-echo "iwslt14.sh: table $out/results.md, plot $out/bleu_vs_params.png"
+echo "iwslt14.sh: table $out/results.md, results.json, plot $out/bleu_vs_params.png"

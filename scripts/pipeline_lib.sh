@@ -134,13 +134,16 @@ export_model() {
   python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }
 
-# evaluate_all MODEL:NAME:METHOD...: the stage eval_NAME (the caller's `evaluate MODEL NAME METHOD`)
-# for each row
+# evaluate_all MODEL:NAME:METHOD...: the stage eval_ROW (the caller's `evaluate MODEL NAME METHOD ROW`)
+# for each row, where ROW is NAME with the model's seed suffix (_sSEED), if it has one: the file stem of
+# the row's results (one per model and seed; a model may stand for two rows, e.g. a gradual stage)
 evaluate_all() {
-  local row model name method
+  local row model name method suffix
   for row in "$@"; do
     IFS=: read -r model name method <<< "$row"
-    stage "eval_$name" evaluate "$model" "$name" "$method"
+    suffix=""
+    if [[ $model =~ (_s[0-9]+)$ ]]; then suffix=${BASH_REMATCH[1]}; fi
+    stage "eval_$name$suffix" evaluate "$model" "$name" "$method" "$name$suffix"
   done
 }
 

@@ -199,18 +199,44 @@ def log_glue_metrics(logging_outputs, task: str, num_classes: int, regression: b
                 metrics.log_scalar_sum("_" + key, sum(int(log.get(key, 0)) for log in logging_outputs))
 
         def values(meters):
-            cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-            for t in range(num_classes):
-                for p in range(num_classes):
-                    key = "_" + cm_key(t, p)
-                    cm[t, p] = int(meters[key].sum) if key in meters else 0
+            cm = _summed_cm(meters, num_classes)
             if cm.sum() == 0:
                 return {name: math.nan for name in metrics_of(task) + [SCORE_NAME]}
             return metrics_from_cm(task, cm)
 
+        metrics.log_derived(COLLAPSED, _collapsed(num_classes), priority=31)
     for name in metrics_of(task) + [SCORE_NAME]:
         log_name = name if name == SCORE_NAME else PREFIX + name
         metrics.log_derived(log_name, _derived(values, name), priority=30)
+
+
+def _summed_cm(meters, num_classes) -> np.ndarray:
+    """The confusion matrix summed so far in this validation run (rows: gold, columns: predicted)."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for t in range(num_classes):
+        for p in range(num_classes):
+            key = "_" + cm_key(t, p)
+            cm[t, p] = int(meters[key].sum) if key in meters else 0
+    return cm
+
+
+COLLAPSED = PREFIX + "collapsed"  # 1 when every validation example got the same class
+
+
+def _collapsed(num_classes):
+    """glue_collapsed: 1 and a warning in the log when every example of the validation run was
+    predicted one class (a student stuck at the majority class), else 0."""
+    import logging
+
+    from fairseq_selfteach.reporting.collapse import one_class
+
+    def fn(meters) -> int:
+        reason = one_class(_summed_cm(meters, num_classes))
+        if reason:
+            logging.getLogger(__name__).warning(f"validation: {reason}")
+        return int(reason is not None)
+
+    return fn
 
 
 def _derived(values, name):

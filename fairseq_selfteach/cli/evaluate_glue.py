@@ -12,7 +12,11 @@ format (`index<TAB>prediction`, the label names of meta.json, or the score for S
 The JSON (--json, written atomically) holds task, subset, data, checkpoint, examples, scored,
 metrics, glue_score, encoder_layers and exact parameter counts (params: every parameter of the
 checkpoint; head_params: those of the classification head), plus name and method when given (the
-row labels of a pipeline's results table, see fairseq_selfteach.cli.report). The checkpoint is loaded by fairseq's loader in torch's safe mode.
+row labels of a pipeline's results table, see fairseq_selfteach.cli.report), mean_nll (the mean gold
+cross-entropy, nats), collapsed (a reason when every example got one class or the loss is at chance
+level, else null), the model's seed, updates, train_seconds and started_from (the exported
+checkpoint's record) and `outputs` (outputs/NAME.json beside it: predictions and targets, which
+the report resamples). The checkpoint is loaded by fairseq's loader in torch's safe mode.
 """
 import argparse
 import json
@@ -61,7 +65,8 @@ def load(path: str, data: str, head: str = None):
 
 @torch.no_grad()
 def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool):
-    """(ids, predictions, targets or None) for every example of the split, in id order."""
+    """(ids, predictions, targets or None, mean gold cross-entropy in nats or None) for every example
+    of the split, in id order."""
     from fairseq import utils
 
     dataset = task.load_dataset(subset)
@@ -72,7 +77,7 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
         ignore_invalid_inputs=False,
         required_batch_size_multiple=1,
     ).next_epoch_itr(shuffle=False)
-    ids, preds, targets = [], [], []
+    ids, preds, targets, nll = [], [], [], 0.0
     for sample in itr:
         if use_cuda:
             sample = utils.move_to_cuda(sample)
@@ -82,6 +87,9 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
         preds.append(out.cpu())
         if "target" in sample:
             targets.append(sample["target"].cpu())
+            if not task.regression:
+                nll += float(torch.nn.functional.cross_entropy(
+                    logits.float(), sample["target"].view(-1).long(), reduction="sum"))
     ids = torch.cat(ids).numpy() if ids else np.zeros(0, dtype=np.int64)
     n = len(dataset)
     if len(ids) != n or not np.array_equal(np.sort(ids), np.arange(n)):
@@ -89,7 +97,8 @@ def predict(model, task, subset: str, head: str, batch_size: int, use_cuda: bool
     order = np.argsort(ids)
     preds = torch.cat(preds).numpy()[order]
     targets = torch.cat(targets).numpy()[order] if targets else None
-    return ids[order], preds, targets
+    mean_nll = nll / n if targets is not None and not task.regression and n else None
+    return ids[order], preds, targets, mean_nll
 
 
 def size_of(state_model, head):
@@ -104,6 +113,7 @@ def size_of(state_model, head):
 
 def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
     from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
+    from fairseq_selfteach.reporting import collapse
 
     use_cuda = torch.cuda.is_available() and not cpu
     model, task, head = load(path, data, head)
@@ -111,7 +121,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
     if use_cuda:
         model.cuda()
     start = time.time()
-    ids, preds, targets = predict(model, task, subset, head, batch_size, use_cuda)
+    ids, preds, targets, mean_nll = predict(model, task, subset, head, batch_size, use_cuda)
     result = {
         "task": task.glue_task,
         "subset": subset,
@@ -128,7 +138,10 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
         metrics = compute_metrics(task.glue_task, preds, targets)
         result[SCORE_NAME] = metrics.pop(SCORE_NAME)
         result["metrics"] = metrics
-    return result, preds, task
+        if mean_nll is not None:
+            result["mean_nll"] = round(mean_nll, 4)
+        result["collapsed"] = collapse.classification(preds, targets, task.num_classes, mean_nll, task.regression)
+    return result, preds, targets, task
 
 
 def write_predictions(path, preds, task):
@@ -166,7 +179,8 @@ def main(argv=None) -> int:
 
     errors = (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError)
     try:
-        result, preds, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu, a.classification_head_name)
+        result, preds, targets, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu,
+                                                a.classification_head_name)
     except errors as e:
         print(f"evaluate_glue: error: {e}", file=sys.stderr)
         return 1
@@ -176,14 +190,21 @@ def main(argv=None) -> int:
     if a.predictions:
         write_predictions(a.predictions, preds, task)
     if a.json:
-        from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+        from fairseq_selfteach.core.checkpoint_io import atomic_write_text, load_checkpoint
+        from fairseq_selfteach.reporting import rows
 
+        result.update(rows.provenance_fields(load_checkpoint(a.path)))
+        if targets is not None:  # the per-example outputs the report's intervals and tests resample
+            result["outputs"] = rows.write_outputs(a.json, {
+                "predictions": preds.tolist(), "targets": targets.tolist(), "regression": bool(task.regression)})
         atomic_write_text(a.json, json.dumps(result, indent=1) + "\n")
     shown = " | ".join(f"{k} {v:.2f}" for k, v in result.get("metrics", {}).items())
     score = f" | glue_score {result['glue_score']:.2f}" if "glue_score" in result else " (unlabelled)"
     print(f"evaluate_glue: {result['task']} {result['subset']}: {result['scored']}/{result['examples']} scored"
           f"{' | ' + shown if shown else ''}{score} | {result['encoder_layers']} layers, "
           f"{result['params']:,} parameters")
+    if result.get("collapsed"):
+        print(f"evaluate_glue: warning: {a.name or a.path}: {result['collapsed']}", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,8 @@ def _is_sentence_classifier(checkpoint: str) -> bool:
     return any(k.startswith("encoder.pooler.") for k in keys) and not any(k.startswith("decoder.") for k in keys)
 
 
-def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) -> dict:
+def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, started_from=None,
+           trained=True) -> dict:
     import fairseq_selfteach  # noqa: F401  (registers the variants for the arch check)
 
     from fairseq_selfteach.core.export import plain_checkpoint
@@ -52,6 +53,8 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) 
             plain_task="glue",
             plain_task_config=GlueConfig,
             plain_criterion="sentence_prediction",
+            started_from=started_from,
+            trained=trained,
         )
     else:
         from fairseq.tasks.translation import TranslationConfig
@@ -64,6 +67,8 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None) 
             plain_task="translation",
             plain_task_config=TranslationConfig,
             plain_criterion="label_smoothed_cross_entropy",
+            started_from=started_from,
+            trained=trained,
         )
     atomic_torch_save(state, out)
     return state["selfteach"]
@@ -84,14 +89,26 @@ def main(argv=None):
     p.add_argument(
         "--encoder-layers", type=int, default=None, help="keep the first K encoder layers; default: all"
     )
+    p.add_argument(
+        "--started-from", default=None,
+        help="what the model's training started from, in words (recorded for the results tables), e.g. "
+        "\"teacher_dec4's first 2 layers\" or \"random initialisation\"",
+    )
+    p.add_argument(
+        "--no-training", action="store_true",
+        help="the model had no training of its own (a teacher cut to K layers): record 0 updates, no seed",
+    )
     a = p.parse_args(argv)
     try:
-        info = export(a.checkpoint, a.out, a.encoder_layers, a.decoder_layers)
+        info = export(a.checkpoint, a.out, a.encoder_layers, a.decoder_layers, a.started_from,
+                      not a.no_training)
     except (CheckpointError, ValueError) as e:
         print(f"export_student: error: {e}", file=sys.stderr)
         return 2
     kept = ", ".join(f"{k.split('.')[0]} {v} layers" for k, v in info.items() if k.endswith("_kept"))
-    print(f"wrote {a.out}: {kept} (from {a.checkpoint})")
+    t = info["training"]
+    print(f"wrote {a.out}: {kept} (from {a.checkpoint}; trained {t['updates']} updates, "
+          f"{t['train_seconds']} s, seed {t['seed']})")
     return 0
 
 

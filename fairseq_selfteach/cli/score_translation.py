@@ -10,7 +10,11 @@ Moses-tokenised, lowercased hypotheses. Two BLEU scores are written, labelled:
                  references, lowercased (the model outputs lowercase); its signature is recorded
   tok_bleu       BLEU on the tokenised, lowercased text (sacreBLEU with tokenize=none, i.e. what
                  multi-bleu.perl and fairseq's own BLEU4 print): the figure fairseq's IWSLT14 papers quote
-Every test sentence must be in the log; a partial log is an error, never a score.
+Every test sentence must be in the log; a partial log is an error, never a score. The row also holds
+the model's seed, training updates and seconds and what it started from (the exported checkpoint's
+record), `collapsed` (a reason when half the test set decoded to one sentence, else null) and
+`outputs`: outputs/NAME.json beside it, the detokenised hypotheses and raw references that
+fairseq_selfteach.cli.report resamples for intervals and paired tests.
 """
 import argparse
 import json
@@ -22,6 +26,8 @@ from sacremoses import MosesDetokenizer
 from fairseq_selfteach.cli import generate_log
 from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 from fairseq_selfteach.cli.param_count import count_parameters
+from fairseq_selfteach.reporting import collapse, rows
+from fairseq_selfteach.reporting.significance import detok_bleu
 
 
 class ScoreError(Exception):
@@ -42,6 +48,7 @@ def read_lines(path):
 
 
 def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
+    """(scores dict, detokenised hypotheses in test order)."""
     if len(tok_refs) != len(raw_refs):
         raise ScoreError(f"{len(tok_refs)} tokenised but {len(raw_refs)} raw references")
     missing = sorted(set(range(len(tok_refs))) - set(hyps))
@@ -51,7 +58,7 @@ def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
     tok_hyps = [hyps[i] for i in range(len(tok_refs))]
     md = MosesDetokenizer(lang=lang)
     detok_hyps = [md.detokenize(h.split()) for h in tok_hyps]  # also unescapes &apos; &quot; …
-    detok = sacrebleu.metrics.BLEU(lowercase=True)
+    detok = detok_bleu()
     tok = sacrebleu.metrics.BLEU(tokenize="none", force=True)
     return {
         "sacrebleu": round(detok.corpus_score(detok_hyps, [raw_refs]).score, 2),
@@ -59,7 +66,8 @@ def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
         "tok_bleu": round(tok.corpus_score(tok_hyps, [tok_refs]).score, 2),
         "tok_bleu_note": "tokenised (Moses, lowercased) BLEU, sacreBLEU tokenize=none: the IWSLT14 papers' figure",
         "test_sentences": len(tok_refs),
-    }
+        "collapsed": collapse.same_output(tok_hyps),
+    }, detok_hyps
 
 
 def main(argv=None):
@@ -77,7 +85,9 @@ def main(argv=None):
     try:
         hyps, speed = read_generate_log(args.generate_log)
         row = {"name": args.name, "method": args.method}
-        row.update(score(hyps, read_lines(args.tok_ref), read_lines(args.raw_ref), args.lang, args.generate_log))
+        raw_refs = read_lines(args.raw_ref)
+        scores, detok_hyps = score(hyps, read_lines(args.tok_ref), raw_refs, args.lang, args.generate_log)
+        row.update(scores)
         row.update(speed)
     except (ScoreError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -85,15 +95,22 @@ def main(argv=None):
     from fairseq_selfteach.core.checkpoint_io import load_checkpoint
     from fairseq_selfteach.core.layer_map import layer_count
 
-    model_state = load_checkpoint(args.checkpoint)["model"]
+    state = load_checkpoint(args.checkpoint)
+    model_state = state["model"]
     layers = {"encoder.layers": layer_count(model_state, "encoder.layers"),
               "decoder.layers": args.decoder_layers or layer_count(model_state, "decoder.layers")}
     counts = count_parameters(model_state, layers)
     row.update({"encoder_layers": layers["encoder.layers"], "decoder_layers": layers["decoder.layers"],
                 "params": counts["total"], "checkpoint": args.checkpoint})
+    row.update(rows.provenance_fields(state))
+    # the per-sentence outputs the paired tests resample (the report reads them)
+    row["outputs"] = rows.write_outputs(args.out, {"hypotheses": detok_hyps, "references": raw_refs})
     atomic_write_text(args.out, json.dumps(row, indent=1) + "\n")
     print(f"{args.name}: sacreBLEU {row['sacrebleu']}  tokenised BLEU {row['tok_bleu']}  "
-          f"params {row['params']:,}  {row['sentences_per_s']} sentences/s")
+          f"params {row['params']:,}  {row['sentences_per_s']} sentences/s  seed {row['seed']}, "
+          f"{row['updates']} updates")
+    if row["collapsed"]:
+        print(f"{args.name}: warning: {row['collapsed']}", file=sys.stderr)
     return 0
 
 

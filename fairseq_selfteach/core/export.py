@@ -17,6 +17,30 @@ def _as_dict(cfg_part):
     return dict(cfg_part) if cfg_part is not None else None
 
 
+def training_record(path: str, state: dict, started_from: Optional[str] = None, trained: bool = True) -> dict:
+    """What the model behind training checkpoint `path` (its loaded `state`) cost: the seed, the updates
+    and the seconds of its training run, read from the run's checkpoint_last.pt beside `path` (the
+    budget that was spent, not the update at which `path` was the best), and what it started from.
+    trained=False (a teacher cut without training): no seed, 0 updates, 0 seconds of its own."""
+    import os
+
+    best_update = (state.get("optimizer_history") or [{}])[-1].get("num_updates", 0)
+    record = {"started_from": started_from, "best_update": best_update}
+    if not trained:
+        return {**record, "seed": None, "updates": 0, "train_seconds": 0.0}
+    last = state
+    sibling = os.path.join(os.path.dirname(os.path.abspath(path)), "checkpoint_last.pt")
+    if os.path.basename(path) != "checkpoint_last.pt" and os.path.exists(sibling):
+        last = load_checkpoint(sibling)
+    common = _as_dict(state["cfg"].get("common")) or {}
+    return {
+        **record,
+        "seed": common.get("seed"),
+        "updates": (last.get("optimizer_history") or [{}])[-1].get("num_updates", 0),
+        "train_seconds": round(float((last.get("extra_state") or {}).get("previous_training_time", 0.0)), 1),
+    }
+
+
 def plain_checkpoint(
     path: str,
     keep_layers: Dict[str, Optional[int]],
@@ -25,6 +49,8 @@ def plain_checkpoint(
     plain_task: str,
     plain_task_config,
     plain_criterion: str,
+    started_from: Optional[str] = None,
+    trained: bool = True,
 ):
     """Build the state of a plain fairseq checkpoint from training checkpoint `path`.
 
@@ -37,7 +63,8 @@ def plain_checkpoint(
     state = load_checkpoint(path)
     cfg = state["cfg"]
     model_state = state["model"]
-    provenance = {"source_checkpoint": path, "source_sha256": sha256_of_file(path)}
+    provenance = {"source_checkpoint": path, "source_sha256": sha256_of_file(path),
+                  "training": training_record(path, state, started_from, trained)}
     for prefix, keep in keep_layers.items():
         have = layer_count(model_state, prefix)
         if keep is None:

@@ -5,9 +5,11 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 import sacrebleu
 import torch
+from sacrebleu.significance import PairedTest
 from sacremoses import MosesDetokenizer
 
 from tests.helpers import REPO, run
@@ -78,9 +80,27 @@ def bible_ci(tmp_path_factory):
     return out, p.stdout + p.stderr
 
 
-EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned", "scratch_dec1": "scratch",
-                 "offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
-                 "gradual_dec1": "gradual", "seqkd_dec1": "seqkd"}
+SEEDS = (1, 2)  # bible-ci's seeds (translation_settings.tsv)
+PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
+            "gradual_dec1": "gradual", "seqkd_dec1": "seqkd", "scratch_same_budget_dec1": "scratch-same-budget",
+            "scratch_teacher_budget_dec1": "scratch-teacher-budget"}
+EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
+                 **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS}}
+TEACHER_UPDATES, STUDENT_UPDATES = 150, 40  # bible-ci's teacher_max_update, student_max_update
+
+
+def detok_hypotheses(path, n):
+    md = MosesDetokenizer(lang="en")
+    hyps = {}
+    for line in lines(path):
+        if line.startswith("H-"):
+            sid, _, text = line[2:].split("\t", 2)
+            hyps[int(sid)] = md.detokenize(text.split())
+    return [hyps[i] for i in range(n)]
+
+
+def last_update(log):
+    return int(re.findall(r"num_updates[ =](\d+)", log.read_text())[-1])
 
 
 @pytest.mark.slow
@@ -89,28 +109,71 @@ def test_bible_ci_table_rows_and_scores(bible_ci):
     rows = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))}
     assert {k: r["method"] for k, r in rows.items()} == EXPECTED_ROWS
     n_test = len(lines(out / "data" / "raw" / "test.en"))
-    table = (out / "results.md").read_text()
     png = (out / "bleu_vs_params.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    md = MosesDetokenizer(lang="en")
     refs = lines(out / "data" / "raw" / "test.en")
-    for name, r in rows.items():
-        assert f"| {name} | {r['method']} |" in table
+    for stem, r in rows.items():
         assert r["test_sentences"] == r["sentences"] == n_test  # every test sentence decoded and scored
         assert "case:lc" in r["sacrebleu_signature"] and "tok:13a" in r["sacrebleu_signature"]
         # the score recomputed from the generate log with sacreBLEU directly
-        hyps = {}
-        for line in lines(out / "generate" / f"{name}.txt"):
-            if line.startswith("H-"):
-                sid, _, text = line[2:].split("\t", 2)
-                hyps[int(sid)] = md.detokenize(text.split())
-        score = sacrebleu.corpus_bleu([hyps[i] for i in range(n_test)], [refs], lowercase=True).score
-        assert abs(score - r["sacrebleu"]) < 0.01, name
+        hyps = detok_hypotheses(out / "generate" / f"{stem}.txt", n_test)
+        score = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score
+        assert abs(score - r["sacrebleu"]) < 0.01, stem
         assert r["sentences_per_s"] > 0
+        assert r["seed"] == (None if r["method"] == "pruned" else 1 if r["method"] == "teacher" else int(stem[-1]))
     # exact parameters: same depth, same count, whatever the method; fewer layers, fewer parameters
-    depth1 = {rows[k]["params"] for k in rows if k.endswith("_dec1")}
+    depth1 = {rows[k]["params"] for k in rows if "_dec1" in k}
     assert len(depth1) == 1
-    assert rows["teacher_dec3"]["params"] > rows["gradual_dec2"]["params"] > depth1.pop()
+    assert rows["teacher_dec3"]["params"] > rows["gradual_dec2_s1"]["params"] > depth1.pop()
+
+
+@pytest.mark.slow
+def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
+    out, _ = bible_ci
+    rows = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))}
+    for stem, r in rows.items():
+        expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES,
+                    "scratch-teacher-budget": TEACHER_UPDATES}.get(r["method"], STUDENT_UPDATES)
+        assert r["updates"] == expected, stem
+        assert r["started_from"] and (r["train_seconds"] > 0) == (r["method"] != "pruned"), stem
+    # the same-budget baseline trained exactly as many updates as the students (fairseq's own log)
+    for s in SEEDS:
+        assert last_update(out / "logs" / f"scratch_same_budget_dec1_s{s}.train.log") == STUDENT_UPDATES
+        assert last_update(out / "logs" / f"offline_dec1_s{s}.train.log") == STUDENT_UPDATES
+        assert last_update(out / "logs" / f"scratch_teacher_budget_dec1_s{s}.train.log") == TEACHER_UPDATES
+
+
+@pytest.mark.slow
+def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
+    out, _ = bible_ci
+    table = (out / "results.md").read_text()
+    results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
+    assert set(results) == {"teacher_dec3", "pruned_dec1", *PER_SEED}
+    n_test = len(lines(out / "data" / "raw" / "test.en"))
+    refs = lines(out / "data" / "raw" / "test.en")
+    for name, r in results.items():
+        assert f"| {name} | {r['method']} |" in table
+        assert len(r["seeds"]) == (1 if r["method"] in ("teacher", "pruned") else len(SEEDS))
+        assert r["metric"] == "sacrebleu" and r["updates"] is not None and r["depth"] >= 1
+        assert r["ci_low"] <= r["ci_high"] and r["mean"] == pytest.approx(
+            np.mean([s["value"] for s in r["seeds"]]), abs=0.01)
+        if r["method"] in ("offline", "gradual", "seqkd") and r["depth"] == 1:
+            assert r["baseline"] == "scratch_same_budget_dec1" and 0 < r["p_value"] <= 1, name
+        if r["method"] == "online":
+            assert r["baseline"] == "scratch_teacher_budget_dec1"  # the online model trains the teacher's budget
+        if name != "teacher_dec3":
+            assert r["teacher"] == "teacher_dec3" and 0 < r["p_value_teacher"] <= 1
+    # the p-values are sacreBLEU's paired bootstrap, seed against same seed, the row showing the largest
+    off = results["offline_dec1"]
+    expected = []
+    for s in SEEDS:
+        _, scores = PairedTest(
+            [("b", detok_hypotheses(out / "generate" / f"scratch_same_budget_dec1_s{s}.txt", n_test)),
+             ("s", detok_hypotheses(out / "generate" / f"offline_dec1_s{s}.txt", n_test))],
+            {"BLEU": sacrebleu.metrics.BLEU(lowercase=True)}, [refs], test_type="bs", n_samples=1000)()
+        expected.append(round(scores["BLEU"][1].p_value, 4))
+    assert [s["p_value"] for s in off["seeds"]] == expected and off["p_value"] == max(expected)
+    assert "(n=2)" in table and "largest over the seeds" in table
 
 
 @pytest.mark.slow
@@ -122,7 +185,7 @@ def test_bible_ci_models_are_what_they_claim(bible_ci):
     assert set(pruned) < set(teacher)
     assert all(torch.equal(pruned[k], teacher[k]) for k in pruned)
     # the offline student started from the same weights and was then trained: it moved
-    offline = torch.load(out / "models" / "offline_dec1.pt", weights_only=True)["model"]
+    offline = torch.load(out / "models" / "offline_dec1_s1.pt", weights_only=True)["model"]
     assert set(offline) == set(pruned)
     assert not torch.equal(offline["decoder.layers.0.fc1.weight"], pruned["decoder.layers.0.fc1.weight"])
     # the teacher learned: validation loss went down
@@ -137,34 +200,35 @@ def test_bible_ci_models_are_what_they_claim(bible_ci):
 @pytest.mark.slow
 def test_bible_ci_rerun_skips_and_resumes(bible_ci):
     out, _ = bible_ci
-    before = (out / "results" / "offline_dec1.json").read_text()
-    # an interrupted run: offline_dec1's later stages never finished and a half-written log lies around
-    for stage in ("offline_dec1", "export_offline_dec1", "eval_offline_dec1"):
+    before = (out / "results" / "offline_dec1_s1.json").read_text()
+    # an interrupted run: offline_dec1_s1's later stages never finished and a half-written log lies around
+    for stage in ("offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"):
         os.remove(out / "stages" / f"{stage}.done")
-    os.remove(out / "results" / "offline_dec1.json")
-    (out / "generate" / "offline_dec1.txt.tmp").write_text("H-0\t-1.0\thalf written\n")
+    os.remove(out / "results" / "offline_dec1_s1.json")
+    (out / "generate" / "offline_dec1_s1.txt.tmp").write_text("H-0\t-1.0\thalf written\n")
     p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
     redone = [s for s in re.findall(r"^== (\S+)$", p.stdout, re.M)]
-    assert redone == ["offline_dec1", "export_offline_dec1", "eval_offline_dec1"]
+    assert redone == ["offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"]
     assert "teacher: done earlier, skipped" in p.stdout
     # the training had finished before the interruption: it is neither redone nor resumed
-    assert "offline_dec1: training had finished" in p.stdout
-    assert not (out / "generate" / "offline_dec1.txt.tmp").exists()
-    assert json.loads((out / "results" / "offline_dec1.json").read_text())["sacrebleu"] == json.loads(before)["sacrebleu"]
+    assert "offline_dec1_s1: training had finished" in p.stdout
+    assert not (out / "generate" / "offline_dec1_s1.txt.tmp").exists()
+    after = json.loads((out / "results" / "offline_dec1_s1.json").read_text())
+    assert after["sacrebleu"] == json.loads(before)["sacrebleu"]
 
 
 @pytest.mark.slow
 def test_bible_ci_interrupted_training_resumes(bible_ci):
     out, _ = bible_ci
     # a training killed part way: its checkpoint_last.pt is behind and the log has no "done training"
-    log = out / "logs" / "gradual_dec1.train.log"
+    log = out / "logs" / "gradual_dec1_s2.train.log"
     log.write_text(log.read_text() + "2026-01-01 | killed\n")
-    for stage in ("gradual_dec1", "export_gradual_dec1", "eval_gradual_dec1"):
+    for stage in ("gradual_dec1_s2", "export_gradual_dec1_s2", "eval_gradual_dec1_s2"):
         os.remove(out / "stages" / f"{stage}.done")
     p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
-    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == ["gradual_dec1", "export_gradual_dec1",
-                                                       "eval_gradual_dec1"]
+    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == ["gradual_dec1_s2", "export_gradual_dec1_s2",
+                                                       "eval_gradual_dec1_s2"]
     resumed = log.read_text().split("killed")[1]
-    assert re.search(r"Loaded checkpoint .*gradual_dec1/checkpoint_last\.pt \(epoch \d+ @ [1-9]\d* updates\)",
+    assert re.search(r"Loaded checkpoint .*gradual_dec1_s2/checkpoint_last\.pt \(epoch \d+ @ [1-9]\d* updates\)",
                      resumed)
-    assert (out / "results" / "gradual_dec1.json").exists()
+    assert (out / "results" / "gradual_dec1_s2.json").exists()
