@@ -156,7 +156,7 @@ for s in "${seed_values[@]}"; do
   if ! [[ $s =~ ^[0-9]+$ ]]; then echo "glue.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
 done
 echo "glue.sh: seeds $seed_list (the teacher is trained once, with seed ${seed_values[0]})"
-pretrained_name="the pretrained $(basename "$bert_dir")"
+pretrained_name="the pretrained $([ "$bert" = minilm ] && echo MiniLM || basename "$bert_dir")"
 
 # the truncated baselines: the first k pretrained layers fine-tuned with cross-entropy only, for the
 # students' budget (their updates, learning rate and schedule) or the teacher's
@@ -202,10 +202,21 @@ online_branch() {  # per seed, one L-layer model fine-tuned from the pretrained 
     done
   done
 }
+# where the students' budget and learning rate are the teacher's, the two truncated baselines are one
+# training: it is trained once and stands for both rows (printed)
+one_truncated=0
+if [ "$student_updates" = "$teacher_updates" ] && [ "$student_lr" = "$lr" ]; then
+  one_truncated=1
+  echo "glue.sh: students and teacher have the same budget ($student_updates updates, lr $lr): each" \
+    "truncated_same_budget model also stands for truncated_teacher_budget; not trained twice"
+fi
 truncated_branch() {
   local s k
   for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do truncated same "$s" "$k"; truncated teacher "$s" "$k"; done
+    for k in "${depths[@]}"; do
+      truncated same "$s" "$k"
+      [ $one_truncated = 1 ] || truncated teacher "$s" "$k"
+    done
   done
 }
 students_branch() {  # per seed: offline students of the frozen teacher, then the gradual chain
@@ -233,10 +244,10 @@ students_branch() {  # per seed: offline students of the frozen teacher, then th
   done
 }
 # two lanes where the table says so (parallel_jobs): on 2 CPU cores two 1-thread trainings get through
-# more updates than one 2-thread training; the students wait for the teacher, the rest does not
+# more updates than one 2-thread training
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch online_branch
-run_in_lanes "$parallel_jobs" "$threads" run_each students_branch truncated_branch
+# lanes: the teacher then its students | what needs no teacher (online models, truncated baselines)
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch truncated_branch
 
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
 evaluate() {  # evaluate MODEL NAME METHOD ROW: one JSON row per evaluated subset, results/ROW.SUBSET.json
@@ -255,7 +266,11 @@ for k in "${depths[@]}"; do rows+=("pruned_enc$k:pruned_enc$k:pruned"); done
 for s in "${seed_values[@]}"; do
   for k in "${depths[@]}"; do
     for m in offline online; do rows+=("${m}_enc${k}_s$s:${m}_enc$k:$m"); done
-    for b in same teacher; do rows+=("truncated_${b}_budget_enc${k}_s$s:truncated_${b}_budget_enc$k:truncated-$b-budget"); done
+    for b in same teacher; do
+      model=truncated_${b}_budget_enc${k}_s$s
+      [ $one_truncated = 0 ] || model=truncated_same_budget_enc${k}_s$s
+      rows+=("$model:truncated_${b}_budget_enc$k:truncated-$b-budget")
+    done
   done
 done
 for s in "${seed_values[@]}"; do

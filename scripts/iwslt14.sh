@@ -87,7 +87,7 @@ if [ "${schedule[0]}" != "$L" ]; then
   exit 2
 fi
 
-# Independent branches run `parallel_jobs` at a time (settings table), each with its share of the
+# Independent branches run in `parallel_jobs` lanes (settings table), each with its share of the
 # cores: on 2 CPU cores two 1-thread trainings get through more updates than one 2-thread training.
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 
@@ -194,8 +194,10 @@ evaluate() {  # evaluate MODEL NAME METHOD ROW (evaluate_all's rows): generate/R
     --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$4.json"
 }
 
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch scratch_teacher_budget_branch
-run_in_lanes "$parallel_jobs" "$threads" run_each online_branch students_branch
+# two lanes: the teacher then its students | what needs no teacher (the online models, the teacher-budget
+# scratch baselines); with one lane, all four in this order
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch \
+  scratch_teacher_budget_branch
 rows=("teacher_dec$L:teacher_dec$L:teacher")
 for k in "${depths[@]}"; do rows+=("pruned_dec$k:pruned_dec$k:pruned"); done
 for s in "${seed_values[@]}"; do

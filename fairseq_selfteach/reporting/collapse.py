@@ -54,9 +54,18 @@ def same_output(hypotheses: Sequence[str]) -> Optional[str]:
 
 def classification(preds, targets, num_classes: int, mean_nll_nats: Optional[float] = None,
                    regression: bool = False) -> Optional[str]:
-    """Every check that applies to a classifier's dev outputs; the first reason found."""
+    """Every check that applies to a classifier's dev outputs: one class for every example; or a mean
+    gold loss at chance level with an accuracy no better than the majority class's share."""
     if regression:
         return constant_prediction(preds, targets)
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(targets, dtype=np.int64), np.asarray(preds, dtype=np.int64)), 1)
-    return one_class(cm) or (chance_loss(mean_nll_nats, num_classes) if mean_nll_nats is not None else None)
+    if one_class(cm):
+        return one_class(cm)
+    # a loss at chance level alone is an unconfident model; with no better accuracy than always
+    # answering the majority class it is one that learnt nothing
+    majority = cm.sum(axis=1).max() / max(cm.sum(), 1)
+    if mean_nll_nats is not None and np.trace(cm) / max(cm.sum(), 1) <= majority:
+        reason = chance_loss(mean_nll_nats, num_classes)
+        return f"{reason}, accuracy no better than the majority class" if reason else None
+    return None

@@ -823,3 +823,22 @@ def test_stsb_self_distill_online_and_offline(glue_bins, minilm_dir, tmp_path):
     assert "encoder.layers <- teacher [0]" in log
     rows = valid_metrics(log)
     assert rows and all(r["kd_loss"] > 0 and math.isfinite(r["glue_pearson"]) for r in rows)
+
+
+@pytest.mark.parametrize("stuck", [True, False])
+def test_validation_log_flags_a_model_stuck_at_one_class(stuck, caplog):
+    """glue_collapsed: 1 and a warning when every validation example got the same class, else 0."""
+    import logging
+
+    from fairseq.logging import metrics
+
+    from fairseq_selfteach.classification import metrics as gm
+
+    counts = {(0, 1): 2, (1, 1): 5} if stuck else {(0, 0): 1, (0, 1): 1, (1, 1): 5}
+    logs = [{"glue_n": 7, **{gm.cm_key(t, p): counts.get((t, p), 0) for t in range(2) for p in range(2)}}]
+    with metrics.aggregate() as agg:
+        gm.log_glue_metrics(logs, "SST-2", 2, False)
+        with caplog.at_level(logging.WARNING):
+            values = agg.get_smoothed_values()
+    assert values[gm.COLLAPSED] == int(stuck)
+    assert ("collapsed: all 7 examples predicted class 1 (the majority class" in caplog.text) == stuck

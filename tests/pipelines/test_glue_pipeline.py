@@ -35,14 +35,20 @@ def pipeline(tmp_path_factory, vader_sdist):  # noqa: F811
     s = settings("sentiment-ci")
     with open(out / "data" / "bin" / "meta.json") as f:
         meta = json.load(f)
-    results = {}
+    results = {}  # one row per model and seed: the file stem (NAME or NAME_sSEED)
     for name in os.listdir(out / "results"):
-        with open(out / "results" / name) as f:
-            row = json.load(f)
-        results[row["name"]] = row
-    return {"out": out, "stdout": p.stdout, "settings": s, "meta": meta, "results": results,
+        if name.endswith(".json"):
+            with open(out / "results" / name) as f:
+                results[name.split(".")[0]] = json.load(f)
+    with open(out / "results.json") as f:
+        table_rows = {r["name"]: r for r in json.load(f)}
+    return {"out": out, "stdout": p.stdout, "settings": s, "meta": meta, "results": results, "rows": table_rows,
+            "seeds": [int(x) for x in s["seeds"].split(",")],
             "depths": [int(k) for k in s["student_depths"].split(",")],
             "schedule": [int(k) for k in s["gradual_schedule"].split(",")]}
+
+
+TRAINED = ("offline", "online", "truncated_same_budget", "truncated_teacher_budget")
 
 
 def _log(pipeline, name):
@@ -55,18 +61,83 @@ def _state(path):
 
 
 def test_every_model_is_in_the_table_and_scored_every_dev_example(pipeline):
-    L, depths, res = pipeline["schedule"][0], pipeline["depths"], pipeline["results"]
-    expected = {f"teacher_enc{L}"} | {f"{m}_enc{k}" for k in depths for m in ("offline", "online", "truncated", "pruned")}
-    expected |= {f"gradual_enc{k}" for k in pipeline["schedule"][1:]}
+    L, depths, res, seeds = pipeline["schedule"][0], pipeline["depths"], pipeline["results"], pipeline["seeds"]
+    expected = {f"teacher_enc{L}"} | {f"pruned_enc{k}" for k in depths}
+    expected |= {f"{m}_enc{k}_s{s}" for k in depths for m in TRAINED for s in seeds}
+    expected |= {f"gradual_enc{k}_s{s}" for k in pipeline["schedule"][1:] for s in seeds}
     assert set(res) == expected
     n_dev = pipeline["meta"]["splits"]["valid"]["examples"]
     assert all(r["scored"] == r["examples"] == n_dev and r["dataset"] == "sentiment" for r in res.values())
     table = (pipeline["out"] / "results.md").read_text()
-    for name, r in res.items():
-        assert re.search(rf"\| {name} \| {r['method']} \| {r['encoder_layers']} \| {r['params']:,} \| "
-                         rf"{r['glue_score']:.2f} \|", table), name
+    for name, r in pipeline["rows"].items():
+        assert re.search(rf"\| {name} \| {r['method']} \| {r['depth']} \| {r['params']:,} \| {r['updates']:,} \|",
+                         table), name
+        values = [res[f"{name}_s{s['seed']}" if s["seed"] is not None and name != f"teacher_enc{L}" else name]
+                  ["glue_score"] for s in r["seeds"]]
+        assert [s["value"] for s in r["seeds"]] == values
+        assert len(values) == (1 if r["method"] in ("teacher", "pruned") else len(seeds))
     png = (pipeline["out"] / "metric_vs_depth.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_budgets_baselines_and_p_values(pipeline):
+    """Every row states its budget; the same-budget truncated baseline got exactly the students' updates
+    (fairseq's own log says so); each p-value is scipy's exact McNemar test, seed against seed."""
+    from scipy.stats import binomtest
+
+    out, rows, res = pipeline["out"], pipeline["rows"], pipeline["results"]
+    s = pipeline["settings"]
+    n_train = pipeline["meta"]["splits"]["train"]["examples"]
+    per_epoch = -(-n_train // int(s["batch_size"]))
+    teacher_updates, student_updates = per_epoch * int(s["epochs"]), per_epoch * int(s["student_epochs"])
+    assert student_updates < teacher_updates  # the two baselines are two budgets
+    for name, r in rows.items():
+        expected = {"teacher": teacher_updates, "pruned": 0, "online": teacher_updates,
+                    "truncated-teacher-budget": teacher_updates}.get(r["method"], student_updates)
+        assert r["updates"] == expected and r["started_from"], name
+        assert 0 <= r["ci_low"] <= r["ci_high"] <= 100
+    for seed in pipeline["seeds"]:
+        for k in pipeline["depths"]:
+            for m, updates in (("truncated_same_budget", student_updates), ("offline", student_updates),
+                               ("truncated_teacher_budget", teacher_updates)):
+                log = _log(pipeline, f"{m}_enc{k}_s{seed}")
+                assert int(re.findall(r"num_updates[ =](\d+)", log)[-1]) == updates
+    k = pipeline["depths"][0]
+    off = rows[f"offline_enc{k}"]
+    assert off["baseline"] == f"truncated_same_budget_enc{k}" and rows[f"online_enc{k}"]["baseline"] == \
+        f"truncated_teacher_budget_enc{k}"
+    expected = []
+    for seed in pipeline["seeds"]:
+        with open(out / "results" / res[f"offline_enc{k}_s{seed}"]["outputs"]) as f:
+            mine = json.load(f)
+        with open(out / "results" / res[f"truncated_same_budget_enc{k}_s{seed}"]["outputs"]) as f:
+            theirs = json.load(f)
+        t, a, b = (torch.tensor(mine["targets"]), torch.tensor(mine["predictions"]), torch.tensor(theirs["predictions"]))
+        only_a, only_b = int(((a == t) & (b != t)).sum()), int(((a != t) & (b == t)).sum())
+        expected.append(1.0 if only_a + only_b == 0 else round(binomtest(only_a, only_a + only_b, 0.5).pvalue, 4))
+    assert [x["p_value"] for x in off["seeds"]] == expected and off["p_value"] == max(expected)
+
+
+def test_a_collapsed_model_is_flagged_in_the_row_and_the_table(pipeline, tmp_path):
+    """A model that answers one class for every example (the teacher with its head's weights zeroed and
+    its bias set) is flagged by evaluate_glue, and the report marks its row."""
+    out = pipeline["out"]
+    state = _state(out / "models" / f"teacher_enc{pipeline['schedule'][0]}.pt")
+    head = "classification_heads.sentence_classification_head.out_proj"
+    state["model"][f"{head}.weight"].zero_()
+    state["model"][f"{head}.bias"].copy_(torch.tensor([0.0, 5.0]))
+    torch.save(state, tmp_path / "stuck.pt")
+    results = tmp_path / "results"
+    p = run(["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", out / "data" / "bin", "--path",
+             tmp_path / "stuck.pt", "--name", "stuck_enc3", "--method", "offline", "--cpu",
+             "--json", results / "stuck_enc3.valid.json"])
+    assert "warning: stuck_enc3: collapsed: all" in p.stderr and "predicted class 1" in p.stderr
+    row = json.loads((results / "stuck_enc3.valid.json").read_text())
+    assert row["collapsed"].startswith("collapsed: all")
+    run(["python", "-m", "fairseq_selfteach.cli.report", "--results", results, "--out", tmp_path / "r.md",
+         "--plot", tmp_path / "r.png"])
+    assert re.search(r"\| stuck_enc3 \| offline \|.*⚠ collapsed \|", (tmp_path / "r.md").read_text())
+    assert json.loads((tmp_path / "results.json").read_text())[0]["collapsed"] == [row["collapsed"]]
 
 
 def test_the_teacher_learns(pipeline):
@@ -80,7 +151,7 @@ def test_parameter_counts_are_exact(pipeline):
     from fairseq_selfteach.cli.evaluate_glue import load
 
     out, res = pipeline["out"], pipeline["results"]
-    for name in (f"teacher_enc{pipeline['schedule'][0]}", f"offline_enc{pipeline['depths'][0]}"):
+    for name in (f"teacher_enc{pipeline['schedule'][0]}", f"offline_enc{pipeline['depths'][0]}_s1"):
         model, _task, _head = load(str(out / "models" / f"{name}.pt"), str(out / "data" / "bin"))
         assert res[name]["params"] == sum(p.numel() for p in model.parameters())
         assert res[name]["encoder_layers"] == len(model.encoder.layers)
@@ -88,7 +159,7 @@ def test_parameter_counts_are_exact(pipeline):
     d, f = 384, 1536  # the MiniLM's width and FFN size
     per_layer = 4 * (d * d + d) + (d * f + f) + (f * d + d) + 2 * (2 * d)  # q,k,v,o; FFN; 2 LayerNorms
     for k in pipeline["depths"]:
-        sizes = {res[f"{m}_enc{k}"]["params"] for m in ("offline", "online", "truncated", "pruned")}
+        sizes = {res[f"{m}_enc{k}_s1"]["params"] for m in TRAINED} | {res[f"pruned_enc{k}"]["params"]}
         assert len(sizes) == 1
         assert sizes.pop() == res[f"teacher_enc{pipeline['schedule'][0]}"]["params"] - (pipeline["schedule"][0] - k) * per_layer
 
@@ -99,41 +170,43 @@ def test_pruned_baseline_and_offline_start_are_the_teachers_first_layers(pipelin
     pruned = _state(out / "models" / f"pruned_enc{k}.pt")["model"]
     kept = {key for key in teacher if not re.match(rf"encoder\.layers\.([{k}-9]|\d\d)\.", key)}
     assert set(pruned) == kept and all(torch.equal(pruned[key], teacher[key]) for key in kept)
-    log = _log(pipeline, f"offline_enc{k}")
+    log = _log(pipeline, f"offline_enc{k}_s1")
     assert "student initialised from teacher" in log
     assert f"encoder.layers <- teacher {list(range(k))}" in log
     rows = valid_metrics(log)
     assert rows and all("kd_loss" in r and "gold_loss" in r for r in rows)  # each term logged
-    student = _state(out / "models" / f"offline_enc{k}" / "checkpoint_best.pt")
+    student = _state(out / "models" / f"offline_enc{k}_s1" / "checkpoint_best.pt")
     assert not any(key.startswith("teacher") for key in student["model"])
     assert student["task_state"]["teacher_path"] == str(out / "models" / "teacher" / "checkpoint_best.pt")
 
 
 def test_gradual_stages_chain(pipeline):
     out, schedule = pipeline["out"], pipeline["schedule"]
-    prev = out / "models" / "teacher" / "checkpoint_best.pt"
-    for k in schedule[1:]:
-        trained = out / "models" / f"gradual_enc{k}" / "checkpoint_best.pt"
-        if not trained.exists():  # the first stage is the offline student of that depth
-            assert prev.name == "checkpoint_best.pt" and prev.parent.name == "teacher" and k in pipeline["depths"]
-            assert pipeline["results"][f"gradual_enc{k}"]["glue_score"] == pipeline["results"][f"offline_enc{k}"]["glue_score"]
-            prev = out / "models" / f"offline_enc{k}" / "checkpoint_best.pt"
-            continue
-        assert _state(trained)["task_state"]["teacher_path"] == str(prev)
-        assert f"encoder.layers <- teacher {list(range(k))}" in _log(pipeline, f"gradual_enc{k}")
-        prev = trained
+    for seed in pipeline["seeds"]:
+        prev = out / "models" / "teacher" / "checkpoint_best.pt"
+        for k in schedule[1:]:
+            trained = out / "models" / f"gradual_enc{k}_s{seed}" / "checkpoint_best.pt"
+            if not trained.exists():  # the first stage is the offline student of that depth
+                assert prev.parent.name == "teacher" and k in pipeline["depths"]
+                assert pipeline["results"][f"gradual_enc{k}_s{seed}"]["glue_score"] == \
+                    pipeline["results"][f"offline_enc{k}_s{seed}"]["glue_score"]
+                prev = out / "models" / f"offline_enc{k}_s{seed}" / "checkpoint_best.pt"
+                continue
+            assert _state(trained)["task_state"]["teacher_path"] == str(prev)
+            assert f"encoder.layers <- teacher {list(range(k))}" in _log(pipeline, f"gradual_enc{k}_s{seed}")
+            prev = trained
 
 
 def test_exported_online_exit_scores_what_it_scored_in_training(pipeline):
     k = pipeline["depths"][0]
-    rows = valid_metrics(_log(pipeline, "online"))
+    rows = valid_metrics(_log(pipeline, "online_s1"))
     assert rows and all(f"exit{k}_accuracy" in r and f"exit{k}_kd_loss" in r for r in rows)
     # checkpoint_best is the last epoch with the best top-layer glue_score (fairseq keeps ties' latest)
     best = max(r["glue_score"] for r in rows)
     at_best = [r for r in rows if r["glue_score"] == best][-1]
-    assert pipeline["results"][f"online_enc{k}"]["glue_score"] == pytest.approx(at_best[f"exit{k}_accuracy"], abs=1e-3)
+    assert pipeline["results"][f"online_enc{k}_s1"]["glue_score"] == pytest.approx(at_best[f"exit{k}_accuracy"], abs=1e-3)
     # the export is a k-layer glue checkpoint of its own (no exits, no teacher)
-    state = torch.load(pipeline["out"] / "models" / f"online_enc{k}.pt", weights_only=True)
+    state = torch.load(pipeline["out"] / "models" / f"online_enc{k}_s1.pt", weights_only=True)
     assert state["cfg"]["model"]["encoder_layers"] == k and state["cfg"]["task"]["_name"] == "glue"
     assert state["cfg"]["model"]["pooling"] == pipeline["settings"]["pooling"]
 
@@ -173,15 +246,16 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
          "--teacher-layers", 2, "--student-depths", 1, "--gradual-schedule", "2,1"], env=ENV)
     rows = {}
     for name in os.listdir(out / "results"):
-        with open(out / "results" / name) as f:
-            r = json.load(f)
-        rows[(r["name"], r["dataset"])] = r
-    names = {"teacher_enc2", "offline_enc1", "online_enc1", "truncated_enc1", "pruned_enc1", "gradual_enc1"}
+        if name.endswith(".json"):
+            with open(out / "results" / name) as f:
+                r = json.load(f)
+            rows[(r["name"], r["dataset"])] = r
+    names = {"teacher_enc2", "offline_enc1", "online_enc1", "truncated_same_budget_enc1",
+             "truncated_teacher_budget_enc1", "pruned_enc1", "gradual_enc1"}
     assert set(rows) == {(n, d) for n in names for d in ("MNLI-m", "MNLI-mm")}
     assert all(r["scored"] == (1 if r["dataset"] == "MNLI-m" else 2) for r in rows.values())
     assert all(r["head_params"] == 384 * 3 + 3 for r in rows.values())  # a 3-class head
     table = (out / "results.md").read_text()
-    assert "| MNLI-m: accuracy | MNLI-mm: accuracy |" in table and "parameters (without head)" in table
-    r = rows[("teacher_enc2", "MNLI-mm")]
-    assert re.search(rf"\| teacher_enc2 \| teacher \| 2 \| {r['params'] - r['head_params']:,} \| "
-                     rf"{rows[('teacher_enc2', 'MNLI-m')]['glue_score']:.2f} \| {r['glue_score']:.2f} \|", table)
+    assert "| MNLI-m: accuracy | MNLI-mm: accuracy |" in table and "## MNLI-mm: every model" in table
+    assert re.search(rf"\| teacher_enc2 \| teacher \| 2 \| {rows[('teacher_enc2', 'MNLI-m')]['glue_score']:.2f} \| "
+                     rf"{rows[('teacher_enc2', 'MNLI-mm')]['glue_score']:.2f} \|", table)

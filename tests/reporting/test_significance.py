@@ -73,7 +73,9 @@ def test_glue_bootstrap_resamples_the_tasks_own_metric():
 def test_collapse_checks():
     assert "class 1 (the majority class, 60.0 %" in collapse.classification([1] * 10, [1] * 6 + [0] * 4, 2)
     assert collapse.classification([1, 0, 1, 0], [1, 0, 0, 0], 2) is None
-    assert "chance level" in collapse.classification([1, 0], [1, 0], 2, mean_nll_nats=math.log(2))
+    assert "chance level" in collapse.classification([1, 0, 0], [0, 1, 0], 2, mean_nll_nats=math.log(2))
+    # unconfident but better than the majority class: not collapsed
+    assert collapse.classification([1, 0, 0], [1, 0, 0], 2, mean_nll_nats=math.log(2)) is None
     assert "every prediction" in collapse.classification([2.5] * 5, [0, 1, 2, 3, 4], 1, regression=True)
     assert "3 of 4 hypotheses" in collapse.same_output(["a b", "a b", "a b", "c"])
     assert collapse.same_output(["a", "b", "c", "d", "a"]) is None
