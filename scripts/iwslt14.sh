@@ -119,10 +119,12 @@ scratch() {  # scratch BUDGET UPDATES SEED K
   stage "$name" train "$name" "$bin" "$2" --decoder-layers "$4" --criterion label_smoothed_cross_entropy --seed "$3"
   stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --started-from "random initialisation"
 }
-scratch_teacher_budget_branch() {
+scratch_branch() {  # both scratch baselines, every seed and depth (they need no teacher)
   local s k
   for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do scratch teacher "$teacher_max_update" "$s" "$k"; done
+    for k in "${depths[@]}"; do
+      scratch teacher "$teacher_max_update" "$s" "$k"
+    done
   done
 }
 online_branch() {  # one L-layer model trained from scratch per seed; its top layer teaches exits at the depths
@@ -136,7 +138,7 @@ online_branch() {  # one L-layer model trained from scratch per seed; its top la
     done
   done
 }
-students_branch() {  # per seed: students of the frozen teacher (offline, gradual, seqkd), same-budget scratch
+students_branch() {  # per seed: students of the frozen teacher (offline, gradual, seqkd)
   local s k prev name
   for s in "${seed_values[@]}"; do
     for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
@@ -145,7 +147,6 @@ students_branch() {  # per seed: students of the frozen teacher (offline, gradua
         --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
       stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "teacher_dec$L, decoder layers 1-$k"
-      scratch same "$student_max_update" "$s" "$k"
     done
     prev=$teacher prev_name=teacher_dec$L
     for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
@@ -194,10 +195,9 @@ evaluate() {  # evaluate MODEL NAME METHOD ROW (evaluate_all's rows): generate/R
     --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$4.json"
 }
 
-# two lanes: the teacher then its students | what needs no teacher (the online models, the teacher-budget
-# scratch baselines); with one lane, all four in this order
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch \
-  scratch_teacher_budget_branch
+# two lanes: the teacher then its students | what needs no teacher (the online models, the scratch
+# baselines); with one lane, all four in this order
+run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch scratch_branch
 rows=("teacher_dec$L:teacher_dec$L:teacher")
 for k in "${depths[@]}"; do rows+=("pruned_dec$k:pruned_dec$k:pruned"); done
 for s in "${seed_values[@]}"; do

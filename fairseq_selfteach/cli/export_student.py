@@ -9,6 +9,9 @@ K layers with the pooler and heads: exactly its exit K. (That model is the plugi
 needs --user-dir fairseq_selfteach, but not the teacher or the distillation task.) The result loads in
 fairseq-generate and TransformerModel.from_pretrained without --user-dir, and without any
 allow-listed global: its config is plain dicts, so torch's safe loader accepts it as is.
+Its "selfteach" record names the source checkpoint (and sha256) and the training behind it: seed, updates
+and seconds of the run (read from checkpoint_last.pt beside the source), the update of the saved best,
+and --started-from; --no-training records a model cut from its teacher without training of its own.
 """
 import argparse
 import sys

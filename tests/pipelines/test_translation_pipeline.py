@@ -4,6 +4,10 @@ import glob
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -76,17 +80,17 @@ def test_sentencepiece_option(tmp_path):
 @pytest.fixture(scope="module")
 def bible_ci(tmp_path_factory):
     out = tmp_path_factory.mktemp("bible_ci")
-    p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
+    p = pipeline("bible-ci", "--out", out, "--cpu")
     return out, p.stdout + p.stderr
 
 
 SEEDS = (1, 2)  # bible-ci's seeds (translation_settings.tsv)
 PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
-            "gradual_dec1": "gradual", "seqkd_dec1": "seqkd", "scratch_same_budget_dec1": "scratch-same-budget",
+            "gradual_dec1": "gradual", "scratch_same_budget_dec1": "scratch-same-budget",
             "scratch_teacher_budget_dec1": "scratch-teacher-budget"}
 EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
                  **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS}}
-TEACHER_UPDATES, STUDENT_UPDATES = 150, 40  # bible-ci's teacher_max_update, student_max_update
+TEACHER_UPDATES, STUDENT_UPDATES = 100, 40  # bible-ci's teacher_max_update, student_max_update
 
 
 def detok_hypotheses(path, n):
@@ -192,9 +196,6 @@ def test_bible_ci_models_are_what_they_claim(bible_ci):
     valid = [float(m) for m in re.findall(r"valid on 'valid' subset \| loss ([\d.]+)",
                                           (out / "logs" / "teacher.train.log").read_text())]
     assert len(valid) >= 2 and valid[-1] < valid[0]
-    # the seq-KD corpus is the teacher's output: same sources, different targets
-    assert lines(out / "data" / "seqkd" / "train.es") == lines(out / "data" / "prep" / "bpe" / "train.es")
-    assert lines(out / "data" / "seqkd" / "train.en") != lines(out / "data" / "prep" / "bpe" / "train.en")
 
 
 @pytest.mark.slow
@@ -206,7 +207,7 @@ def test_bible_ci_rerun_skips_and_resumes(bible_ci):
         os.remove(out / "stages" / f"{stage}.done")
     os.remove(out / "results" / "offline_dec1_s1.json")
     (out / "generate" / "offline_dec1_s1.txt.tmp").write_text("H-0\t-1.0\thalf written\n")
-    p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
+    p = pipeline("bible-ci", "--out", out, "--cpu")
     redone = [s for s in re.findall(r"^== (\S+)$", p.stdout, re.M)]
     assert redone == ["offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"]
     assert "teacher: done earlier, skipped" in p.stdout
@@ -218,17 +219,29 @@ def test_bible_ci_rerun_skips_and_resumes(bible_ci):
 
 
 @pytest.mark.slow
-def test_bible_ci_interrupted_training_resumes(bible_ci):
+def test_bible_ci_killed_training_resumes(bible_ci):
+    """A training killed (SIGKILL, the whole pipeline) once its first checkpoint is on disk: the re-run
+    resumes it from checkpoint_last.pt and it ends with exactly its budget of updates."""
     out, _ = bible_ci
-    # a training killed part way: its checkpoint_last.pt is behind and the log has no "done training"
-    log = out / "logs" / "gradual_dec1_s2.train.log"
-    log.write_text(log.read_text() + "2026-01-01 | killed\n")
-    for stage in ("gradual_dec1_s2", "export_gradual_dec1_s2", "eval_gradual_dec1_s2"):
+    name = "gradual_dec1_s2"
+    for stage in (name, f"export_{name}", f"eval_{name}"):
         os.remove(out / "stages" / f"{stage}.done")
-    p = pipeline("bible-ci", "--out", out, "--seqkd", "--cpu")
-    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == ["gradual_dec1_s2", "export_gradual_dec1_s2",
-                                                       "eval_gradual_dec1_s2"]
-    resumed = log.read_text().split("killed")[1]
-    assert re.search(r"Loaded checkpoint .*gradual_dec1_s2/checkpoint_last\.pt \(epoch \d+ @ [1-9]\d* updates\)",
-                     resumed)
-    assert (out / "results" / "gradual_dec1_s2.json").exists()
+    shutil.rmtree(out / "models" / name)
+    os.remove(out / "logs" / f"{name}.train.log")
+    os.remove(out / "results" / f"{name}.json")
+    proc = subprocess.Popen(["bash", SCRIPT, "bible-ci", "--out", str(out), "--cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = out / "models" / name / "checkpoint_last.pt"
+    deadline = time.time() + 600
+    while not last.exists():  # the point of the kill: the first checkpoint written (atomically)
+        assert proc.poll() is None and time.time() < deadline, "the pipeline ended before its first checkpoint"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(last, weights_only=False)["optimizer_history"][-1]["num_updates"]
+    assert 0 < saved < STUDENT_UPDATES
+    p = pipeline("bible-ci", "--out", out, "--cpu")
+    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == [name, f"export_{name}", f"eval_{name}"]
+    log = (out / "logs" / f"{name}.train.log").read_text()
+    assert re.search(rf"Loaded checkpoint .*{name}/checkpoint_last\.pt \(epoch \d+ @ {saved} updates\)", log)
+    assert json.loads((out / "results" / f"{name}.json").read_text())["updates"] == STUDENT_UPDATES
