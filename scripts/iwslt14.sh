@@ -123,6 +123,7 @@ scratch_branch() {  # both scratch baselines, every seed and depth (they need no
   local s k
   for s in "${seed_values[@]}"; do
     for k in "${depths[@]}"; do
+      scratch same "$student_max_update" "$s" "$k"
       scratch teacher "$teacher_max_update" "$s" "$k"
     done
   done
