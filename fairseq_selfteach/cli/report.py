@@ -54,7 +54,8 @@ def cells(row):
     if collapsed:
         which = ", ".join(str(s["seed"]) for s in collapsed)
         flag = f"⚠ collapsed ({len(collapsed)} of {n} seeds: {which})" if n > 1 else "⚠ collapsed"
-    return {**row, "value": value, "ci": ci, "flag": flag}
+    p_cells = {k: ("< 0.0001" if row.get(k) == 0 else row.get(k)) for k in ("p_value", "p_value_teacher")}
+    return {**row, "value": value, "ci": ci, "flag": flag, **p_cells}
 
 
 def markdown_table(rows, columns, title=None, notes=()):
