@@ -73,10 +73,13 @@ def load(results_dirs) -> List[dict]:
 
 
 def _read_outputs(row) -> Optional[dict]:
+    """The row's outputs file, read once (kept on the row: every test of the row reuses it)."""
     if not row.get("_outputs"):
         return None
-    with open(row["_outputs"]) as f:
-        return json.load(f)
+    if "_loaded" not in row:
+        with open(row["_outputs"]) as f:
+            row["_loaded"] = json.load(f)
+    return row["_loaded"]
 
 
 def _group_key(row):
