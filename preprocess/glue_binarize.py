@@ -25,7 +25,9 @@ truncated).
 
 Splits: train (train.tsv), valid (dev.tsv), for MNLI valid (dev_matched.tsv) and valid_mismatched
 (dev_mismatched.tsv); test splits (test*.tsv, AX's diagnostic.tsv) are unlabelled and binarised when
-the file is there. Malformed input stops with FILE:LINE and a non-zero exit: a row with the wrong
+the file is there. --heldout-every N moves every N-th training example (the N-th, 2N-th, ...) into a
+split `heldout`: the trainings validate on it (checkpoint choice, early stopping, the pipelines'
+sweep), so that the dev set, which is what GLUE reports, chooses nothing. Malformed input stops with FILE:LINE and a non-zero exit: a row with the wrong
 number of columns, a label outside the task's label set (or an STS-B score that is not a number in
 [0, 5]), an empty file, bytes that are not UTF-8.
 """
@@ -211,6 +213,8 @@ def binarize(args):
             print(f"glue_binarize: {split}: {path} not found, skipped (unlabelled test split)")
             continue
         todo.append((split, layout, path, read_tsv(path, layout, labels)))
+    if args.heldout_every:
+        todo = split_heldout(todo, args.heldout_every)
 
     from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
 
@@ -232,6 +236,7 @@ def binarize(args):
             vocab_sha256=sha256_of_file(vocab),
             vocab_size=len(dictionary),
             glue_dir=os.path.abspath(args.glue_dir),
+            heldout_every=args.heldout_every,
             splits={},
         )
         for split, layout, path, (texts_a, texts_b, ys) in todo:
@@ -259,6 +264,26 @@ def binarize(args):
     return meta
 
 
+def split_heldout(todo, every):
+    """train's every `every`-th example becomes the split heldout, the rest stays train."""
+    out = []
+    for split, layout, path, (texts_a, texts_b, ys) in todo:
+        if split != "train":
+            out.append((split, layout, path, (texts_a, texts_b, ys)))
+            continue
+        parts = {"train": [], "heldout": []}
+        for i in range(len(texts_a)):
+            parts["heldout" if (i + 1) % every == 0 else "train"].append(i)
+        if not parts["heldout"] or not parts["train"]:
+            raise GlueFormatError(f"{path}: {len(texts_a)} training examples are too few for "
+                                  f"--heldout-every {every}")
+        for name, idx in parts.items():
+            out.append((name, layout, path, ([texts_a[i] for i in idx],
+                                             None if texts_b is None else [texts_b[i] for i in idx],
+                                             None if ys is None else [ys[i] for i in idx])))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python preprocess/glue_binarize.py",
@@ -280,7 +305,13 @@ def main(argv=None):
         help="lower-case (and strip accents) before WordPiece, as an uncased BERT; default: "
         "tokenizer_config.json's do_lower_case, else whether vocab.txt has upper-case tokens",
     )
+    p.add_argument(
+        "--heldout-every", type=int, default=0,
+        help="every N-th training example goes to the split heldout (validation for training), not to train",
+    )
     args = p.parse_args(argv)
+    if args.heldout_every == 1 or args.heldout_every < 0:
+        p.error("--heldout-every must be 0 (none) or at least 2")
     try:
         binarize(args)
     except GlueFormatError as e:

@@ -7,6 +7,7 @@ preprocess/bible.py. Output folder OUT (written as OUT.tmp, renamed when complet
   bpe/      the same with joint BPE applied; bpe/codes (subword-nmt) or bpe/spm.model (sentencepiece)
   bin/      fairseq-preprocess --joined-dictionary output (train, valid, test)
   ref/test.TGT  the raw (untokenised, original case) test references, for detokenised sacreBLEU
+  ref/valid.TGT the raw valid references (the same lines before tokenisation), for sacreBLEU on valid
   SPLITS.txt    what each split holds and how many pairs
 
 Splits, as in fairseq's prepare-iwslt14.sh:
@@ -63,13 +64,14 @@ def tokenize(lines, lang, workers):
         return [line for part in pool.map(_tokenize_chunk, chunks) for line in part]
 
 
-def clean(src, tgt, max_len, ratio):
-    """Moses clean-corpus-n.perl semantics: 1..max_len tokens per side and a token-count ratio ≤ ratio."""
+def clean(src, tgt, max_len, ratio, raw_tgt=None):
+    """Moses clean-corpus-n.perl semantics: 1..max_len tokens per side and a token-count ratio ≤ ratio.
+    Pairs (source, target), or (source, target, raw target) where raw_tgt is given."""
     kept = []
-    for s, t in zip(src, tgt):
+    for i, (s, t) in enumerate(zip(src, tgt)):
         ns, nt = len(s.split()), len(t.split())
         if 1 <= ns <= max_len and 1 <= nt <= max_len and ns / nt <= ratio and nt / ns <= ratio:
-            kept.append((s, t))
+            kept.append((s, t) if raw_tgt is None else (s, t, raw_tgt[i]))
     return kept
 
 
@@ -131,7 +133,7 @@ def prepare(args):
     for sub in ("tok", "bpe", "ref"):
         os.makedirs(os.path.join(tmp, sub))
     tok_train = {lang: tokenize(train[lang], lang, args.workers) for lang in (src, tgt)}
-    kept = clean(tok_train[src], tok_train[tgt], args.max_len, args.ratio)
+    kept = clean(tok_train[src], tok_train[tgt], args.max_len, args.ratio, train[tgt])
     valid = [p for i, p in enumerate(kept, 1) if i % args.valid_every == 0]
     train_pairs = evenly_spaced([p for i, p in enumerate(kept, 1) if i % args.valid_every != 0],
                                 args.max_train_pairs)
@@ -144,6 +146,8 @@ def prepare(args):
         write_lines(os.path.join(tok_dir, f"valid.{lang}"), [p[side] for p in valid])
         write_lines(os.path.join(tok_dir, f"test.{lang}"), tokenize(test[lang], lang, args.workers))
     write_lines(os.path.join(tmp, "ref", f"test.{tgt}"), test[tgt])
+    # the valid targets as they were before tokenisation: sacreBLEU scores on valid (the sweep)
+    write_lines(os.path.join(tmp, "ref", f"valid.{tgt}"), [p[2] for p in valid])
     learn_and_apply_bpe(args, tok_dir, os.path.join(tmp, "bpe"), ("train", "valid", "test"))
     bpe = os.path.join(tmp, "bpe")
     # the fairseq-preprocess of this Python's environment, even when its bin/ is not on PATH

@@ -7,7 +7,8 @@
 #
 # Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
-#                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--cpu] [--only-data]
+#                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--seeds 1,2,3]
+#                                     [--sweep] [--heldout-every N] [--cpu] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -18,6 +19,12 @@
 #   --sdist   (sentiment) the vaderSentiment-3.3.2.tar.gz sdist instead of fetching it with pip
 #   --student-depths, --gradual-schedule, --teacher-layers  override the table (e.g. BERT-large: 12 and
 #             24,20,16,12; --teacher-layers L fine-tunes the pretrained model's first L layers as the teacher)
+#   --seeds   every trained row but the teacher is repeated with each seed (default: the table's seeds)
+#   --sweep   choose the distillation options on held-out training data (the table's heldout_every):
+#             train the first offline student once per point of sweep_grid, pick the best score on
+#             the split heldout, give the pick to every student and online model (sweep.md, sweep.json)
+#   --heldout-every N  every N-th training example is held out as the split heldout, which every
+#             training validates on (default: the table's heldout_every; "-" none: dev)
 #   --cpu     train and evaluate on CPU even where CUDA is available
 #   --only-data  stop once the data is binarised (OUT/data/bin)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -31,7 +38,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=glue.sh table="$root/scripts/glue_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with iwslt14.sh
-bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" seeds_opt="" download_src=()
+bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" seeds_opt="" sweep=0 heldout_opt="" download_src=()
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --bert-dir) bert_dir=${2-}; took=2 ;;
@@ -42,6 +49,8 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --gradual-schedule) schedule_opt=${2-}; took=2 ;;
     --teacher-layers) teacher_layers_opt=${2-}; took=2 ;;
     --seeds) seeds_opt=${2-}; took=2 ;;
+    --sweep) sweep=1; took=1 ;;
+    --heldout-every) heldout_opt=${2-}; took=2 ;;
   esac
 }
 parse_options "$@"
@@ -49,6 +58,10 @@ load_settings
 student_depths=${depths_opt:-$student_depths}
 gradual_schedule=${schedule_opt:-$gradual_schedule}
 teacher_layers=${teacher_layers_opt:-$teacher_layers}
+heldout_every=${heldout_opt:-$heldout_every}
+if [ "$heldout_every" != - ] && ! [[ $heldout_every =~ ^[0-9]+$ && $heldout_every -ge 2 ]]; then
+  echo "glue.sh: --heldout-every takes a whole number of at least 2 (or - for none), not '$heldout_every'" >&2; exit 2
+fi
 use_project_env
 start_run "$root/runs/glue-$setting" data
 user_dir="$root/fairseq_selfteach"
@@ -106,9 +119,13 @@ get_raw() {
     rm -rf "$raw" && cp -r "$out/data/glue/$glue_task" "$raw"
   fi
 }
+# heldout_every N: every N-th training example is held out (the split heldout) and is what every
+# training validates on (checkpoint choice, the teacher's early stop, the sweep): dev is only reported
+heldout=()
+if [ "$heldout_every" != - ]; then heldout=(--heldout-every "$heldout_every"); fi
 binarize() {
   python "$root/preprocess/glue_binarize.py" --task "$glue_task" --glue-dir "$raw" --bert-dir "$pretrained" \
-    --out "$out/data/bin" --max-len "$max_len"
+    --out "$out/data/bin" --max-len "$max_len" "${heldout[@]}"
 }
 stage raw get_raw
 stage binarize binarize
@@ -139,6 +156,16 @@ common=(--user-dir "$user_dir" --arch bert_from_config --bert-config "$pretraine
   --lr-scheduler polynomial_decay --batch-size "$batch_size" --required-batch-size-multiple 1
   --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0
   --best-checkpoint-metric glue_score --maximize-best-checkpoint-metric "${target[@]}" "${device[@]}")
+if [ "$heldout_every" != - ]; then
+  common+=(--valid-subset heldout)
+  echo "glue.sh: every training validates on the split heldout (every ${heldout_every}th training example)," \
+    "not on dev: dev is only scored at the end"
+fi
+# teacher_patience N: the teacher trains until its validation score has not improved for N epochs
+# (at most `epochs`), alone with every core; the online models and the teacher-budget baselines then
+# get the number of updates it took, on the teacher's learning-rate schedule
+teacher_stop=()
+if [ "$teacher_patience" != - ]; then teacher_stop=(--patience "$teacher_patience"); fi
 kd_criterion=sentence_prediction_self_distill  # the classification KD criterion (its name, in this one place)
 kd=(--criterion "$kd_criterion" --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
 # fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
@@ -161,7 +188,7 @@ pretrained_name="the pretrained $([ "$bert" = minilm ] && echo MiniLM || basenam
 # the truncated baselines: the first k pretrained layers fine-tuned with cross-entropy only, for the
 # students' budget (their updates, learning rate and schedule) or the teacher's
 truncated() {  # truncated BUDGET SEED K
-  local name=truncated_${1}_budget_enc$3_s$2 updates=$teacher_updates schedule=("${finetune[@]}")
+  local name=truncated_${1}_budget_enc$3_s$2 updates=$teacher_budget schedule=("${finetune[@]}")
   if [ "$1" = same ]; then
     updates=$student_updates
     schedule=(--task glue --finetune-from-model "$pretrained/model.pt" "${student_schedule[@]}")
@@ -183,7 +210,7 @@ if contains "$first_gradual" "${depths[@]}"; then
 fi
 teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
-    --criterion sentence_prediction --seed "${seed_values[0]}"
+    --criterion sentence_prediction --seed "${seed_values[0]}" "${teacher_stop[@]}"
   stage export_teacher export_model teacher_enc$L "$teacher" --started-from "$pretrained_name, layers 1-$L"
   local k
   for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
@@ -191,63 +218,119 @@ teacher_branch() {
       --started-from "teacher_enc$L cut to $k layers"
   done
 }
-online_branch() {  # per seed, one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
-  local s k
-  for s in "${seed_values[@]}"; do
-    stage online_s$s train online_s$s "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
-      --student-exits "$student_depths" --seed "$s"
-    for k in "${depths[@]}"; do
-      stage export_online_enc${k}_s$s export_model online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
-        --encoder-layers "$k" --started-from "$pretrained_name, layers 1-$L (exit $k of one model)"
-    done
+online_seed() {  # one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
+  local s=$1 k
+  stage online_s$s train online_s$s "$bin" "$teacher_budget" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
+    --student-exits "$student_depths" --seed "$s"
+  for k in "${depths[@]}"; do
+    stage export_online_enc${k}_s$s export_model online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+      --encoder-layers "$k" --started-from "$pretrained_name, layers 1-$L (exit $k of one model)"
   done
 }
 # where the students' budget and learning rate are the teacher's, the two truncated baselines are one
 # training: it is trained once and stands for both rows (printed)
-one_truncated=0
-if [ "$student_updates" = "$teacher_updates" ] && [ "$student_lr" = "$lr" ]; then
-  one_truncated=1
-  echo "glue.sh: students and teacher have the same budget ($student_updates updates, lr $lr): each" \
-    "truncated_same_budget model also stands for truncated_teacher_budget; not trained twice"
-fi
-truncated_branch() {
-  local s k
-  for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do
-      truncated same "$s" "$k"
-      [ $one_truncated = 1 ] || truncated teacher "$s" "$k"
-    done
+decide_one_truncated() {
+  one_truncated=0
+  if [ "$student_updates" = "$teacher_budget" ] && [ "$student_lr" = "$lr" ]; then
+    one_truncated=1
+    echo "glue.sh: students and teacher have the same budget ($student_updates updates, lr $lr): each" \
+      "truncated_same_budget model also stands for truncated_teacher_budget; not trained twice"
+  fi
+}
+truncated_seed() {
+  local k
+  for k in "${depths[@]}"; do
+    truncated same "$1" "$k"
+    [ $one_truncated = 1 ] || truncated teacher "$1" "$k"
   done
 }
-students_branch() {  # per seed: offline students of the frozen teacher, then the gradual chain
-  local s k name prev prev_name
-  for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
-      name=offline_enc${k}_s$s
-      stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+students_seed() {  # offline students of the frozen teacher, then the gradual chain
+  local s=$1 k name prev prev_name
+  for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
+    name=offline_enc${k}_s$s
+    stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+      --encoder-layers "$k" "${kd[@]}" --seed "$s"
+    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+      --started-from "teacher_enc$L, layers 1-$k"
+  done
+  prev=$teacher prev_name=teacher_enc$L
+  for k in "${schedule[@]:1}"; do
+    name=gradual_enc${k}_s$s
+    if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then name=offline_enc${k}_s$s
+    else
+      stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
         --encoder-layers "$k" "${kd[@]}" --seed "$s"
       stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
-        --started-from "teacher_enc$L, layers 1-$k"
-    done
-    prev=$teacher prev_name=teacher_enc$L
-    for k in "${schedule[@]:1}"; do
-      name=gradual_enc${k}_s$s
-      if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then name=offline_enc${k}_s$s
-      else
-        stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
-          --encoder-layers "$k" "${kd[@]}" --seed "$s"
-        stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
-          --started-from "$prev_name, layers 1-$k"
-      fi
-      prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
-    done
+        --started-from "$prev_name, layers 1-$k"
+    fi
+    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
   done
 }
+# the branches of the lanes: each runs its per-seed work for every seed
+online_branch() { local s; for s in "${seed_values[@]}"; do online_seed "$s"; done; }
+truncated_branch() { local s; for s in "${seed_values[@]}"; do truncated_seed "$s"; done; }
+students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
+
+# the sweep: the first offline student (first depth, first seed) once per point of the grid, scored on
+# the split heldout; the best point's options go to every student and online model
+sweep_point() {  # sweep_point N: the grid's N-th point
+  local line words name k=${depths[0]}
+  line=$(helper sweep-grid "$sweep_grid" | sed -n "${1}p")
+  IFS=$'\t' read -r -a words <<< "$line"
+  name=sweep_${words[0]}
+  stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
+    --encoder-layers "$k" "${kd[@]}" "${words[@]:1}" --seed "${seed_values[0]}"
+  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    --started-from "teacher_enc$L, layers 1-$k"
+  stage "heldout_$name" python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$name.pt" \
+    --subset heldout --name "$name" --method offline "${device[@]}" --json "$out/sweep/$name.json"
+}
+run_sweep() {
+  local points n i line words results=()
+  if [ "$sweep_grid" = - ] || [ "$heldout_every" = - ]; then
+    echo "glue.sh: --sweep needs the table's sweep_grid and heldout_every for setting $setting ($table):" \
+      "the dev set is what is reported, so it chooses nothing" >&2
+    exit 2
+  fi
+  points=$(helper sweep-grid "$sweep_grid") || exit 2
+  n=$(wc -l <<< "$points")
+  echo "glue.sh: sweep over $sweep_grid ($n points): offline_enc${depths[0]}, seed ${seed_values[0]}," \
+    "scored on the split heldout"
+  mkdir -p "$out/sweep"
+  items=()
+  for (( i = 1; i <= n; i++ )); do items+=("sweep_point $i"); done
+  run_queue "$parallel_jobs" "$threads" "${items[@]}"
+  while IFS=$'\t' read -r name _; do results+=("$out/sweep/sweep_$name.json"); done <<< "$points"
+  line=$(helper sweep-pick --metric glue_score --grid "$sweep_grid" --md "$out/sweep.md" --json "$out/sweep.json" \
+    "${results[@]}") || exit 2
+  IFS=$'\t' read -r -a words <<< "$line"
+  kd+=("${words[@]:1}")
+  echo "glue.sh: sweep picked ${words[0]} (best score on heldout; $out/sweep.md): every student and online" \
+    "model gets ${words[*]:1}"
+}
+
 # two lanes where the table says so (parallel_jobs): on 2 CPU cores two 1-thread trainings get through
 # more updates than one 2-thread training
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
-# lanes: the teacher then its students | what needs no teacher (online models, truncated baselines)
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch truncated_branch
+teacher_budget=$teacher_updates
+if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
+  decide_one_truncated
+  # lanes: the teacher then its students | what needs no teacher (online models, truncated baselines)
+  run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch truncated_branch
+else
+  teacher_branch  # alone, every core: the others need its budget (patience) or the sweep's pick
+  if [ "$teacher_patience" != - ]; then
+    teacher_budget=$(helper trained-updates "$out/models/teacher/checkpoint_last.pt") || exit 2
+    echo "glue.sh: the teacher stopped after $teacher_budget updates: the online models and the" \
+      "teacher-budget truncated baselines get $teacher_budget, on the teacher's schedule"
+  fi
+  decide_one_truncated
+  [ $sweep = 0 ] || run_sweep
+  # every seed's work is independent now: the lanes take the next item as they come free
+  items=()
+  for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "truncated_seed $s"); done
+  run_queue "$parallel_jobs" "$threads" "${items[@]}"
+fi
 
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
 evaluate() {  # evaluate MODEL NAME METHOD ROW: one JSON row per evaluated subset, results/ROW.SUBSET.json
@@ -284,6 +367,8 @@ done
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
 title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
+report_sweep=()
+[ $sweep = 0 ] || report_sweep=(--sweep "$out/sweep.json")
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
-  --plot "$out/metric_vs_depth.png" --title "$title"
+  --plot "$out/metric_vs_depth.png" --title "$title" "${report_sweep[@]}"
 echo "glue.sh: table $out/results.md, plot $out/metric_vs_depth.png"

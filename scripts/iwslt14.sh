@@ -5,13 +5,17 @@
 #   → sacreBLEU + tokenised BLEU, parameters, speed → results.md + bleu_vs_params.png
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
-#                                        [--debs DIR] [--only-data]
+#                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 release archive ({src}-en.tgz) instead of downloading it
 #   --url     download the archive from this URL (a mirror); IWSLT14_MIRROR works too
 #   --seqkd   also train sequence-level KD students (the teacher decodes the training set)
 #   --cpu     train and decode on CPU even where CUDA is available
+#   --seeds   every trained row but the teacher is repeated with each seed (default: the table's seeds)
+#   --sweep   choose the distillation options on validation data: train the first offline student
+#             once per point of the table's sweep_grid, pick the highest sacreBLEU on valid, and give
+#             the pick to every student and online model (sweep.md, sweep.json; test is never used)
 #   --debs    (bible settings) a folder with the sword-text-kjv/sparv .deb files instead of apt-get
 #   --only-data  stop once the data is prepared (OUT/data/prep)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -24,7 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
-archive="" url="" debs="" seqkd=0 seeds_opt=""
+archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --archive) archive=${2-}; took=2 ;;
@@ -32,6 +36,7 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --debs) debs=${2-}; took=2 ;;
     --seqkd) seqkd=1; took=1 ;;
     --seeds) seeds_opt=${2-}; took=2 ;;
+    --sweep) sweep=1; took=1 ;;
   esac
 }
 parse_options "$@"
@@ -99,12 +104,23 @@ for s in "${seed_values[@]}"; do
   if ! [[ $s =~ ^[0-9]+$ ]]; then echo "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
 done
 teacher_seed=${seed_values[0]}
-echo "iwslt14.sh: seeds $seed_list (the teacher is trained once, with seed $teacher_seed);" \
-  "students get $student_max_update updates, the teacher and the teacher-budget baseline $teacher_max_update"
+# students (and the same-budget scratch baseline) get their own learning rate and warm-up: they start
+# from trained layers, which re-warming to the teacher's peak rate would undo
+student_schedule=(--lr "$student_lr" --warmup-updates "$student_warmup_updates")
+# teacher_patience N: the teacher trains until its validation loss has not improved for N epochs
+# (fairseq's --patience; teacher_max_update caps it), alone with every core; the online models and the
+# teacher-budget baseline then get the number of updates it took. Otherwise the teacher's budget is
+# teacher_max_update and the teacher trains in a lane beside the teacher-free work.
+teacher_stop=() teacher_budget=$teacher_max_update
+if [ "$teacher_patience" != - ]; then teacher_stop=(--patience "$teacher_patience"); fi
+echo "iwslt14.sh: seeds $seed_list (the teacher is trained once, with seed $teacher_seed); students get" \
+  "$student_max_update updates at lr $student_lr ($student_warmup_updates warm-up), the teacher" \
+  "$([ "$teacher_patience" = - ] && echo "and the teacher-budget baseline $teacher_max_update" ||
+    echo "until its valid loss stops improving for $teacher_patience epochs (at most $teacher_max_update)")"
 
 teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_max_update" --decoder-layers "$L" \
-    --criterion label_smoothed_cross_entropy --seed "$teacher_seed"
+    --criterion label_smoothed_cross_entropy --seed "$teacher_seed" "${teacher_stop[@]}"
   stage export_teacher export_model teacher_dec$L "$teacher" --started-from "random initialisation"
   local k
   for k in "${depths[@]}"; do  # baseline: the teacher cut to k decoder layers, no training
@@ -113,63 +129,60 @@ teacher_branch() {
   done
 }
 # the scratch baselines: k decoder layers trained with cross-entropy only, from random initialisation,
-# for the students' number of updates (same budget) or the teacher's (same compute as the teacher)
-scratch() {  # scratch BUDGET UPDATES SEED K
-  local name=scratch_${1}_budget_dec$4_s$3
-  stage "$name" train "$name" "$bin" "$2" --decoder-layers "$4" --criterion label_smoothed_cross_entropy --seed "$3"
+# for the students' number of updates and schedule (same budget) or the teacher's (same compute)
+scratch() {  # scratch BUDGET SEED K
+  local name=scratch_${1}_budget_dec$3_s$2 updates=$teacher_budget schedule=()
+  if [ "$1" = same ]; then updates=$student_max_update schedule=("${student_schedule[@]}"); fi
+  stage "$name" train "$name" "$bin" "$updates" "${schedule[@]}" --decoder-layers "$3" --criterion label_smoothed_cross_entropy --seed "$2"
   stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --started-from "random initialisation"
 }
-scratch_branch() {  # both scratch baselines, every seed and depth (they need no teacher)
-  local s k
-  for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do
-      scratch same "$student_max_update" "$s" "$k"
-      scratch teacher "$teacher_max_update" "$s" "$k"
-    done
+# per seed: one L-layer model trained from scratch for the teacher's budget; its top layer teaches exits
+online_seed() {
+  local s=$1 k
+  stage online_s$s train online_s$s "$bin" "$teacher_budget" --decoder-layers "$L" --criterion self_distill \
+    --student-exits "$student_depths" "${kd[@]}" --seed "$s"
+  for k in "${depths[@]}"; do
+    stage export_online_dec${k}_s$s export_model online_dec${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+      --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
   done
 }
-online_branch() {  # one L-layer model trained from scratch per seed; its top layer teaches exits at the depths
-  local s k
-  for s in "${seed_values[@]}"; do
-    stage online_s$s train online_s$s "$bin" "$teacher_max_update" --decoder-layers "$L" --criterion self_distill \
-      --student-exits "$student_depths" "${kd[@]}" --seed "$s"
-    for k in "${depths[@]}"; do
-      stage export_online_dec${k}_s$s export_model online_dec${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
-        --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
-    done
+scratch_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; scratch teacher "$1" "$k"; done; }
+scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
+scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
+students_seed() {  # per seed: students of the frozen teacher (offline, gradual, seqkd)
+  local s=$1 k prev name
+  for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
+    name=offline_dec${k}_s$s
+    stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
+      --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
+    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+      --started-from "teacher_dec$L, decoder layers 1-$k"
   done
-}
-students_branch() {  # per seed: students of the frozen teacher (offline, gradual, seqkd)
-  local s k prev name
-  for s in "${seed_values[@]}"; do
-    for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
-      name=offline_dec${k}_s$s
-      stage "$name" train "$name" "$bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
-        --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
+  prev=$teacher prev_name=teacher_dec$L
+  for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
+    name=gradual_dec${k}_s$s
+    stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
+      --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
+    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+      --started-from "$prev_name, decoder layers 1-$k"
+    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k
+  done
+  if [ $seqkd = 1 ]; then
+    stage seqkd_data seqkd_data
+    for k in "${depths[@]}"; do  # cross-entropy on the teacher's outputs, from the teacher's first k layers
+      name=seqkd_dec${k}_s$s
+      stage "$name" train "$name" "$out/data/seqkd/bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
+        --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
       stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "teacher_dec$L, decoder layers 1-$k"
     done
-    prev=$teacher prev_name=teacher_dec$L
-    for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
-      name=gradual_dec${k}_s$s
-      stage "$name" train "$name" "$bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
-        --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
-      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
-        --started-from "$prev_name, decoder layers 1-$k"
-      prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k
-    done
-    if [ $seqkd = 1 ]; then
-      stage seqkd_data seqkd_data
-      for k in "${depths[@]}"; do  # cross-entropy on the teacher's outputs, from the teacher's first k layers
-        name=seqkd_dec${k}_s$s
-        stage "$name" train "$name" "$out/data/seqkd/bin" "$student_max_update" --decoder-layers "$k" --seed "$s" \
-          --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
-        stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
-          --started-from "teacher_dec$L, decoder layers 1-$k"
-      done
-    fi
-  done
+  fi
 }
+# the branches of the lanes: each runs its per-seed work for every seed
+students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
+online_branch() { local s; for s in "${seed_values[@]}"; do online_seed "$s"; done; }
+scratch_same_branch() { local s; for s in "${seed_values[@]}"; do scratch_same_seed "$s"; done; }
+scratch_teacher_branch() { local s; for s in "${seed_values[@]}"; do scratch_teacher_seed "$s"; done; }
 # sequence-level KD data: the teacher's beam outputs on the training set become the targets
 seqkd_data() {
   local tmp="$out/data/seqkd.tmp" gen="$out/generate/teacher_train.txt"
@@ -196,9 +209,67 @@ evaluate() {  # evaluate MODEL NAME METHOD ROW (evaluate_all's rows): generate/R
     --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$4.json"
 }
 
-# two lanes: the teacher then its students | what needs no teacher (the online models, the scratch
-# baselines); with one lane, all four in this order
-run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch scratch_branch
+# the sweep: the first offline student (first depth, first seed) once per point of the grid, each
+# scored by sacreBLEU on the valid set (ref/valid.TGT); the best point's options go to every student
+sweep_point() {  # sweep_point N: the grid's N-th point
+  local line words name k=${depths[0]}
+  line=$(helper sweep-grid "$sweep_grid" | sed -n "${1}p")
+  IFS=$'\t' read -r -a words <<< "$line"
+  name=sweep_${words[0]}
+  stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" \
+    --seed "$teacher_seed" --task self_distill_translation --teacher-path "$teacher" --criterion self_distill \
+    "${kd[@]}" "${words[@]:1}"
+  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    --started-from "teacher_dec$L, decoder layers 1-$k"
+  stage "valid_$name" score_valid "$name"
+}
+score_valid() {  # score_valid MODEL: decode the valid set, sacreBLEU against ref/valid.TGT → sweep/MODEL.json
+  local gen="$out/generate/$1.valid.txt"
+  (cd / && fairseq-generate "$bin" --path "$out/models/$1.pt" --gen-subset valid --remove-bpe "${decode[@]}") \
+    > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
+  mv "$gen.tmp" "$gen"
+  python -m fairseq_selfteach.cli.score_translation --generate-log "$gen" \
+    --tok-ref "$out/data/prep/tok/valid.$tgt" --raw-ref "$out/data/prep/ref/valid.$tgt" --lang "$tgt" \
+    --checkpoint "$out/models/$1.pt" --name "$1" --method offline --out "$out/sweep/$1.json"
+}
+run_sweep() {
+  local points n i line results=()
+  if [ "$sweep_grid" = - ]; then echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2; fi
+  points=$(helper sweep-grid "$sweep_grid") || exit 2
+  n=$(wc -l <<< "$points")
+  echo "iwslt14.sh: sweep over $sweep_grid ($n points): offline_dec${depths[0]}, seed $teacher_seed," \
+    "scored by sacreBLEU on valid"
+  mkdir -p "$out/sweep"
+  items=()
+  for (( i = 1; i <= n; i++ )); do items+=("sweep_point $i"); done
+  run_queue "$parallel_jobs" "$threads" "${items[@]}"
+  while IFS=$'\t' read -r name _; do results+=("$out/sweep/sweep_$name.json"); done <<< "$points"
+  line=$(helper sweep-pick --metric sacrebleu --grid "$sweep_grid" --md "$out/sweep.md" --json "$out/sweep.json" \
+    "${results[@]}") || exit 2
+  IFS=$'\t' read -r -a words <<< "$line"
+  kd+=("${words[@]:1}")
+  echo "iwslt14.sh: sweep picked ${words[0]} (highest sacreBLEU on valid; $out/sweep.md): every student and" \
+    "online model gets ${words[*]:1}"
+}
+
+if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
+  # two lanes: the teacher, its students, the same-budget scratch baselines | the online models and the
+  # teacher-budget scratch baselines (they need no teacher); with one lane, all five in this order
+  run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch scratch_same_branch \
+    online_branch scratch_teacher_branch
+else
+  teacher_branch  # alone, every core: the others need its budget (patience) or the sweep's pick
+  if [ "$teacher_patience" != - ]; then
+    teacher_budget=$(helper trained-updates "$out/models/teacher/checkpoint_last.pt") || exit 2
+    echo "iwslt14.sh: the teacher stopped after $teacher_budget updates: the online models and the" \
+      "teacher-budget scratch baselines get $teacher_budget"
+  fi
+  [ $sweep = 0 ] || run_sweep
+  # every seed's work is independent now: the lanes take the next item as they come free
+  items=()
+  for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "scratch_seed $s"); done
+  run_queue "$parallel_jobs" "$threads" "${items[@]}"
+fi
 rows=("teacher_dec$L:teacher_dec$L:teacher")
 for k in "${depths[@]}"; do rows+=("pruned_dec$k:pruned_dec$k:pruned"); done
 for s in "${seed_values[@]}"; do
@@ -210,6 +281,8 @@ for s in "${seed_values[@]}"; do
   for k in "${schedule[@]:1}"; do rows+=("gradual_dec${k}_s$s:gradual_dec$k:gradual"); done
 done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
+report_sweep=()
+[ $sweep = 0 ] || report_sweep=(--sweep "$out/sweep.json")
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
-  --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)"
+  --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)" "${report_sweep[@]}"
 echo "iwslt14.sh: table $out/results.md, results.json, plot $out/bleu_vs_params.png"

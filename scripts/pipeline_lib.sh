@@ -5,6 +5,7 @@
 # are scripts/pipeline_helper.py's (through `helper`), never code generated and evaluated here.
 
 # helper SUBCOMMAND ARGS...: scripts/pipeline_helper.py (settings, json-get, updates, warmup, has-cuda,
+# trained-updates,
 # minilm-dir) run by python3 from PATH: before use_project_env any Python 3 (settings needs only the
 # standard library), after it the environment's. Its errors are one line on stderr, exit status 2.
 helper() { python3 "$root/scripts/pipeline_helper.py" --prog "$script" "$@"; }
@@ -166,5 +167,31 @@ run_in_lanes() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   if [ $rc != 0 ]; then echo "$script: a lane of $fn failed (see above)" >&2; fi
+  return $rc
+}
+
+# run_queue LANES THREADS ITEM...: each ITEM ("FUNCTION ARG", split on the space, never evaluated) run
+# once, by LANES lanes side by side (THREADS threads each) that each take the next unclaimed item when
+# they come free; a claim is a mkdir (atomic) in a queue folder of this run. Waits for every lane and
+# fails if any item failed.
+run_queue() {
+  local lanes=$1 threads=$2; shift 2
+  local queue="$out/queue.$$" lane pid rc=0 pids=()
+  rm -rf "$queue" && mkdir -p "$queue"
+  for (( lane = 1; lane <= lanes; lane++ )); do
+    (
+      export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+      i=0
+      for item in "$@"; do
+        i=$((i + 1))
+        mkdir "$queue/$i" 2>/dev/null || continue
+        read -r fn arg <<< "$item"
+        "$fn" "$arg" || exit 1
+      done
+    ) & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  rm -rf "$queue"
+  if [ $rc != 0 ]; then echo "$script: a lane failed (see above)" >&2; fi
   return $rc
 }

@@ -137,6 +137,22 @@ def classification_report(rows, title):
     return "\n".join(out)
 
 
+def sweep_section(path):
+    """The sweep's table (a pipeline's --sweep: scripts/pipeline_helper.py sweep-pick's JSON)."""
+    with open(path, encoding="utf-8") as f:
+        points = json.load(f)
+    keys = list(points[0]["options"])
+    columns = [(f"o:{k}", k) for k in keys] + [("value", f"{points[0]['metric']} on validation"),
+                                               ("picked", "picked")]
+    table = [{**{f"o:{k}": p["options"][k] for k in keys}, "value": p["value"],
+              "picked": "✔" if p["picked"] else ""} for p in points]
+    pick = next(p for p in points if p["picked"])
+    notes = [f"each point trained the first offline student once (first seed) and was scored on the "
+             f"validation set; the pick ({', '.join(f'{k} {v}' for k, v in pick['options'].items())}) is "
+             f"what every student and online model above was trained with; the test set played no part"]
+    return markdown_table(table, columns, "Distillation options chosen on validation (--sweep)", notes)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model, per-seed JSON rows")
@@ -144,6 +160,7 @@ def main(argv=None):
     ap.add_argument("--plot", required=True, help="PNG plot to write")
     ap.add_argument("--json", default=None, help="machine-readable rows to write (default: results.json beside --out)")
     ap.add_argument("--title", default=None, help="title of the table and plot")
+    ap.add_argument("--sweep", default=None, help="a pipeline's sweep.json: its table is added to --out")
     args = ap.parse_args(argv)
     try:
         rows = results_rows.aggregate(results_rows.load(args.results))
@@ -158,6 +175,12 @@ def main(argv=None):
     else:
         text = translation_report(rows, args.title)
         plots.bleu_vs_params(rows, args.plot, "sacreBLEU (detokenised)", args.title)
+    if args.sweep:
+        try:
+            text += "\n" + sweep_section(args.sweep)
+        except (OSError, ValueError, KeyError, IndexError, StopIteration) as e:
+            print(f"report: error: --sweep {args.sweep}: {e}", file=sys.stderr)
+            return 2
     json_path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.out)), "results.json")
     atomic_write_text(json_path, json.dumps([results_rows.public(r) for r in rows], indent=1) + "\n")
     atomic_write_text(args.out, text)

@@ -236,14 +236,34 @@ def test_bad_settings_are_refused(tmp_path):
 
 def test_glue_layout_with_two_dev_sets(tmp_path):
     """A GLUE column (MNLI) on a folder in GLUE's real layout (--glue-dir), the MiniLM's first 2 layers
-    as the teacher: sentence pairs, 3 classes, both dev sets scored and reported as two datasets."""
+    as the teacher: sentence pairs, 3 classes, both dev sets scored and reported as two datasets. With
+    --sweep on a held-out part of train (--heldout-every 2): the trainings validate on it, the sweep is
+    scored on it, and the dev sets choose nothing."""
     from tests.classification.test_glue import mnli_files, write_files
 
     glue = tmp_path / "glue_data"
     write_files(glue / "MNLI", mnli_files())
     out = tmp_path / "run"
     run(["bash", GLUE_SH, "MNLI", "--out", out, "--glue-dir", glue, "--bert-dir", minilm_path(), "--cpu",
-         "--teacher-layers", 2, "--student-depths", 1, "--gradual-schedule", "2,1"], env=ENV)
+         "--teacher-layers", 2, "--student-depths", 1, "--gradual-schedule", "2,1", "--sweep",
+         "--heldout-every", 2], env=ENV)
+    with open(out / "data" / "bin" / "meta.json") as f:
+        splits = json.load(f)["splits"]
+    assert splits["train"]["examples"] == 2 and splits["heldout"]["examples"] == 1  # the 2nd of 3 held out
+    for name in ("teacher", "offline_enc1_s1", "online_s1", "truncated_same_budget_enc1_s1"):
+        log = (out / "logs" / f"{name}.train.log").read_text()
+        assert "valid on 'heldout' subset" in log and "valid on 'valid' subset" not in log, name
+    points = json.loads((out / "sweep.json").read_text())
+    assert len(points) == 4 and sum(p["picked"] for p in points) == 1
+    pick = next(p for p in points if p["picked"])
+    assert pick["value"] == max(p["value"] for p in points)
+    for p in points:  # each point scored on the held-out example, not on a dev set
+        row = json.loads((out / "sweep" / f"sweep_{p['point']}.json").read_text())
+        assert row["subset"] == "heldout" and row["scored"] == 1 and row["glue_score"] == p["value"]
+    cfg = torch.load(out / "models" / "offline_enc1_s1" / "checkpoint_last.pt", weights_only=False)["cfg"]
+    assert cfg["criterion"]["kd_alpha"] == float(pick["options"]["kd_alpha"])
+    assert cfg["criterion"]["kd_temperature"] == float(pick["options"]["kd_temperature"])
+    assert "Distillation options chosen on validation" in (out / "results.md").read_text()
     rows = {}
     for name in os.listdir(out / "results"):
         if name.endswith(".json"):

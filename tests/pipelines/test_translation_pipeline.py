@@ -48,6 +48,12 @@ def test_iwslt14_data_path_from_local_archive(tmp_path):
     # Moses tokenisation and lowercasing happened; the raw reference keeps the original text
     assert all(t == t.lower() for t in test_en)
     assert lines(prep / "ref" / "test.en") == lines(out / "data" / "raw" / "test.en")
+    # the raw valid references are the valid pairs' targets before tokenisation (one per line, in order)
+    from sacremoses import MosesTokenizer
+    mt = MosesTokenizer(lang="en")
+    valid_raw = lines(prep / "ref" / "valid.en")
+    assert [mt.tokenize(r, escape=True, return_str=True).lower() for r in valid_raw] == \
+        lines(prep / "tok" / "valid.en")
     # joined dictionary, binarised splits, BPE codes
     assert (prep / "bin" / "dict.de.txt").read_text() == (prep / "bin" / "dict.en.txt").read_text()
     for split in ("train", "valid", "test"):
@@ -77,10 +83,14 @@ def test_sentencepiece_option(tmp_path):
     assert any("▁" in line for line in lines(out / "bpe" / "train.en"))
 
 
+# bible-ci with the sweep (its grid: kd_alpha 0.5, 0.9) and a teacher that stops on its valid loss
+CI_ARGS = ("--cpu", "--sweep")
+
+
 @pytest.fixture(scope="module")
 def bible_ci(tmp_path_factory):
     out = tmp_path_factory.mktemp("bible_ci")
-    p = pipeline("bible-ci", "--out", out, "--cpu")
+    p = pipeline("bible-ci", "--out", out, *CI_ARGS)
     return out, p.stdout + p.stderr
 
 
@@ -181,6 +191,34 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
 
 
 @pytest.mark.slow
+def test_bible_ci_sweep_picks_on_valid(bible_ci):
+    """--sweep: one offline student per grid point, each scored by sacreBLEU on every valid sentence
+    (never on test); the best point is picked and every student is trained with it."""
+    out, log = bible_ci
+    points = json.loads((out / "sweep.json").read_text())
+    assert [p["options"] for p in points] == [{"kd_alpha": "0.5"}, {"kd_alpha": "0.9"}]
+    valid_refs = lines(out / "data" / "prep" / "ref" / "valid.en")
+    assert len(valid_refs) == len(lines(out / "data" / "prep" / "tok" / "valid.en")) > 0
+    for p in points:
+        stem = f"sweep_{p['point']}"
+        hyps = detok_hypotheses(out / "generate" / f"{stem}.valid.txt", len(valid_refs))
+        assert p["value"] == pytest.approx(
+            sacrebleu.corpus_bleu(hyps, [valid_refs], lowercase=True).score, abs=0.01)
+        cfg = torch.load(out / "models" / stem / "checkpoint_last.pt", weights_only=False)["cfg"]
+        assert cfg["criterion"]["kd_alpha"] == float(p["options"]["kd_alpha"])
+    picked = [p for p in points if p["picked"]]
+    assert len(picked) == 1 and picked[0]["value"] == max(p["value"] for p in points)
+    alpha = float(picked[0]["options"]["kd_alpha"])
+    for name in ("offline_dec1_s1", "gradual_dec2_s2", "online_s1"):
+        cfg = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)["cfg"]
+        assert cfg["criterion"]["kd_alpha"] == alpha, name
+    assert f"sweep picked {picked[0]['point']}" in log
+    assert "Distillation options chosen on validation" in (out / "results.md").read_text()
+    # the teacher stopped on its valid loss or at its cap, and the teacher-budget rows got its updates
+    assert f"the teacher stopped after {TEACHER_UPDATES} updates" in log
+
+
+@pytest.mark.slow
 def test_bible_ci_models_are_what_they_claim(bible_ci):
     out, _ = bible_ci
     teacher = torch.load(out / "models" / "teacher_dec3.pt", weights_only=True)["model"]
@@ -207,7 +245,7 @@ def test_bible_ci_rerun_skips_and_resumes(bible_ci):
         os.remove(out / "stages" / f"{stage}.done")
     os.remove(out / "results" / "offline_dec1_s1.json")
     (out / "generate" / "offline_dec1_s1.txt.tmp").write_text("H-0\t-1.0\thalf written\n")
-    p = pipeline("bible-ci", "--out", out, "--cpu")
+    p = pipeline("bible-ci", "--out", out, *CI_ARGS)
     redone = [s for s in re.findall(r"^== (\S+)$", p.stdout, re.M)]
     assert redone == ["offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"]
     assert "teacher: done earlier, skipped" in p.stdout
@@ -229,7 +267,7 @@ def test_bible_ci_killed_training_resumes(bible_ci):
     shutil.rmtree(out / "models" / name)
     os.remove(out / "logs" / f"{name}.train.log")
     os.remove(out / "results" / f"{name}.json")
-    proc = subprocess.Popen(["bash", SCRIPT, "bible-ci", "--out", str(out), "--cpu"],
+    proc = subprocess.Popen(["bash", SCRIPT, "bible-ci", "--out", str(out), *CI_ARGS],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = out / "models" / name / "checkpoint_last.pt"
     deadline = time.time() + 600
@@ -240,7 +278,7 @@ def test_bible_ci_killed_training_resumes(bible_ci):
     proc.wait()
     saved = torch.load(last, weights_only=False)["optimizer_history"][-1]["num_updates"]
     assert 0 < saved < STUDENT_UPDATES
-    p = pipeline("bible-ci", "--out", out, "--cpu")
+    p = pipeline("bible-ci", "--out", out, *CI_ARGS)
     assert re.findall(r"^== (\S+)$", p.stdout, re.M) == [name, f"export_{name}", f"eval_{name}"]
     log = (out / "logs" / f"{name}.train.log").read_text()
     assert re.search(rf"Loaded checkpoint .*{name}/checkpoint_last\.pt \(epoch \d+ @ {saved} updates\)", log)

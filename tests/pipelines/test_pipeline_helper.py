@@ -1,0 +1,80 @@
+"""scripts/pipeline_helper.py's sweep subcommands, as the pipelines call them (a subprocess, its stdout)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+from hypothesis import given, settings, strategies as st
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELPER = os.path.join(REPO, "scripts", "pipeline_helper.py")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import pipeline_helper  # noqa: E402
+
+
+def helper(*args):
+    return subprocess.run([sys.executable, HELPER, "--prog", "test.sh", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_sweep_grid_lines_are_every_point_in_order():
+    p = helper("sweep-grid", "kd_alpha=0.5,0.9;kd_temperature=1,2")
+    assert p.returncode == 0
+    assert [line.split("\t") for line in p.stdout.splitlines()] == [
+        ["kd_alpha0.5_kd_temperature1", "--kd-alpha", "0.5", "--kd-temperature", "1"],
+        ["kd_alpha0.5_kd_temperature2", "--kd-alpha", "0.5", "--kd-temperature", "2"],
+        ["kd_alpha0.9_kd_temperature1", "--kd-alpha", "0.9", "--kd-temperature", "1"],
+        ["kd_alpha0.9_kd_temperature2", "--kd-alpha", "0.9", "--kd-temperature", "2"],
+    ]
+
+
+def test_sweep_grid_refuses_bad_specs_in_one_line():
+    for spec, words in (("kd_beta=1", "is not KEY=V,V"), ("kd_alpha=1.5", "kd_alpha='1.5' is not a valid"),
+                        ("kd_temperature=0", "is not a valid"), ("kd_direction=sideways", "is not a valid"),
+                        ("kd_alpha=0.5,0.5", "given twice"), ("kd_alpha=0.1;kd_alpha=0.2", "given twice"),
+                        ("kd_alpha=" + ",".join(f"0.{i}" for i in range(1, 10)) + ";kd_temperature=1,2",
+                         "18 points")):
+        p = helper("sweep-grid", spec)
+        assert p.returncode == 2 and p.stderr.startswith("test.sh: sweep: ") and words in p.stderr, spec
+        assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["kd_alpha", "kd_temperature", "kd_direction"]), min_size=1, max_size=3,
+                unique=True), st.data())
+def test_sweep_grid_is_the_product_of_its_axes(keys, data):
+    values = {"kd_alpha": ["0", "0.25", "0.5", "1"], "kd_temperature": ["0.5", "1", "2", "4"],
+              "kd_direction": ["forward", "reverse", "symmetric"]}
+    axes = {k: data.draw(st.lists(st.sampled_from(values[k]), min_size=1, max_size=2, unique=True)) for k in keys}
+    grid = pipeline_helper.sweep_grid(";".join(f"{k}={','.join(v)}" for k, v in axes.items()))
+    assert len(grid) == math.prod(len(v) for v in axes.values())
+    assert len({name for name, _ in grid}) == len(grid)  # stage and file names are unique
+    assert {tuple(point) for _, point in grid} == {
+        tuple(zip(keys, combo)) for combo in __import__("itertools").product(*axes.values())}
+
+
+def test_sweep_pick_takes_the_best_earlier_on_ties_and_writes_its_tables(tmp_path):
+    spec = "kd_alpha=0.5,0.9;kd_temperature=1,2"
+    results = []
+    for i, value in enumerate([10.0, 12.5, 12.5, 3.0]):
+        path = tmp_path / f"p{i}.json"
+        path.write_text(json.dumps({"name": f"p{i}", "sacrebleu": value}))
+        results.append(path)
+    p = helper("sweep-pick", "--metric", "sacrebleu", "--grid", spec, "--md", tmp_path / "s.md",
+               "--json", tmp_path / "s.json", *results)
+    assert p.returncode == 0 and p.stdout == "kd_alpha0.5_kd_temperature2\t--kd-alpha\t0.5\t--kd-temperature\t2\n"
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [r["picked"] for r in rows] == [False, True, False, False]
+    assert rows[1]["options"] == {"kd_alpha": "0.5", "kd_temperature": "2"} and rows[1]["value"] == 12.5
+    md = (tmp_path / "s.md").read_text()
+    assert "| 0.5 | 2 | 12.50 | ✔ |" in md and md.count("✔") == 1
+    assert not list(tmp_path.glob("*.tmp"))
+    # one result missing, or one without the metric: a one-line refusal naming the file
+    p = helper("sweep-pick", "--metric", "sacrebleu", "--grid", spec, "--md", tmp_path / "s.md",
+               "--json", tmp_path / "s.json", *results[:3])
+    assert p.returncode == 2 and "3 results for the 4 points" in p.stderr
+    results[2].write_text(json.dumps({"name": "p2"}))
+    p = helper("sweep-pick", "--metric", "sacrebleu", "--grid", spec, "--md", tmp_path / "s.md",
+               "--json", tmp_path / "s.json", *results)
+    assert p.returncode == 2 and f"{results[2]} is not a results row with sacrebleu" in p.stderr
