@@ -1,4 +1,6 @@
 """scripts/pipeline_helper.py's sweep subcommands, as the pipelines call them (a subprocess, its stdout)."""
+import importlib.util
+import itertools
 import json
 import math
 import os
@@ -9,8 +11,10 @@ from hypothesis import given, settings, strategies as st
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELPER = os.path.join(REPO, "scripts", "pipeline_helper.py")
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import pipeline_helper  # noqa: E402
+# the script loaded as a module from its file (scripts/ is not a package)
+_spec = importlib.util.spec_from_file_location("pipeline_helper", HELPER)
+pipeline_helper = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pipeline_helper)
 
 
 def helper(*args):
@@ -51,7 +55,7 @@ def test_sweep_grid_is_the_product_of_its_axes(keys, data):
     assert len(grid) == math.prod(len(v) for v in axes.values())
     assert len({name for name, _ in grid}) == len(grid)  # stage and file names are unique
     assert {tuple(point) for _, point in grid} == {
-        tuple(zip(keys, combo)) for combo in __import__("itertools").product(*axes.values())}
+        tuple(zip(keys, combo)) for combo in itertools.product(*axes.values())}
 
 
 def test_sweep_pick_takes_the_best_earlier_on_ties_and_writes_its_tables(tmp_path):
