@@ -62,6 +62,11 @@ heldout_every=${heldout_opt:-$heldout_every}
 if [ "$heldout_every" != - ] && ! [[ $heldout_every =~ ^[0-9]+$ && $heldout_every -ge 2 ]]; then
   echo "glue.sh: --heldout-every takes a whole number of at least 2 (or - for none), not '$heldout_every'" >&2; exit 2
 fi
+if [ $sweep = 1 ] && { [ "$sweep_grid" = - ] || [ "$heldout_every" = - ]; }; then
+  echo "glue.sh: --sweep needs the table's sweep_grid and a held-out split (heldout_every, or" \
+    "--heldout-every N) for setting $setting ($table): the dev set is what is reported, so it chooses nothing" >&2
+  exit 2
+fi
 use_project_env
 start_run "$root/runs/glue-$setting" data
 user_dir="$root/fairseq_selfteach"
@@ -285,29 +290,6 @@ sweep_point() {  # sweep_point N: the grid's N-th point
   stage "heldout_$name" python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$name.pt" \
     --subset heldout --name "$name" --method offline "${device[@]}" --json "$out/sweep/$name.json"
 }
-run_sweep() {
-  local points n i line words results=()
-  if [ "$sweep_grid" = - ] || [ "$heldout_every" = - ]; then
-    echo "glue.sh: --sweep needs the table's sweep_grid and heldout_every for setting $setting ($table):" \
-      "the dev set is what is reported, so it chooses nothing" >&2
-    exit 2
-  fi
-  points=$(helper sweep-grid "$sweep_grid") || exit 2
-  n=$(wc -l <<< "$points")
-  echo "glue.sh: sweep over $sweep_grid ($n points): offline_enc${depths[0]}, seed ${seed_values[0]}," \
-    "scored on the split heldout"
-  mkdir -p "$out/sweep"
-  items=()
-  for (( i = 1; i <= n; i++ )); do items+=("sweep_point $i"); done
-  run_queue "$parallel_jobs" "$threads" "${items[@]}"
-  while IFS=$'\t' read -r name _; do results+=("$out/sweep/sweep_$name.json"); done <<< "$points"
-  line=$(helper sweep-pick --metric glue_score --grid "$sweep_grid" --md "$out/sweep.md" --json "$out/sweep.json" \
-    "${results[@]}") || exit 2
-  IFS=$'\t' read -r -a words <<< "$line"
-  kd+=("${words[@]:1}")
-  echo "glue.sh: sweep picked ${words[0]} (best score on heldout; $out/sweep.md): every student and online" \
-    "model gets ${words[*]:1}"
-}
 
 # two lanes where the table says so (parallel_jobs): on 2 CPU cores two 1-thread trainings get through
 # more updates than one 2-thread training
@@ -325,7 +307,9 @@ else
       "teacher-budget truncated baselines get $teacher_budget, on the teacher's schedule"
   fi
   decide_one_truncated
-  [ $sweep = 0 ] || run_sweep
+  if [ $sweep = 1 ]; then
+    run_sweep glue_score "offline_enc${depths[0]}, seed ${seed_values[0]}, scored on the split heldout"
+  fi
   # every seed's work is independent now: the lanes take the next item as they come free
   items=()
   for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "truncated_seed $s"); done

@@ -41,6 +41,9 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
 }
 parse_options "$@"
 load_settings
+if [ $sweep = 1 ] && [ "$sweep_grid" = - ]; then
+  echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2
+fi
 use_project_env
 start_run "$root/runs/iwslt14-$setting" generate
 user_dir="$root/fairseq_selfteach"
@@ -146,9 +149,9 @@ online_seed() {
       --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
   done
 }
-scratch_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; scratch teacher "$1" "$k"; done; }
 scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
+scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }
 students_seed() {  # per seed: students of the frozen teacher (offline, gradual, seqkd)
   local s=$1 k prev name
   for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
@@ -232,25 +235,6 @@ score_valid() {  # score_valid MODEL: decode the valid set, sacreBLEU against re
     --tok-ref "$out/data/prep/tok/valid.$tgt" --raw-ref "$out/data/prep/ref/valid.$tgt" --lang "$tgt" \
     --checkpoint "$out/models/$1.pt" --name "$1" --method offline --out "$out/sweep/$1.json"
 }
-run_sweep() {
-  local points n i line results=()
-  if [ "$sweep_grid" = - ]; then echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2; fi
-  points=$(helper sweep-grid "$sweep_grid") || exit 2
-  n=$(wc -l <<< "$points")
-  echo "iwslt14.sh: sweep over $sweep_grid ($n points): offline_dec${depths[0]}, seed $teacher_seed," \
-    "scored by sacreBLEU on valid"
-  mkdir -p "$out/sweep"
-  items=()
-  for (( i = 1; i <= n; i++ )); do items+=("sweep_point $i"); done
-  run_queue "$parallel_jobs" "$threads" "${items[@]}"
-  while IFS=$'\t' read -r name _; do results+=("$out/sweep/sweep_$name.json"); done <<< "$points"
-  line=$(helper sweep-pick --metric sacrebleu --grid "$sweep_grid" --md "$out/sweep.md" --json "$out/sweep.json" \
-    "${results[@]}") || exit 2
-  IFS=$'\t' read -r -a words <<< "$line"
-  kd+=("${words[@]:1}")
-  echo "iwslt14.sh: sweep picked ${words[0]} (highest sacreBLEU on valid; $out/sweep.md): every student and" \
-    "online model gets ${words[*]:1}"
-}
 
 if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
   # two lanes: the teacher, its students, the same-budget scratch baselines | the online models and the
@@ -264,7 +248,9 @@ else
     echo "iwslt14.sh: the teacher stopped after $teacher_budget updates: the online models and the" \
       "teacher-budget scratch baselines get $teacher_budget"
   fi
-  [ $sweep = 0 ] || run_sweep
+  if [ $sweep = 1 ]; then
+    run_sweep sacrebleu "offline_dec${depths[0]}, seed $teacher_seed, scored by sacreBLEU on valid"
+  fi
   # every seed's work is independent now: the lanes take the next item as they come free
   items=()
   for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "scratch_seed $s"); done

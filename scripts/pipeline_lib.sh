@@ -1,5 +1,5 @@
 # Shared by the pipelines (scripts/iwslt14.sh, scripts/glue.sh); sourced, not run: the usage text,
-# option parsing, settings, environment, device, run folder, stages (resume), trainings, exports and
+# option parsing, settings, environment, device, run folder, stages (resume), trainings, exports, the sweep and
 # parallel lanes. The caller sets $root (the checkout), $script (its name, for messages) and $table (its
 # settings table) before sourcing this; parse_options and start_run set $setting and $out. Calculations
 # are scripts/pipeline_helper.py's (through `helper`), never code generated and evaluated here.
@@ -194,4 +194,25 @@ run_queue() {
   rm -rf "$queue"
   if [ $rc != 0 ]; then echo "$script: a lane failed (see above)" >&2; fi
   return $rc
+}
+
+# run_sweep METRIC WHAT: the sweep over the table's sweep_grid. The caller's `sweep_point N` trains and
+# scores the grid's N-th point into OUT/sweep/sweep_NAME.json (the lanes take the points as they come
+# free); the point with the best METRIC (sweep-pick: OUT/sweep.md, OUT/sweep.json) has its options
+# appended to the caller's array `kd`. WHAT says what each point is, for the log.
+run_sweep() {
+  local metric=$1 what=$2 points n i line words name results=() items=()
+  points=$(helper sweep-grid "$sweep_grid") || exit 2
+  n=$(wc -l <<< "$points")
+  echo "$script: sweep over $sweep_grid ($n points): $what"
+  mkdir -p "$out/sweep"
+  for (( i = 1; i <= n; i++ )); do items+=("sweep_point $i"); done
+  run_queue "$parallel_jobs" "$threads" "${items[@]}"
+  while IFS=$'\t' read -r name _; do results+=("$out/sweep/sweep_$name.json"); done <<< "$points"
+  line=$(helper sweep-pick --metric "$metric" --grid "$sweep_grid" --md "$out/sweep.md" --json "$out/sweep.json" \
+    "${results[@]}") || exit 2
+  IFS=$'\t' read -r -a words <<< "$line"
+  kd+=("${words[@]:1}")
+  echo "$script: sweep picked ${words[0]} (best $metric on validation; $out/sweep.md): every student and" \
+    "online model gets ${words[*]:1}"
 }
