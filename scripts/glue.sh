@@ -173,6 +173,11 @@ teacher_stop=()
 if [ "$teacher_patience" != - ]; then teacher_stop=(--patience "$teacher_patience"); fi
 kd_criterion=sentence_prediction_self_distill  # the classification KD criterion (its name, in this one place)
 kd=(--criterion "$kd_criterion" --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
+# the online models' exits: a pooler and head of their own (exit_heads), and what those poolers read
+exit_opts=()
+[ "$exit_heads" = - ] || exit_opts+=(--exit-heads "$exit_heads")
+[ "$exit_pooling" = - ] || exit_opts+=(--exit-pooling "$exit_pooling")
+if [ ${#exit_opts[@]} -gt 0 ]; then echo "glue.sh: online exits: ${exit_opts[*]}"; fi
 # fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
 finetune=(--task glue --finetune-from-model "$pretrained/model.pt" --lr "$lr"
   --warmup-updates "$teacher_warmup" --total-num-update "$teacher_updates")
@@ -226,11 +231,43 @@ teacher_branch() {
 online_seed() {  # one L-layer model fine-tuned from the pretrained one; its top layer's head teaches exits
   local s=$1 k
   stage online_s$s train online_s$s "$bin" "$teacher_budget" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
-    --student-exits "$student_depths" --seed "$s"
+    "${exit_opts[@]}" --student-exits "$student_depths" --seed "$s"
   for k in "${depths[@]}"; do
     stage export_online_enc${k}_s$s export_model online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
       --encoder-layers "$k" --started-from "$pretrained_name, layers 1-$L (exit $k of one model)"
   done
+}
+# per seed, where the table's online_gradual is yes: the seed research's gradual schedule in one model.
+# One L-layer model, fine-tuned from the pretrained one, is walked through the schedule's pairs (L,k1),
+# (k1,k2), …: in each stage exit k_{i-1} teaches exit k_i (--teacher-exit, --student-exits) and the
+# layers above k_{i-1} rest; training continues in the same model. The stages share the teacher's
+# budget evenly (each with its own warm-up and decay): the first at the teacher's learning rate from the
+# pretrained model, each later one at the students' from the stage before.
+online_gradual_seed() {
+  local s=$1 i k up name prev="" prev_name="" updates warmup from rate earlier=()
+  for (( i = 1; i < ${#schedule[@]}; i++ )); do
+    k=${schedule[i]} up=${schedule[i-1]} name=online_gradual_enc${k}_s$s updates=${stage_budgets[i-1]}
+    warmup=$(helper warmup "$warmup_ratio" "$updates") || exit 2
+    from=$pretrained/model.pt rate=$lr
+    if [ "$i" -gt 1 ]; then
+      from=$out/models/$prev/checkpoint_best.pt rate=$student_lr earlier=(--earlier-training "$out/models/$prev.pt")
+    fi
+    stage "$name" train "$name" "$bin" "$updates" --task glue --finetune-from-model "$from" --lr "$rate" \
+      --warmup-updates "$warmup" --total-num-update "$updates" --encoder-layers "$L" "${kd[@]}" \
+      "${exit_opts[@]}" --teacher-exit "$up" --student-exits "$k" --seed "$s"
+    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --encoder-layers "$k" \
+      "${earlier[@]}" --started-from "$([ "$i" = 1 ] && echo "$pretrained_name, layers 1-$L" || echo "$prev_name"
+        ) (exit $k of one model, taught by exit $up)"
+    prev=$name prev_name=online_gradual_enc$k
+  done
+}
+plan_online_gradual() {  # the stage budgets (stage_budgets), once the teacher's budget is known; printed
+  [ "$online_gradual" = yes ] || { stage_budgets=(); return 0; }
+  local budgets
+  budgets=$(helper split-budget "$teacher_budget" "$(( ${#schedule[@]} - 1 ))") || exit 2
+  mapfile -t stage_budgets <<< "$budgets"
+  echo "glue.sh: online_gradual: one $L-layer model through ${gradual_schedule//,/→}, stages of" \
+    "${stage_budgets[*]} updates (the teacher's budget, $teacher_budget, split evenly)"
 }
 # where the students' budget and learning rate are the teacher's, the two truncated baselines are one
 # training: it is trained once and stands for both rows (printed)
@@ -272,7 +309,13 @@ students_seed() {  # offline students of the frozen teacher, then the gradual ch
   done
 }
 # the branches of the lanes: each runs its per-seed work for every seed
-online_branch() { local s; for s in "${seed_values[@]}"; do online_seed "$s"; done; }
+online_branch() {
+  local s
+  for s in "${seed_values[@]}"; do
+    online_seed "$s"
+    [ "$online_gradual" != yes ] || online_gradual_seed "$s"
+  done
+}
 truncated_branch() { local s; for s in "${seed_values[@]}"; do truncated_seed "$s"; done; }
 students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
 
@@ -297,6 +340,7 @@ threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 teacher_budget=$teacher_updates
 if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
   decide_one_truncated
+  plan_online_gradual
   # lanes: the teacher then its students | what needs no teacher (online models, truncated baselines)
   run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch online_branch truncated_branch
 else
@@ -307,12 +351,16 @@ else
       "teacher-budget truncated baselines get $teacher_budget, on the teacher's schedule"
   fi
   decide_one_truncated
+  plan_online_gradual
   if [ $sweep = 1 ]; then
     run_sweep glue_score "offline_enc${depths[0]}, seed ${seed_values[0]}, scored on the split heldout"
   fi
   # every seed's work is independent now: the lanes take the next item as they come free
   items=()
-  for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "truncated_seed $s"); done
+  for s in "${seed_values[@]}"; do
+    items+=("online_seed $s" "students_seed $s" "truncated_seed $s")
+    [ "$online_gradual" != yes ] || items+=("online_gradual_seed $s")
+  done
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
 
@@ -345,6 +393,7 @@ for s in "${seed_values[@]}"; do
     model=gradual_enc${k}_s$s
     if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then model=offline_enc${k}_s$s; fi
     rows+=("$model:gradual_enc$k:gradual")
+    [ "$online_gradual" != yes ] || rows+=("online_gradual_enc${k}_s$s:online_gradual_enc$k:online-gradual")
   done
 done
 # two lanes of one thread each: evaluating is mostly start-up (imports, loading), which one core does

@@ -149,6 +149,36 @@ online_seed() {
       --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
   done
 }
+# per seed, where the table's online_gradual is yes: the seed research's gradual schedule in one model.
+# One L-layer model is walked through the schedule's pairs (L,k1), (k1,k2), …: in each stage exit
+# k_{i-1} teaches exit k_i (--teacher-exit, --student-exits) and the layers above k_{i-1} rest; training
+# continues in the same model. The stages share the teacher's budget evenly, so the last stage's
+# budget is the online model's: the first on the teacher's schedule from random initialisation, each
+# later one on the students' schedule from the stage before.
+online_gradual_seed() {
+  local s=$1 i k up name prev="" prev_name="" from=() sched=() earlier=()
+  for (( i = 1; i < ${#schedule[@]}; i++ )); do
+    k=${schedule[i]} up=${schedule[i-1]} name=online_gradual_dec${k}_s$s
+    if [ "$i" -gt 1 ]; then
+      from=(--finetune-from-model "$out/models/$prev/checkpoint_best.pt") sched=("${student_schedule[@]}")
+      earlier=(--earlier-training "$out/models/$prev.pt")
+    fi
+    stage "$name" train "$name" "$bin" "${stage_budgets[i-1]}" "${sched[@]}" "${from[@]}" --decoder-layers "$L" \
+      --criterion self_distill --teacher-exit "$up" --student-exits "$k" "${kd[@]}" --seed "$s"
+    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --decoder-layers "$k" \
+      "${earlier[@]}" --started-from "$([ "$i" = 1 ] && echo "random initialisation" || echo "$prev_name"
+        ) (exit $k of one $L-layer model, taught by exit $up)"
+    prev=$name prev_name=online_gradual_dec$k
+  done
+}
+plan_online_gradual() {  # the stage budgets (stage_budgets), once the teacher's budget is known; printed
+  [ "$online_gradual" = yes ] || { stage_budgets=(); return 0; }
+  local budgets
+  budgets=$(helper split-budget "$teacher_budget" "$(( ${#schedule[@]} - 1 ))") || exit 2
+  mapfile -t stage_budgets <<< "$budgets"
+  echo "iwslt14.sh: online_gradual: one $L-layer model through ${gradual_schedule//,/→}, stages of" \
+    "${stage_budgets[*]} updates (the teacher's budget, $teacher_budget, split evenly)"
+}
 scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
 scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }
@@ -183,7 +213,13 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
 }
 # the branches of the lanes: each runs its per-seed work for every seed
 students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
-online_branch() { local s; for s in "${seed_values[@]}"; do online_seed "$s"; done; }
+online_branch() {
+  local s
+  for s in "${seed_values[@]}"; do
+    online_seed "$s"
+    [ "$online_gradual" != yes ] || online_gradual_seed "$s"
+  done
+}
 scratch_same_branch() { local s; for s in "${seed_values[@]}"; do scratch_same_seed "$s"; done; }
 scratch_teacher_branch() { local s; for s in "${seed_values[@]}"; do scratch_teacher_seed "$s"; done; }
 # sequence-level KD data: the teacher's beam outputs on the training set become the targets
@@ -239,6 +275,7 @@ score_valid() {  # score_valid MODEL: decode the valid set, sacreBLEU against re
 if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
   # two lanes: the teacher, its students, the same-budget scratch baselines | the online models and the
   # teacher-budget scratch baselines (they need no teacher); with one lane, all five in this order
+  plan_online_gradual
   run_in_lanes "$parallel_jobs" "$threads" run_each teacher_branch students_branch scratch_same_branch \
     online_branch scratch_teacher_branch
 else
@@ -248,12 +285,16 @@ else
     echo "iwslt14.sh: the teacher stopped after $teacher_budget updates: the online models and the" \
       "teacher-budget scratch baselines get $teacher_budget"
   fi
+  plan_online_gradual
   if [ $sweep = 1 ]; then
     run_sweep sacrebleu "offline_dec${depths[0]}, seed $teacher_seed, scored by sacreBLEU on valid"
   fi
   # every seed's work is independent now: the lanes take the next item as they come free
   items=()
-  for s in "${seed_values[@]}"; do items+=("online_seed $s" "students_seed $s" "scratch_seed $s"); done
+  for s in "${seed_values[@]}"; do
+    items+=("online_seed $s" "students_seed $s" "scratch_seed $s")
+    [ "$online_gradual" != yes ] || items+=("online_gradual_seed $s")
+  done
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
 rows=("teacher_dec$L:teacher_dec$L:teacher")
@@ -264,7 +305,10 @@ for s in "${seed_values[@]}"; do
     for b in same teacher; do rows+=("scratch_${b}_budget_dec${k}_s$s:scratch_${b}_budget_dec$k:scratch-$b-budget"); done
     if [ $seqkd = 1 ]; then rows+=("seqkd_dec${k}_s$s:seqkd_dec$k:seqkd"); fi
   done
-  for k in "${schedule[@]:1}"; do rows+=("gradual_dec${k}_s$s:gradual_dec$k:gradual"); done
+  for k in "${schedule[@]:1}"; do
+    rows+=("gradual_dec${k}_s$s:gradual_dec$k:gradual")
+    [ "$online_gradual" != yes ] || rows+=("online_gradual_dec${k}_s$s:online_gradual_dec$k:online-gradual")
+  done
 done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
 report_sweep=()

@@ -133,6 +133,21 @@ def cmd_warmup(args):
     return f"{max(1, round(ratio * count(args.updates, 'UPDATES')))}\n"
 
 
+def split_budget(total, stages):
+    """total updates split over `stages` stages as evenly as whole updates allow, the earlier stages
+    one longer where it does not divide; they sum to total."""
+    base, extra = divmod(total, stages)
+    return [base + (1 if i < extra else 0) for i in range(stages)]
+
+
+def cmd_split_budget(args):
+    total = count(args.total, "TOTAL", 1)
+    stages = count(args.stages, "STAGES", 1)
+    if total < stages:
+        raise Refused(f"a budget of {total} updates cannot be split over {stages} stages (at least 1 each)")
+    return "".join(f"{n}\n" for n in split_budget(total, stages))
+
+
 # what a sweep may vary: the distillation options of the criteria (core/distill.py's KDConfig)
 SWEEP_KEYS = {
     "kd_alpha": lambda v: 0.0 <= float(v) <= 1.0,
@@ -274,6 +289,10 @@ def main(argv=None):
     p.add_argument("ratio")
     p.add_argument("updates")
     p.set_defaults(run=cmd_warmup)
+    p = sub.add_parser("split-budget", help="TOTAL updates split evenly over STAGES stages, one per line")
+    p.add_argument("total")
+    p.add_argument("stages")
+    p.set_defaults(run=cmd_split_budget)
     sub.add_parser("has-cuda", help="exit 0 with a CUDA device, 1 without").set_defaults(run=cmd_has_cuda)
     p = sub.add_parser("sweep-grid", help="the points of a sweep spec")
     p.add_argument("spec")

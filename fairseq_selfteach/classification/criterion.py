@@ -25,6 +25,7 @@ from fairseq.criterions.sentence_prediction import SentencePredictionConfig, Sen
 from fairseq.logging import metrics
 
 from fairseq_selfteach.classification import metrics as glue_metrics
+from fairseq_selfteach.classification.exit_heads import exit_head_name
 from fairseq_selfteach.core.distill import (
     KDConfig,
     SelfDistillMixin,
@@ -32,7 +33,6 @@ from fairseq_selfteach.core.distill import (
     reduce_distill_terms,
 )
 from fairseq_selfteach.core.errors import OptionError
-from fairseq_selfteach.core.exits import check_exit_layers
 from fairseq_selfteach.core.kd import log_probs, regression_kd
 
 
@@ -52,12 +52,17 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
             self.refuse_other_family(f"--task {type(task).__name__} translates")
         super().__init__(cfg, task)
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
-                          cfg.kd_teacher_grad)
+                          cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit)
 
     # --- the family: one distribution (or score) per sentence ---------------------------------
 
     def is_our_model(self, model) -> bool:
         return hasattr(model, "classification_heads") and not hasattr(model, "decoder")
+
+    stack_side = "encoder"
+
+    def exit_stack(self, model):
+        return model.encoder
 
     def check_model(self, model) -> None:
         heads = model.classification_heads
@@ -70,7 +75,6 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
                 f"head {self.classification_head_name!r} has {outputs} outputs but --regression-target is "
                 f"{'on' if self.regression_target else 'off'}: a regression task (STS-B) needs both"
             )
-        check_exit_layers(model.encoder, "encoder", self.student_exits)
 
     def gold_and_soft(self, logits, target):
         if self.regression_target:  # as sentence_prediction: summed squared error in float32
@@ -91,8 +95,10 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
         return super().kd(student_soft, teacher_soft)
 
     def exit_logits(self, model, extra, layer, positions):
-        # inner_states[0] is the embeddings' output, [k] layer k's
-        head = model.classification_heads[self.classification_head_name]
+        # inner_states[0] is the embeddings' output, [k] layer k's; an exit with a head of its own
+        # (--exit-heads, classification/exit_heads.py) predicts through it
+        heads, name = model.classification_heads, self.classification_head_name
+        head = heads[exit_head_name(name, layer)] if exit_head_name(name, layer) in heads else heads[name]
         return head(extra["inner_states"][layer], padding_mask=extra["padding_mask"])
 
     def teacher_logits(self, sample, positions):

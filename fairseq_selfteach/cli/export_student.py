@@ -35,8 +35,23 @@ def _is_sentence_classifier(checkpoint: str) -> bool:
     return any(k.startswith("encoder.pooler.") for k in keys) and not any(k.startswith("decoder.") for k in keys)
 
 
+def add_earlier_training(state: dict, earlier: str) -> None:
+    """A training that continued another (a later stage of the online gradual schedule): its budget is
+    both runs', so that the tables compare it with baselines of that many updates. `earlier` is the
+    exported model of the run it continued (whose record already holds the runs before it)."""
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+
+    before = (load_checkpoint(earlier).get("selfteach") or {}).get("training")
+    if not before:
+        raise ValueError(f"--earlier-training {earlier}: not a model exported by export_student (no training record)")
+    record = state["selfteach"]["training"]
+    record["stage_updates"] = record["updates"]
+    record["updates"] += before["updates"]
+    record["train_seconds"] = round(record["train_seconds"] + before["train_seconds"], 1)
+
+
 def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, started_from=None,
-           trained=True) -> dict:
+           trained=True, earlier=None) -> dict:
     import fairseq_selfteach  # noqa: F401  (registers the variants for the arch check)
 
     from fairseq_selfteach.core.export import plain_checkpoint
@@ -59,6 +74,11 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
             started_from=started_from,
             trained=trained,
         )
+        # exit k's own head (--exit-heads) becomes the model's head; the other exits' heads go
+        from fairseq_selfteach.classification.exit_heads import keep_exit_head
+
+        kept = state["selfteach"]["encoder.layers_kept"]
+        state["model"] = keep_exit_head(state["model"], state["cfg"]["model"], kept)
     else:
         from fairseq.tasks.translation import TranslationConfig
 
@@ -73,6 +93,8 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
             started_from=started_from,
             trained=trained,
         )
+    if earlier:
+        add_earlier_training(state, earlier)
     atomic_torch_save(state, out)
     return state["selfteach"]
 
@@ -101,10 +123,15 @@ def main(argv=None):
         "--no-training", action="store_true",
         help="the model had no training of its own (a teacher cut to K layers): record 0 updates, no seed",
     )
+    p.add_argument(
+        "--earlier-training", default=None, metavar="EXPORTED.pt",
+        help="the training continued the one behind this exported model (a later stage of the online "
+        "gradual schedule): record the updates and seconds of both",
+    )
     a = p.parse_args(argv)
     try:
         info = export(a.checkpoint, a.out, a.encoder_layers, a.decoder_layers, a.started_from,
-                      not a.no_training)
+                      not a.no_training, a.earlier_training)
     except (CheckpointError, ValueError) as e:
         print(f"export_student: error: {e}", file=sys.stderr)
         return 2

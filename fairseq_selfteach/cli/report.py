@@ -73,7 +73,8 @@ def common_notes(rows):
     several = any(len(r["seeds"]) > 1 for r in rows)
     notes = [
         "budget: the updates of the model's own training and its training seconds (fairseq's cumulative "
-        "training time, mean over seeds); an online exit's budget is the whole online model's; the teacher's "
+        "training time, mean over seeds); an online exit's budget is the whole online model's, an "
+        "online-gradual row's that of its stage and the stages before it (one model); the teacher's "
         "budget is its own row's, spent once for every student that starts from it",
         "baseline (same budget): the same-depth baseline trained with cross-entropy only for exactly the "
         "row's number of updates; p vs baseline / p vs teacher compare with it and with the teacher",

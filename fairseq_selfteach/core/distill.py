@@ -2,10 +2,12 @@
 the logged terms. Each family's criterion subclasses fairseq's criterion it extends and mixes this in
 (translation/criterion.py, classification/criterion.py), supplying where its distributions are.
 
-For the teacher exit and each student exit k:
-    (1 − α)·gold + α·T²·KL        (offline: the teacher is a frozen model; online: the top exit)
-The online top exit learns from the gold labels only; its distribution is a constant target unless
---kd-teacher-grad.
+For the teacher exit and each student exit k (weight w_k, --exit-weights):
+    (1 − α)·gold + α·T²·KL        (offline: the teacher is a frozen model)
+    gold + Σ_k w_k·[(1 − α)·gold_k + α·T²·KL_k]   (online: the teacher is an exit of the same model)
+The online teacher exit is the top layer, or layer --teacher-exit (one stage of the online gradual
+schedule: layers above it are left alone); it learns from the gold labels only, and its distribution
+is a constant target unless --kd-teacher-grad.
 """
 import math
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
 from fairseq_selfteach.core.errors import OptionError
-from fairseq_selfteach.core.exits import parse_exits
+from fairseq_selfteach.core.exits import check_exit_layers, parse_exit_weights, parse_exits, resolve_exits
 from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
 
 
@@ -39,8 +41,20 @@ class KDConfig(FairseqDataclass):
     )
     student_exits: str = field(
         default="",
-        metadata={"help": "online self-teaching: comma list of layers k (1-based, below the top) whose "
-                  "outputs are student exits, e.g. 3 or 2,4 (decoder layers; encoder layers for BERT)"},
+        metadata={"help": "online self-teaching: comma list of layers k (1-based, below the teacher exit) "
+                  "whose outputs are student exits, e.g. 3 or 2,4 (decoder layers; encoder layers for "
+                  "BERT), or 'all': every layer below the teacher exit"},
+    )
+    exit_weights: str = field(
+        default="",
+        metadata={"help": "comma list of loss weights, one per student exit, shallowest first (default: "
+                  "1 each); the teacher exit's gold term always has weight 1"},
+    )
+    teacher_exit: int = field(
+        default=0,
+        metadata={"help": "online mode: the layer (1-based) whose output is the teacher exit; 0: the top "
+                  "layer. With a lower layer the model trains as its first teacher-exit layers, one "
+                  "stage of the online gradual schedule (e.g. --teacher-exit 4 --student-exits 3)"},
     )
     kd_teacher_grad: bool = field(
         default=False,
@@ -53,7 +67,8 @@ class SelfDistillMixin:
     """The family's criterion provides:
       family, other_criterion        names for the wrong-family message
       is_our_model(model)            whether the model is of this family
-      check_model(model)             exits and heads fit the model (raises OptionError)
+      exit_stack(model), stack_side  the layer stack exits are taken from, and its name
+      check_model(model)             heads and output layers fit the model (raises OptionError)
       gold_and_soft(logits, target)  (gold loss, nll, soft output) of N scored positions
       teacher_soft(logits)           the soft output of teacher logits
       exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
@@ -62,7 +77,8 @@ class SelfDistillMixin:
     family = ""
     other_criterion = ""
 
-    def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad):
+    def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
+                     exit_weights="", teacher_exit=0):
         kd_direction = str(kd_direction)
         try:
             check_kd_options(kd_alpha, kd_temperature, kd_direction)
@@ -71,10 +87,19 @@ class SelfDistillMixin:
         self.kd_alpha = kd_alpha
         self.kd_temperature = kd_temperature
         self.kd_direction = kd_direction
-        self.student_exits = parse_exits(student_exits)
+        # "all" and the weights are resolved against the model's depth (check_once)
+        self.exits_spec = parse_exits(student_exits)
+        self.student_exits = [] if self.exits_spec == "all" else self.exits_spec
+        self.exit_weights_spec = exit_weights
         self.kd_teacher_grad = kd_teacher_grad
         # the frozen teacher (offline mode) belongs to the task (core/teacher_task.py)
         self.teacher = getattr(task, "teacher", None)
+        if teacher_exit < 0:
+            raise OptionError(f"--teacher-exit must be a layer number (or 0 for the top); got {teacher_exit}")
+        if teacher_exit and self.teacher is not None:
+            raise OptionError("--teacher-exit is for online self-teaching: with --teacher-path the teacher "
+                              "is that frozen model")
+        self.teacher_exit = teacher_exit
         self._model_checked = False
 
     def refuse_other_family(self, what: str) -> None:
@@ -88,6 +113,10 @@ class SelfDistillMixin:
             return
         if not self.is_our_model(model):
             self.refuse_other_family(f"the model is a {type(model).__name__}")
+        stack = self.exit_stack(model)
+        self.student_exits = resolve_exits(self.exits_spec, self.teacher_exit or len(stack.layers))
+        check_exit_layers(stack, self.stack_side, self.student_exits, teacher_layer=self.teacher_exit)
+        self.exit_weights = parse_exit_weights(self.exit_weights_spec, self.student_exits)
         self.check_model(model)
         self._model_checked = True
 
@@ -97,6 +126,8 @@ class SelfDistillMixin:
     def distill(self, model, sample, extra, top_logits, target, positions):
         """(loss, logging entries) over the teacher exit and every student exit. Only the N positions
         that count (real target tokens, or sentences) are ever selected, so pads never enter a loss."""
+        if self.teacher_exit and self.teacher_exit < len(self.exit_stack(model).layers):
+            top_logits = self.exit_logits(model, extra, self.teacher_exit, positions)
         gold, nll, top_soft = self.gold_and_soft(top_logits, target)
         if self.teacher is not None:
             self.teacher.follow(model)
@@ -109,11 +140,11 @@ class SelfDistillMixin:
             loss = gold
             kd_total = gold.new_zeros(())
         log = {}
-        for k in self.student_exits:
+        for k, weight in zip(self.student_exits, self.exit_weights):
             logits = self.exit_logits(model, extra, k, positions)
             exit_gold, exit_nll, exit_soft = self.gold_and_soft(logits, target)
             exit_kd = self.kd(exit_soft, teacher_soft)
-            loss = loss + mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
+            loss = loss + weight * mix_gold_and_kd(exit_gold, exit_kd, self.kd_alpha)
             kd_total = kd_total + exit_kd.detach()
             log[f"exit{k}_gold_loss"] = exit_gold.data
             log[f"exit{k}_nll_loss"] = exit_nll.data

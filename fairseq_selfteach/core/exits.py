@@ -1,15 +1,21 @@
 """Student exits inside one model, shared by both families: which layers are exits, and the check that
 each lies below the top layer (the teacher exit). Where an exit's distribution comes from is the
 family's business (translation/exits.py: the decoder; classification: the head on layer k)."""
-from typing import List
+from typing import List, Union
 
 from fairseq_selfteach.core.errors import OptionError
 
+ALL_EXITS = "all"
 
-def parse_exits(spec: str, option: str = "--student-exits") -> List[int]:
+
+def parse_exits(spec: str, option: str = "--student-exits") -> Union[List[int], str]:
+    """The exits as sorted layer numbers, or ALL_EXITS ("all": every layer below the teacher exit,
+    resolved by resolve_exits once the model's depth is known)."""
     spec = (spec or "").strip()
     if not spec:
         return []
+    if spec.lower() == ALL_EXITS:
+        return ALL_EXITS
     try:
         exits = sorted({int(x) for x in spec.split(",")})
     except ValueError:
@@ -19,11 +25,43 @@ def parse_exits(spec: str, option: str = "--student-exits") -> List[int]:
     return exits
 
 
-def check_exit_layers(stack, side: str, exits: List[int], option: str = "--student-exits") -> None:
-    """Every exit must be below the top layer of `stack` (an encoder or decoder), the teacher exit."""
+def resolve_exits(exits: Union[List[int], str], teacher_layer: int) -> List[int]:
+    return list(range(1, teacher_layer)) if exits == ALL_EXITS else list(exits)
+
+
+def parse_exit_weights(spec: str, exits: List[int], option: str = "--exit-weights") -> List[float]:
+    """One non-negative weight per student exit (shallowest first); default 1 each."""
+    spec = (spec or "").strip()
+    if not spec:
+        return [1.0] * len(exits)
+    try:
+        weights = [float(x) for x in spec.split(",")]
+    except ValueError:
+        raise OptionError(f"{option} must be a comma list of numbers such as 0.5,1; got {spec!r}")
+    if len(weights) != len(exits):
+        raise OptionError(
+            f"{option} {spec}: {len(weights)} weight(s) for {len(exits)} student exit(s) "
+            f"({','.join(map(str, exits)) or 'none'}); give one per exit, shallowest first"
+        )
+    if any(not w >= 0.0 for w in weights):
+        raise OptionError(f"{option} weights must be >= 0; got {spec!r}")
+    return weights
+
+
+def check_exit_layers(stack, side: str, exits: List[int], option: str = "--student-exits",
+                      teacher_layer: int = 0) -> None:
+    """Every exit must be below the teacher exit: the top layer of `stack` (an encoder or decoder),
+    or layer teacher_layer when given (--teacher-exit)."""
     n = len(stack.layers)
-    if any(k >= n for k in exits):
+    if teacher_layer and not 1 < teacher_layer <= n:
+        raise OptionError(
+            f"--teacher-exit {teacher_layer}: the {side} has {n} layers, so the teacher exit must be "
+            f"between 2 and {n}"
+        )
+    top = teacher_layer or n
+    if any(k >= top for k in exits):
+        where = f"layer {top} is the teacher exit" + ("" if top == n else " (--teacher-exit)")
         raise OptionError(
             f"{option} {','.join(map(str, exits))}: the {side} has {n} layers, so a student exit "
-            f"must be between 1 and {n - 1} (layer {n} is the teacher exit)"
+            f"must be between 1 and {top - 1} ({where})"
         )

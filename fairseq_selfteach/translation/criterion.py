@@ -24,7 +24,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 from fairseq_selfteach.core.distill import KDConfig, SelfDistillMixin, reduce_distill_terms
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs
-from fairseq_selfteach.translation.exits import check_decoder_exits, decoder_exit_logits
+from fairseq_selfteach.translation.exits import check_decoder_output, decoder_exit_logits
 
 
 @dataclass
@@ -40,19 +40,26 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
 
     def __init__(self, task, sentence_avg, label_smoothing, ignore_prefix_size=0, report_accuracy=False,
                  kd_alpha=0.5, kd_temperature=1.0, kd_direction="forward", student_exits="",
-                 kd_teacher_grad=False):
+                 kd_teacher_grad=False, exit_weights="", teacher_exit=0):
         if getattr(task, "label_dictionary", None) is not None or hasattr(task, "glue_task"):
             self.refuse_other_family(f"--task {type(task).__name__} classifies sentences")
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
-        self.init_distill(task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad)
+        self.init_distill(task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
+                          exit_weights, teacher_exit)
 
     # --- the family: one distribution per real target token -----------------------------------
 
     def is_our_model(self, model) -> bool:
         return hasattr(model, "decoder")
 
+    stack_side = "decoder"
+
+    def exit_stack(self, model):
+        return model.decoder
+
     def check_model(self, model) -> None:
-        check_decoder_exits(model.decoder, self.student_exits)
+        if self.student_exits or self.teacher_exit:
+            check_decoder_output(model.decoder)
 
     def gold_and_soft(self, logits, target):
         """(gold, nll, soft output) of N positions; at T = 1 the gold term's log-softmax is reused."""

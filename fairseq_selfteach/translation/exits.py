@@ -11,11 +11,10 @@ from typing import List
 import torch
 
 from fairseq_selfteach.core.errors import OptionError
-from fairseq_selfteach.core.exits import check_exit_layers
 
 
-def check_decoder_exits(decoder, exits: List[int], option: str = "--student-exits") -> None:
-    check_exit_layers(decoder, "decoder", exits, option)
+def check_decoder_output(decoder, option: str = "--student-exits") -> None:
+    """What follows the last decoder layer must be something an exit can reuse."""
     if getattr(decoder, "adaptive_softmax", None) is not None:
         raise OptionError(f"{option} does not support adaptive softmax output layers")
     if getattr(decoder, "decoder_layerdrop", 0.0) > 0:

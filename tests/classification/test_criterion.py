@@ -22,7 +22,7 @@ from fairseq_selfteach.classification.bert.model import SelfteachBertConfig, Sel
 HEAD = "sentence_classification_head"
 
 
-def small_bert(layers=4, seed=0, pooling="cls"):
+def small_bert(layers=4, seed=0, pooling="cls", exit_heads="", exit_pooling=""):
     torch.manual_seed(seed)
     d = BertDictionary()
     for tok in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]:
@@ -32,7 +32,7 @@ def small_bert(layers=4, seed=0, pooling="cls"):
     cfg.update({"encoder_layers": layers, "encoder_embed_dim": 32, "encoder_attention_heads": 4,
                 "encoder_ffn_embed_dim": 64, "vocab_size": len(d), "max_position_embeddings": 64,
                 "type_vocab_size": 2, "layer_norm_eps": 1e-12, "dropout": 0.0, "attention_dropout": 0.0,
-                "pooling": pooling})
+                "pooling": pooling, "exit_heads": exit_heads, "exit_pooling": exit_pooling})
     model = SelfteachBertModel.build_from_dictionary(cfg, d)
     model.register_classification_head(HEAD, 3)
     with torch.no_grad():  # BERT's init (std 0.02) gives near-uniform classes: sharpen them
@@ -226,3 +226,63 @@ def test_validation_logs_carry_the_glue_counts():
     assert log["glue_n"] == 4
     assert sum(v for k, v in log.items() if k.startswith("glue_cm_")) == 4
     assert all(log[f"glue_cm_{int(t)}_{int(p)}"] >= 1 for t, p in zip(s["target"], pred))
+
+
+def test_all_exits_weights_and_a_lower_teacher_exit():
+    model, d = small_bert(layers=4)
+    s = batch(d)
+    crit = criterion(student_exits="all", exit_weights="2,0.5", teacher_exit=3, kd_alpha=0.3)
+    loss, _, log = crit(model, s)
+    assert crit.student_exits == [1, 2]
+    _, _, exit3 = forward_and_exit(crit, model, s, 3)
+    gold = F.nll_loss(F.log_softmax(exit3.float(), -1), s["target"], reduction="sum")
+    assert torch.allclose(log["gold_loss"], gold, atol=1e-5)  # the teacher exit is layer 3, not 4
+    expected = gold + sum(
+        w * (0.7 * log[f"exit{k}_gold_loss"] + 0.3 * log[f"exit{k}_kd_loss"]) for k, w in ((1, 2.0), (2, 0.5)))
+    assert torch.allclose(loss, expected, atol=1e-5)
+    top = model.encoder.layers[3]
+    grads = torch.autograd.grad(loss, list(top.parameters()), allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)  # layer 4 is left alone in this stage
+
+
+def test_exit_heads_predict_through_their_own_pooler_and_head():
+    model, d = small_bert(layers=4, exit_heads="all", exit_pooling="mean")
+    assert sorted(model.classification_heads) == [HEAD, f"{HEAD}_exit1", f"{HEAD}_exit2", f"{HEAD}_exit3"]
+    own = model.classification_heads[f"{HEAD}_exit2"]
+    # its pooler starts as BERT's (pretrained) pooler, reading the mean of the real tokens
+    assert torch.equal(own.pooler.dense.weight, model.encoder.pooler.dense.weight) and own.pooler.pooling == "mean"
+    s = batch(d)
+    crit = criterion(student_exits="2", kd_alpha=0.5)
+    loss, _, _ = crit(model, s)
+    _, extra, exit_logits = forward_and_exit(crit, model, s, 2)
+    assert torch.allclose(exit_logits, own(extra["inner_states"][2], padding_mask=extra["padding_mask"]))
+    shared = model.classification_heads[HEAD](extra["inner_states"][2], padding_mask=extra["padding_mask"])
+    assert not torch.allclose(exit_logits, shared)
+    # the exit's head learns from exit 2's loss; the unused exits' heads get nothing
+    grads = dict(zip(["own", "unused"], torch.autograd.grad(
+        loss, [own.out_proj.weight, model.classification_heads[f"{HEAD}_exit3"].out_proj.weight], allow_unused=True)))
+    assert grads["own"].abs().sum() > 0 and grads["unused"] is None
+
+
+def test_exporting_an_exit_keeps_its_own_head_and_pooling():
+    from fairseq_selfteach.classification.exit_heads import keep_exit_head
+
+    model, d = small_bert(layers=4, exit_heads="1,2", exit_pooling="mean")
+    with torch.no_grad():
+        model.classification_heads[f"{HEAD}_exit2"].pooler.dense.weight.add_(0.01)  # differs from the top's
+    s = batch(d)
+    crit = criterion(student_exits="2")
+    _, _, exit_logits = forward_and_exit(crit, model, s, 2)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("encoder.layers.2.", "encoder.layers.3."))}
+    cfg = {"pooling": "cls", "exit_heads": "1,2", "exit_pooling": "mean"}
+    state = keep_exit_head(state, cfg, 2)
+    assert cfg == {"pooling": "mean", "exit_heads": "", "exit_pooling": ""}
+    assert not any("_exit" in k for k in state)
+    student, _ = small_bert(layers=2, pooling="mean")
+    student.load_state_dict(state)
+    assert torch.allclose(student(**s["net_input"], classification_head_name=HEAD)[0], exit_logits, atol=1e-6)
+
+
+def test_exit_heads_must_be_below_the_top():
+    with pytest.raises(ValueError, match="exit head must be on a layer between 1 and 3"):
+        small_bert(layers=4, exit_heads="4")

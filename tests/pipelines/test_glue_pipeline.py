@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.helpers import BIN, REPO, minilm_path, run, valid_metrics
+from tests.pipelines.test_pipeline_helper import pipeline_helper
 from tests.classification.test_glue import vader_sdist  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,8 @@ def test_every_model_is_in_the_table_and_scored_every_dev_example(pipeline):
     L, depths, res, seeds = pipeline["schedule"][0], pipeline["depths"], pipeline["results"], pipeline["seeds"]
     expected = {f"teacher_enc{L}"} | {f"pruned_enc{k}" for k in depths}
     expected |= {f"{m}_enc{k}_s{s}" for k in depths for m in TRAINED for s in seeds}
-    expected |= {f"gradual_enc{k}_s{s}" for k in pipeline["schedule"][1:] for s in seeds}
+    expected |= {f"{m}_enc{k}_s{s}" for k in pipeline["schedule"][1:] for s in seeds
+                 for m in ("gradual", "online_gradual")}
     assert set(res) == expected
     n_dev = pipeline["meta"]["splits"]["valid"]["examples"]
     assert all(r["scored"] == r["examples"] == n_dev and r["dataset"] == "sentiment" for r in res.values())
@@ -94,6 +96,9 @@ def test_budgets_baselines_and_p_values(pipeline):
     for name, r in rows.items():
         expected = {"teacher": teacher_updates, "pruned": 0, "online": teacher_updates,
                     "truncated-teacher-budget": teacher_updates}.get(r["method"], student_updates)
+        if r["method"] == "online-gradual":  # the stages share the teacher's budget; the record adds them up
+            stage = pipeline["schedule"].index(r["depth"])
+            expected = sum(pipeline_helper.split_budget(teacher_updates, len(pipeline["schedule"]) - 1)[:stage])
         assert r["updates"] == expected and r["started_from"], name
         assert 0 <= r["ci_low"] <= r["ci_high"] <= 100
     for seed in pipeline["seeds"]:
@@ -105,7 +110,7 @@ def test_budgets_baselines_and_p_values(pipeline):
     k = pipeline["depths"][0]
     off = rows[f"offline_enc{k}"]
     assert off["baseline"] == f"truncated_same_budget_enc{k}" and rows[f"online_enc{k}"]["baseline"] == \
-        f"truncated_teacher_budget_enc{k}"
+        f"truncated_teacher_budget_enc{k}" == rows[f"online_gradual_enc{k}"]["baseline"]
     expected = []
     for seed in pipeline["seeds"]:
         with open(out / "results" / res[f"offline_enc{k}_s{seed}"]["outputs"]) as f:
@@ -197,6 +202,26 @@ def test_gradual_stages_chain(pipeline):
             prev = trained
 
 
+def test_online_gradual_continues_one_model_and_the_layers_above_rest(pipeline):
+    out, schedule = pipeline["out"], pipeline["schedule"]
+    for seed in pipeline["seeds"]:
+        prev = None
+        for i, k in enumerate(schedule[1:], start=1):
+            folder = out / "models" / f"online_gradual_enc{k}_s{seed}"
+            last = _state(folder / "checkpoint_last.pt")
+            crit = last["cfg"]["criterion"]
+            assert (crit["teacher_exit"], crit["student_exits"]) == (schedule[i - 1], str(k))
+            if prev is not None:
+                assert last["cfg"]["checkpoint"]["finetune_from_model"] == str(prev)
+                before = _state(prev)["model"]
+                rest = [n for n in before if n.startswith("encoder.layers.") and int(n.split(".")[2]) >= schedule[i - 1]]
+                assert rest and all(torch.equal(before[n], last["model"][n]) for n in rest)
+                assert not torch.equal(before["encoder.layers.0.fc1.weight"], last["model"]["encoder.layers.0.fc1.weight"])
+            exported = torch.load(out / "models" / f"online_gradual_enc{k}_s{seed}.pt", weights_only=True)
+            assert exported["cfg"]["model"]["encoder_layers"] == k
+            prev = folder / "checkpoint_best.pt"
+
+
 def test_exported_online_exit_scores_what_it_scored_in_training(pipeline):
     k = pipeline["depths"][0]
     rows = valid_metrics(_log(pipeline, "online_s1"))
@@ -271,10 +296,20 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
                 r = json.load(f)
             rows[(r["name"], r["dataset"])] = r
     names = {"teacher_enc2", "offline_enc1", "online_enc1", "truncated_same_budget_enc1",
-             "truncated_teacher_budget_enc1", "pruned_enc1", "gradual_enc1"}
+             "truncated_teacher_budget_enc1", "pruned_enc1", "gradual_enc1", "online_gradual_enc1"}
     assert set(rows) == {(n, d) for n in names for d in ("MNLI-m", "MNLI-mm")}
     assert all(r["scored"] == (1 if r["dataset"] == "MNLI-m" else 2) for r in rows.values())
     assert all(r["head_params"] == 384 * 3 + 3 for r in rows.values())  # a 3-class head
+    # the GLUE columns' online exits have a head of their own that mean-pools (exit_heads, exit_pooling);
+    # the export keeps it, and its pooling, as the 1-layer model's head
+    online = torch.load(out / "models" / "online_s1" / "checkpoint_best.pt", weights_only=False)
+    assert online["cfg"]["model"]["exit_heads"] == "all" and online["cfg"]["model"]["exit_pooling"] == "mean"
+    own = "classification_heads.sentence_classification_head_exit1."
+    exported = torch.load(out / "models" / "online_enc1_s1.pt", weights_only=True)
+    assert exported["cfg"]["model"]["pooling"] == "mean" and not any("_exit" in k for k in exported["model"])
+    assert torch.equal(exported["model"]["encoder.pooler.dense.weight"], online["model"][own + "pooler.dense.weight"])
+    assert torch.equal(exported["model"]["classification_heads.sentence_classification_head.out_proj.weight"],
+                       online["model"][own + "out_proj.weight"])
     table = (out / "results.md").read_text()
     assert "| MNLI-m: accuracy | MNLI-mm: accuracy |" in table and "## MNLI-mm: every model" in table
     assert re.search(rf"\| teacher_enc2 \| teacher \| 2 \| {rows[('teacher_enc2', 'MNLI-m')]['glue_score']:.2f} \| "

@@ -1,4 +1,4 @@
-"""scripts/pipeline_helper.py's sweep subcommands, as the pipelines call them (a subprocess, its stdout)."""
+"""scripts/pipeline_helper.py's sweep and budget subcommands, as the pipelines call them (a subprocess, its stdout)."""
 import importlib.util
 import itertools
 import json
@@ -82,3 +82,22 @@ def test_sweep_pick_takes_the_best_earlier_on_ties_and_writes_its_tables(tmp_pat
     p = helper("sweep-pick", "--metric", "sacrebleu", "--grid", spec, "--md", tmp_path / "s.md",
                "--json", tmp_path / "s.json", *results)
     assert p.returncode == 2 and f"{results[2]} is not a results row with sacrebleu" in p.stderr
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 10_000), st.integers(1, 8))
+def test_split_budget_sums_to_the_total_and_is_even(total, stages):
+    if total < stages:
+        p = helper("split-budget", total, stages)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "cannot be split" in p.stderr
+        return
+    parts = pipeline_helper.split_budget(total, stages)
+    assert sum(parts) == total and len(parts) == stages
+    assert max(parts) - min(parts) <= 1 and parts == sorted(parts, reverse=True)
+
+
+def test_split_budget_prints_one_stage_per_line():
+    p = helper("split-budget", 100, 3)
+    assert p.returncode == 0 and p.stdout == "34\n33\n33\n"
+    p = helper("split-budget", "ten", 2)
+    assert p.returncode == 2 and "TOTAL must be a whole number" in p.stderr

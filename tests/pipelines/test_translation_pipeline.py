@@ -97,7 +97,8 @@ def bible_ci(tmp_path_factory):
 SEEDS = (1, 2)  # bible-ci's seeds (translation_settings.tsv)
 PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
             "gradual_dec1": "gradual", "scratch_same_budget_dec1": "scratch-same-budget",
-            "scratch_teacher_budget_dec1": "scratch-teacher-budget"}
+            "scratch_teacher_budget_dec1": "scratch-teacher-budget",
+            "online_gradual_dec2": "online-gradual", "online_gradual_dec1": "online-gradual"}
 EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
                  **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS}}
 TEACHER_UPDATES, STUDENT_UPDATES = 100, 40  # bible-ci's teacher_max_update, student_max_update
@@ -148,6 +149,8 @@ def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
     for stem, r in rows.items():
         expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES,
                     "scratch-teacher-budget": TEACHER_UPDATES}.get(r["method"], STUDENT_UPDATES)
+        if r["method"] == "online-gradual":  # two stages share the teacher's budget; the record adds them up
+            expected = TEACHER_UPDATES // 2 if "_dec2" in stem else TEACHER_UPDATES
         assert r["updates"] == expected, stem
         assert r["started_from"] and (r["train_seconds"] > 0) == (r["method"] != "pruned"), stem
     # the same-budget baseline trained exactly as many updates as the students (fairseq's own log)
@@ -173,8 +176,8 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
             np.mean([s["value"] for s in r["seeds"]]), abs=0.01)
         if r["method"] in ("offline", "gradual", "seqkd") and r["depth"] == 1:
             assert r["baseline"] == "scratch_same_budget_dec1" and 0 < r["p_value"] <= 1, name
-        if r["method"] == "online":
-            assert r["baseline"] == "scratch_teacher_budget_dec1"  # the online model trains the teacher's budget
+        if r["method"] in ("online", "online-gradual") and r["depth"] == 1:
+            assert r["baseline"] == "scratch_teacher_budget_dec1"  # one model, the teacher's budget
         if name != "teacher_dec3":
             assert r["teacher"] == "teacher_dec3" and 0 < r["p_value_teacher"] <= 1
     # the p-values are sacreBLEU's paired bootstrap, seed against same seed, the row showing the largest
@@ -283,3 +286,28 @@ def test_bible_ci_killed_training_resumes(bible_ci):
     log = (out / "logs" / f"{name}.train.log").read_text()
     assert re.search(rf"Loaded checkpoint .*{name}/checkpoint_last\.pt \(epoch \d+ @ {saved} updates\)", log)
     assert json.loads((out / "results" / f"{name}.json").read_text())["updates"] == STUDENT_UPDATES
+
+
+@pytest.mark.slow
+def test_bible_ci_online_gradual_walks_one_model_through_the_schedule(bible_ci):
+    """online-gradual: one 3-layer model; stage 1 exit 3 teaches exit 2, stage 2 continues the same model
+    with exit 2 teaching exit 1, and decoder layer 3 rests in stage 2 (no gradient reaches it)."""
+    out, log = bible_ci
+    assert "online_gradual: one 3-layer model through 3→2→1, stages of 50 50 updates" in log
+    for s in SEEDS:
+        first = torch.load(out / "models" / f"online_gradual_dec2_s{s}" / "checkpoint_best.pt", weights_only=False)
+        second = torch.load(out / "models" / f"online_gradual_dec1_s{s}" / "checkpoint_last.pt", weights_only=False)
+        assert (first["cfg"]["criterion"]["teacher_exit"], first["cfg"]["criterion"]["student_exits"]) == (3, "2")
+        assert (second["cfg"]["criterion"]["teacher_exit"], second["cfg"]["criterion"]["student_exits"]) == (2, "1")
+        assert second["cfg"]["checkpoint"]["finetune_from_model"] == str(
+            out / "models" / f"online_gradual_dec2_s{s}" / "checkpoint_best.pt")
+        assert last_update(out / "logs" / f"online_gradual_dec1_s{s}.train.log") == TEACHER_UPDATES // 2
+        a, b = first["model"], second["model"]
+        rest = [k for k in a if k.startswith("decoder.layers.2.")]
+        assert rest and all(torch.equal(a[k], b[k]) for k in rest)  # the layer above the teacher exit rested
+        assert not torch.equal(a["decoder.layers.0.fc1.weight"], b["decoder.layers.0.fc1.weight"])  # training went on
+        exported = torch.load(out / "models" / f"online_gradual_dec1_s{s}.pt", weights_only=True)
+        assert exported["cfg"]["model"]["decoder_layers"] == 1
+        best = torch.load(out / "models" / f"online_gradual_dec1_s{s}" / "checkpoint_best.pt", weights_only=False)
+        assert all(torch.equal(exported["model"][k], best["model"][k]) for k in exported["model"])
+        assert exported["selfteach"]["training"]["stage_updates"] == TEACHER_UPDATES // 2

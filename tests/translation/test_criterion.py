@@ -126,3 +126,62 @@ def test_the_classification_criterion_on_a_translation_task_names_self_distill(t
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "error: --criterion sentence_prediction_self_distill is for sentence classifiers" in p.stderr
     assert "use --criterion self_distill for translation models" in p.stderr
+
+
+def test_all_exits_are_every_layer_below_the_top_and_weights_scale_each_exit(toy_data):
+    _, model, every, sample = setup(toy_data, "--criterion", "self_distill", "--student-exits", "all",
+                                    "--exit-weights", "0.5,1,2", "--kd-alpha", "0.3")
+    model.eval()
+    loss, _, log = every(model, sample)
+    assert every.student_exits == [1, 2, 3]
+    expected = log["gold_loss"] + sum(
+        w * (0.7 * log[f"exit{k}_gold_loss"] + 0.3 * log[f"exit{k}_kd_loss"])
+        for k, w in ((1, 0.5), (2, 1.0), (3, 2.0)))
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    # the same terms as naming the exits one by one
+    _, _, named, _ = setup(toy_data, "--criterion", "self_distill", "--student-exits", "1,2,3", "--kd-alpha", "0.3")
+    _, _, named_log = named(model, sample)
+    for k in (1, 2, 3):
+        assert torch.allclose(log[f"exit{k}_kd_loss"], named_log[f"exit{k}_kd_loss"])
+
+
+def test_teacher_exit_trains_the_first_layers_only(toy_data):
+    """One stage of the online gradual schedule: exit 3 teaches exit 2, decoder layer 4 is left alone."""
+    _, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", "--teacher-exit", "3",
+                                        "--student-exits", "all", "--kd-alpha", "0.5")
+    model.eval()
+    loss, _, log = criterion(model, sample)
+    assert criterion.student_exits == [1, 2]
+    net_output = model(**sample["net_input"])
+    target = sample["target"]
+    mask = target.ne(criterion.padding_idx)
+    exit3 = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], 3, mask)
+    lprobs = torch.log_softmax(exit3.float(), -1)
+    from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+    gold, _ = label_smoothed_nll_loss(lprobs, target[mask], 0.1)
+    assert torch.allclose(log["gold_loss"], gold, rtol=1e-5)
+    exit2 = decoder_exit_logits(model.decoder, net_output[1]["inner_states"], 2, mask)
+    s = torch.log_softmax(exit2.float(), -1)
+    assert torch.allclose(log["exit2_kd_loss"], (lprobs.exp() * (lprobs - s)).sum(), rtol=1e-5)
+    top = model.decoder.layers[3].fc1.weight
+    (grad,) = torch.autograd.grad(loss, top, allow_unused=True)
+    assert grad is None or not grad.any()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--student-exits", "1,2", "--exit-weights", "1"], "1 weight.s. for 2 student exit"),
+    (["--student-exits", "1", "--exit-weights", "-1"], "weights must be >= 0"),
+    (["--teacher-exit", "5", "--student-exits", "1"], "the teacher exit must be between 2 and 4"),
+    (["--teacher-exit", "2", "--student-exits", "2"], "between 1 and 1 .layer 2 is the teacher exit"),
+])
+def test_bad_exit_options_name_the_option(toy_data, extra, message):
+    _, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", *extra)
+    with pytest.raises(ValueError, match=message):
+        criterion(model, sample)
+
+
+def test_teacher_exit_is_refused_offline(toy_data):
+    from types import SimpleNamespace
+    task = SimpleNamespace(teacher=object(), target_dictionary=None)
+    with pytest.raises(ValueError, match="--teacher-exit is for online"):
+        SelfDistillCriterion(task, False, 0.1, teacher_exit=3)

@@ -50,6 +50,18 @@ class SelfteachBertConfig(FairseqDataclass):
             "sentence-transformers models such as MiniLM were trained with"
         },
     )
+    exit_heads: str = field(
+        default="",
+        metadata={
+            "help": "encoder layers (a comma list, or all: every layer below the top) whose student exit "
+            "gets a pooler and classification head of its own instead of the top layer's "
+            "(classification/exit_heads.py); exporting exit k keeps its head"
+        },
+    )
+    exit_pooling: str = field(
+        default="",
+        metadata={"help": "what the exit heads' poolers read: cls or mean (default: as --pooling)"},
+    )
     max_position_embeddings: int = field(
         default=512,
         metadata={"help": "rows of the learned position table: the longest input, [CLS] and [SEP] included"},

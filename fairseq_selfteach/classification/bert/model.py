@@ -41,6 +41,13 @@ from fairseq_selfteach.classification.bert.config import (
     SelfteachBertConfig,
     read_hf_bert_config,
 )
+from fairseq_selfteach.classification.exit_heads import (
+    exit_head_base,
+    exit_head_layers,
+    exit_head_name,
+    exit_pooling,
+    fill_exit_poolers,
+)
 from fairseq_selfteach.core.layer_map import layer_index
 from fairseq_selfteach.classification.bert.modules import (
     BertClassificationHead,
@@ -154,19 +161,23 @@ class SelfteachBertModel(FairseqEncoderModel):
                     f're-registering head "{name}" with num_classes {num_classes} (was {prev})'
                 )
         dropout = self.cfg.classifier_dropout
-        head = BertClassificationHead(
-            self.encoder.pooler,
-            self.cfg.encoder_embed_dim,
-            num_classes,
-            self.cfg.dropout if dropout is None else dropout,
-        )
+        dropout = self.cfg.dropout if dropout is None else dropout
+        dim, ref = self.cfg.encoder_embed_dim, self.encoder.embed_tokens.weight
+        head = BertClassificationHead(self.encoder.pooler, dim, num_classes, dropout)
         head.apply(init_bert_params)
-        ref = self.encoder.embed_tokens.weight
         self.classification_heads[name] = head.to(device=ref.device, dtype=ref.dtype)
+        for layer in exit_head_layers(self.cfg):  # exits with a pooler and head of their own
+            pooler = BertPooler(dim, exit_pooling(self.cfg))
+            pooler.load_state_dict(self.encoder.pooler.state_dict())
+            exit_head = BertClassificationHead(pooler, dim, num_classes, dropout, own_pooler=True)
+            exit_head.out_proj.apply(init_bert_params)
+            self.classification_heads[exit_head_name(name, layer)] = exit_head.to(device=ref.device, dtype=ref.dtype)
 
     def upgrade_state_dict_named(self, state_dict, name):
         prefix = name + "." if name else ""
         self._keep_first_layers(state_dict, prefix)
+        exit_heads = [k for k in self.classification_heads if exit_head_base(k, self.classification_heads)]
+        fill_exit_poolers(state_dict, prefix, exit_heads)
         self._match_classification_heads(state_dict, prefix)
         super().upgrade_state_dict_named(state_dict, name)
 
@@ -193,6 +204,11 @@ class SelfteachBertModel(FairseqEncoderModel):
                 head = key[len(head_prefix) : -len(".out_proj.weight")]
                 in_checkpoint[head] = state_dict[key].size(0)
         for head, num_classes in in_checkpoint.items():
+            if head not in self.classification_heads and exit_head_base(head, in_checkpoint):
+                raise ValueError(
+                    f'the checkpoint has the exit head "{head}" but this model has no such exit head: '
+                    f"give the --exit-heads it was trained with"
+                )
             if head not in self.classification_heads:
                 # a fine-tuned checkpoint brings its heads along
                 self.register_classification_head(head, num_classes)

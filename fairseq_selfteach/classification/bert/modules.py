@@ -86,17 +86,23 @@ class BertClassificationHead(nn.Module):
     BertForSequenceClassification). Like RoBERTa's heads it pools inside itself, so the head applied
     to layer k's output is exactly the k-layer model's prediction (a student exit).
 
-    The pooler is BERT's own (encoder.pooler, pretrained) and shared by every head: the head holds it
-    by reference, not as a submodule, so its weights are saved once, under encoder.pooler."""
+    The task's heads share BERT's own pooler (encoder.pooler, pretrained): such a head holds it by
+    reference, not as a submodule, so its weights are saved once, under encoder.pooler. An exit head
+    (classification/exit_heads.py) owns a pooler of its own (own_pooler=True), saved with the head."""
 
-    def __init__(self, pooler: BertPooler, input_dim: int, num_classes: int, dropout: float):
+    def __init__(self, pooler: BertPooler, input_dim: int, num_classes: int, dropout: float,
+                 own_pooler: bool = False):
         super().__init__()
-        self._pooler = (pooler,)  # a tuple: not registered as a submodule
+        if own_pooler:
+            self.pooler = pooler
+        else:
+            self._pooler = (pooler,)  # a tuple: not registered as a submodule
         self.dropout_module = FairseqDropout(dropout, module_name=self.__class__.__name__)
         self.out_proj = nn.Linear(input_dim, num_classes)
 
     def forward(self, features: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        pooled = self._pooler[0](features, padding_mask)
+        pooler = self.pooler if hasattr(self, "pooler") else self._pooler[0]
+        pooled = pooler(features, padding_mask)
         return self.out_proj(self.dropout_module(pooled))
 
 
