@@ -8,7 +8,7 @@
 # Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
 #                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--seeds 1,2,3]
-#                                     [--sweep] [--heldout-every N] [--cpu] [--only-data]
+#                                     [--sweep] [--sweep-grid SPEC] [--heldout-every N] [--cpu] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -23,6 +23,8 @@
 #   --sweep   choose the distillation options on held-out training data (the table's heldout_every):
 #             train the first offline student once per point of sweep_grid, pick the best score on
 #             the split heldout, give the pick to every student and online model (sweep.md, sweep.json)
+#   --sweep-grid  --sweep over this grid instead of the table's (KEY=V,V;KEY=V,V; keys kd_alpha,
+#             kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'
 #   --heldout-every N  every N-th training example is held out as the split heldout, which every
 #             training validates on (default: the table's heldout_every; "-" none: dev)
 #   --cpu     train and evaluate on CPU even where CUDA is available
@@ -38,7 +40,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=glue.sh table="$root/scripts/glue_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with iwslt14.sh
-bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" seeds_opt="" sweep=0 heldout_opt="" download_src=()
+bert_dir="" glue_dir="" sdist="" depths_opt="" schedule_opt="" teacher_layers_opt="" seeds_opt="" sweep=0 sweep_grid_opt="" heldout_opt="" download_src=()
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --bert-dir) bert_dir=${2-}; took=2 ;;
@@ -50,6 +52,7 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --teacher-layers) teacher_layers_opt=${2-}; took=2 ;;
     --seeds) seeds_opt=${2-}; took=2 ;;
     --sweep) sweep=1; took=1 ;;
+    --sweep-grid) sweep_grid_opt=${2-}; sweep=1; took=2 ;;
     --heldout-every) heldout_opt=${2-}; took=2 ;;
   esac
 }
@@ -62,6 +65,11 @@ heldout_every=${heldout_opt:-$heldout_every}
 if [ "$heldout_every" != - ] && ! [[ $heldout_every =~ ^[0-9]+$ && $heldout_every -ge 2 ]]; then
   echo "glue.sh: --heldout-every takes a whole number of at least 2 (or - for none), not '$heldout_every'" >&2; exit 2
 fi
+if [ -n "$sweep_grid_opt" ]; then
+  sweep_grid=$sweep_grid_opt
+  echo "glue.sh: the sweep's grid is --sweep-grid's ($sweep_grid), not the table's"
+fi
+if [ $sweep = 1 ] && [ "$sweep_grid" != - ]; then helper sweep-grid "$sweep_grid" > /dev/null || exit 2; fi
 if [ $sweep = 1 ] && { [ "$sweep_grid" = - ] || [ "$heldout_every" = - ]; }; then
   echo "glue.sh: --sweep needs the table's sweep_grid and a held-out split (heldout_every, or" \
     "--heldout-every N) for setting $setting ($table): the dev set is what is reported, so it chooses nothing" >&2

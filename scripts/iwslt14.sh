@@ -5,7 +5,7 @@
 #   → sacreBLEU + tokenised BLEU, parameters, speed → results.md + bleu_vs_params.png
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
-#                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--only-data]
+#                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 release archive ({src}-en.tgz) instead of downloading it
@@ -16,6 +16,8 @@
 #   --sweep   choose the distillation options on validation data: train the first offline student
 #             once per point of the table's sweep_grid, pick the highest sacreBLEU on valid, and give
 #             the pick to every student and online model (sweep.md, sweep.json; test is never used)
+#   --sweep-grid  --sweep over this grid instead of the table's (KEY=V,V;KEY=V,V; keys kd_alpha,
+#             kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'
 #   --debs    (bible settings) a folder with the sword-text-kjv/sparv .deb files instead of apt-get
 #   --only-data  stop once the data is prepared (OUT/data/prep)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -28,7 +30,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
-archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0
+archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0 sweep_grid_opt=""
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --archive) archive=${2-}; took=2 ;;
@@ -37,10 +39,16 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --seqkd) seqkd=1; took=1 ;;
     --seeds) seeds_opt=${2-}; took=2 ;;
     --sweep) sweep=1; took=1 ;;
+    --sweep-grid) sweep_grid_opt=${2-}; sweep=1; took=2 ;;
   esac
 }
 parse_options "$@"
 load_settings
+if [ -n "$sweep_grid_opt" ]; then
+  sweep_grid=$sweep_grid_opt
+  echo "iwslt14.sh: the sweep's grid is --sweep-grid's ($sweep_grid), not the table's"
+fi
+if [ $sweep = 1 ] && [ "$sweep_grid" != - ]; then helper sweep-grid "$sweep_grid" > /dev/null || exit 2; fi
 if [ $sweep = 1 ] && [ "$sweep_grid" = - ]; then
   echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2
 fi
