@@ -269,14 +269,6 @@ online_gradual_seed() {
     prev=$name prev_name=online_gradual_enc$k
   done
 }
-plan_online_gradual() {  # the stage budgets (stage_budgets), once the teacher's budget is known; printed
-  [ "$online_gradual" = yes ] || { stage_budgets=(); return 0; }
-  local budgets
-  budgets=$(helper split-budget "$teacher_budget" "$(( ${#schedule[@]} - 1 ))") || exit 2
-  mapfile -t stage_budgets <<< "$budgets"
-  echo "glue.sh: online_gradual: one $L-layer model through ${gradual_schedule//,/→}, stages of" \
-    "${stage_budgets[*]} updates (the teacher's budget, $teacher_budget, split evenly)"
-}
 # where the students' budget and learning rate are the teacher's, the two truncated baselines are one
 # training: it is trained once and stands for both rows (printed)
 decide_one_truncated() {

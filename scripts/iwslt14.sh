@@ -179,14 +179,6 @@ online_gradual_seed() {
     prev=$name prev_name=online_gradual_dec$k
   done
 }
-plan_online_gradual() {  # the stage budgets (stage_budgets), once the teacher's budget is known; printed
-  [ "$online_gradual" = yes ] || { stage_budgets=(); return 0; }
-  local budgets
-  budgets=$(helper split-budget "$teacher_budget" "$(( ${#schedule[@]} - 1 ))") || exit 2
-  mapfile -t stage_budgets <<< "$budgets"
-  echo "iwslt14.sh: online_gradual: one $L-layer model through ${gradual_schedule//,/→}, stages of" \
-    "${stage_budgets[*]} updates (the teacher's budget, $teacher_budget, split evenly)"
-}
 scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
 scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }

@@ -216,3 +216,15 @@ run_sweep() {
   echo "$script: sweep picked ${words[0]} (best $metric on validation; $out/sweep.md): every student and" \
     "online model gets ${words[*]:1}"
 }
+
+# plan_online_gradual: where the table's online_gradual is yes, the array stage_budgets: the caller's
+# teacher_budget split evenly over the stages of its gradual schedule (the caller's array `schedule`,
+# L layers first), printed; otherwise empty
+plan_online_gradual() {
+  [ "$online_gradual" = yes ] || { stage_budgets=(); return 0; }
+  local budgets
+  budgets=$(helper split-budget "$teacher_budget" "$(( ${#schedule[@]} - 1 ))") || exit 2
+  mapfile -t stage_budgets <<< "$budgets"
+  echo "$script: online_gradual: one $L-layer model through ${gradual_schedule//,/→}, stages of" \
+    "${stage_budgets[*]} updates (the teacher's budget, $teacher_budget, split evenly)"
+}

@@ -70,12 +70,7 @@ def keep_exit_head(model_state: Dict, model_cfg: Dict, layer: int) -> Dict:
         out.setdefault(key, value)
     own = any(exit_head_base(h, heads) and h.endswith(suffix) for h in heads)
     if own:
-        model_cfg["pooling"] = exit_pooling(_Cfg(model_cfg))
+        model_cfg["pooling"] = model_cfg.get("exit_pooling") or model_cfg.get("pooling", "cls")
     model_cfg["exit_heads"] = ""
     model_cfg["exit_pooling"] = ""
     return out
-
-
-class _Cfg:
-    def __init__(self, d):
-        self.__dict__.update(d)
