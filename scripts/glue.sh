@@ -365,16 +365,18 @@ else
 fi
 
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
-evaluate() {  # evaluate MODEL NAME METHOD ROW: one JSON row per evaluated subset, results/ROW.SUBSET.json
-  local model=$1 name=$2 method=$3 pair subset dataset
+evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: a line of JOBS per evaluated subset
+  local jobs=$1 model=$2 name=$3 method=$4 pair subset dataset
   IFS=, read -r -a pairs <<< "$eval_subsets"
   for pair in "${pairs[@]}"; do
     subset=${pair%%:*} dataset=${pair#*:}
     [ "$dataset" != "$pair" ] || dataset=""
-    python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$model.pt" --subset "$subset" \
-      --name "$name" --method "$method" ${dataset:+--dataset "$dataset"} "${device[@]}" \
-      --json "$out/results/$4.$subset.json"
+    printf '%s\n' --path "$out/models/$model.pt" --subset "$subset" --name "$name" --method "$method" \
+      ${dataset:+--dataset "$dataset"} --json "$out/results/$5.$subset.json" | paste -sd '\t' >> "$jobs"
   done
+}
+score_jobs() {  # score_jobs JOBS: results/ROW.SUBSET.json for every line of JOBS (evaluate_all)
+  python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" "${device[@]}" --jobs "$1"
 }
 rows=("teacher_enc$L:teacher_enc$L:teacher")
 for k in "${depths[@]}"; do rows+=("pruned_enc$k:pruned_enc$k:pruned"); done
@@ -396,7 +398,8 @@ for s in "${seed_values[@]}"; do
     [ "$online_gradual" != yes ] || rows+=("online_gradual_enc${k}_s$s:online_gradual_enc$k:online-gradual")
   done
 done
-# two lanes of one thread each: evaluating is mostly start-up (imports, loading), which one core does
+# two lanes of one thread each, one evaluate_glue process per lane (--jobs): scoring a model is mostly
+# loading it, which one core does
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
 title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(basename "$bert_dir"), fine-tuned"
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"

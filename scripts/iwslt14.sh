@@ -237,15 +237,18 @@ seqkd_data() {
   for f in "$bin"/valid.* "$bin"/test.*; do cp "$f" "$tmp/bin/"; done
   rm -rf "$out/data/seqkd" && mv "$tmp" "$out/data/seqkd"
 }
-# decode and score every exported model with plain fairseq (no --user-dir)
-evaluate() {  # evaluate MODEL NAME METHOD ROW (evaluate_all's rows): generate/ROW.txt, results/ROW.json
-  local model=$1 name=$2 method=$3 gen="$out/generate/$4.txt"
+# decode every exported model with plain fairseq (no --user-dir), then score them all (evaluate_all)
+evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: generate/ROW.txt, the row's line in JOBS
+  local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
   (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
     > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
   mv "$gen.tmp" "$gen"
-  python -m fairseq_selfteach.cli.score_translation --generate-log "$gen" \
-    --tok-ref "$out/data/prep/tok/test.$tgt" --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" \
-    --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" --out "$out/results/$4.json"
+  printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
+    --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
+}
+score_jobs() {  # score_jobs JOBS: results/ROW.json for every line of JOBS
+  python -m fairseq_selfteach.cli.score_translation --tok-ref "$out/data/prep/tok/test.$tgt" \
+    --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
 }
 
 # the sweep: the first offline student (first depth, first seed) once per point of the grid, each

@@ -107,8 +107,11 @@ stage() {
   echo "== $name"
   local t0=$SECONDS
   "$@"
-  echo $((SECONDS - t0)) > "$out/stages/$name.done.tmp"
-  mv "$out/stages/$name.done.tmp" "$out/stages/$name.done"
+  mark_done "$name" $((SECONDS - t0))
+}
+mark_done() {  # mark_done NAME SECONDS: the stage's marker, written atomically
+  echo "$2" > "$out/stages/$1.done.tmp"
+  mv "$out/stages/$1.done.tmp" "$out/stages/$1.done"
 }
 
 # train NAME DATA MAX_UPDATE ARGS...: fairseq-train DATA --max-update MAX_UPDATE "${common[@]}" ARGS
@@ -135,17 +138,30 @@ export_model() {
   python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }
 
-# evaluate_all MODEL:NAME:METHOD...: the stage eval_ROW (the caller's `evaluate MODEL NAME METHOD ROW`)
-# for each row, where ROW is NAME with the model's seed suffix (_sSEED), if it has one: the file stem of
-# the row's results (one per model and seed; a model may stand for two rows, e.g. a gradual stage)
+# evaluate_all MODEL:NAME:METHOD...: the stage eval_ROW for each row, where ROW is NAME with the model's
+# seed suffix (_sSEED), if it has one: the file stem of the row's results (one per model and seed; a model
+# may stand for two rows, e.g. a gradual stage). For each row not done earlier the caller's
+# `evaluate_row JOBS MODEL NAME METHOD ROW` does what the row needs alone (translation: the decoding) and
+# appends the scoring tool's options for it to the file JOBS; then the caller's `score_jobs JOBS` scores
+# every row in one process (the tools' --jobs: one start-up, not one per row) and the rows' markers are
+# written. A failure marks no row.
 evaluate_all() {
-  local row model name method suffix
+  local row model name method suffix t0=$SECONDS jobs done_rows=()
+  jobs=$(mktemp "$out/stages/eval_jobs.XXXXXX")
   for row in "$@"; do
     IFS=: read -r model name method <<< "$row"
     suffix=""
     if [[ $model =~ (_s[0-9]+)$ ]]; then suffix=${BASH_REMATCH[1]}; fi
-    stage "eval_$name$suffix" evaluate "$model" "$name" "$method" "$name$suffix"
+    if [ -f "$out/stages/eval_$name$suffix.done" ]; then echo "== eval_$name$suffix: done earlier, skipped"; continue; fi
+    echo "== eval_$name$suffix"
+    evaluate_row "$jobs" "$model" "$name" "$method" "$name$suffix" || return 1
+    done_rows+=("eval_$name$suffix")
   done
+  if [ ${#done_rows[@]} -gt 0 ]; then
+    score_jobs "$jobs" || return 1
+    for row in "${done_rows[@]}"; do mark_done "$row" $((SECONDS - t0)); done
+  fi
+  rm -f "$jobs"
 }
 
 # run_each COMMAND...: each command (a word each, e.g. a function) in turn

@@ -2,6 +2,8 @@
 
     python -m fairseq_selfteach.cli.evaluate_glue --data BIN --path CKPT [--subset valid] [--json OUT]
         [--predictions OUT.tsv] [--batch-size 64] [--cpu] [--classification-head-name NAME]
+    python -m fairseq_selfteach.cli.evaluate_glue --data BIN --cpu --jobs JOBS.tsv
+        (one line per run: --path<TAB>CKPT<TAB>--json<TAB>OUT…; one start-up for all, cli/jobs.py)
 
 BIN is a folder written by preprocess/glue_binarize.py; CKPT a checkpoint whose model has the
 classification head (fine-tuned with --task glue). Every example of the split is scored exactly once
@@ -26,6 +28,8 @@ import time
 
 import numpy as np
 import torch
+
+from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 
 
 class EvaluationError(RuntimeError):
@@ -155,6 +159,10 @@ def write_predictions(path, preds, task):
 
 
 def main(argv=None) -> int:
+    return run_jobs(evaluate_one, argv, "evaluate_glue")
+
+
+def evaluate_one(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m fairseq_selfteach.cli.evaluate_glue", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder written by preprocess/glue_binarize.py")
     p.add_argument("--path", required=True, help="fine-tuned checkpoint (its model has the classification head)")
@@ -171,6 +179,7 @@ def main(argv=None) -> int:
         "--classification-head-name", default=None,
         help="head to score with; default: the checkpoint's task setting, else sentence_classification_head",
     )
+    p.add_argument("--jobs", metavar="FILE", help=JOBS_HELP)
     a = p.parse_args(argv)
 
     import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)

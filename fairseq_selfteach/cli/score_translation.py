@@ -3,6 +3,8 @@
     python -m fairseq_selfteach.cli.score_translation --generate-log GEN.txt --tok-ref tok/test.en \
         --raw-ref ref/test.en --lang en --checkpoint MODEL.pt --name offline_dec2 --method offline \
         --decoder-layers 2 --out results/offline_dec2.json
+    python -m fairseq_selfteach.cli.score_translation --tok-ref tok/test.en --raw-ref ref/test.en \
+        --jobs JOBS.tsv    # one line per model: --generate-log<TAB>GEN.txt<TAB>--checkpoint<TAB>…
 
 The generate log must come from `fairseq-generate --remove-bpe` (no --tokenizer), so its H- lines are the
 Moses-tokenised, lowercased hypotheses. Two BLEU scores are written, labelled:
@@ -25,6 +27,7 @@ from sacremoses import MosesDetokenizer
 
 from fairseq_selfteach.cli import generate_log
 from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.cli.param_count import count_parameters
 from fairseq_selfteach.reporting import collapse, rows
 from fairseq_selfteach.reporting.significance import detok_bleu
@@ -71,7 +74,12 @@ def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run_jobs(score_one, argv, "score_translation")
+
+
+def score_one(argv):
+    ap = argparse.ArgumentParser(prog="score_translation", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generate-log", required=True, help="fairseq-generate --remove-bpe output")
     ap.add_argument("--tok-ref", required=True, help="tokenised, lowercased references (one per line)")
     ap.add_argument("--raw-ref", required=True, help="raw references (one per line)")
@@ -81,6 +89,7 @@ def main(argv=None):
     ap.add_argument("--name", required=True, help="row name")
     ap.add_argument("--method", required=True, help="row method (teacher, offline, online, gradual, …)")
     ap.add_argument("--out", required=True, help="JSON file to write (atomically)")
+    ap.add_argument("--jobs", metavar="FILE", help=JOBS_HELP)
     args = ap.parse_args(argv)
     try:
         hyps, speed = read_generate_log(args.generate_log)
