@@ -103,11 +103,15 @@ contains() {
 # stage NAME COMMAND...: run once; the marker (seconds taken) is written atomically, only on success
 stage() {
   local name=$1; shift
-  if [ -f "$out/stages/$name.done" ]; then echo "== $name: done earlier, skipped"; return 0; fi
-  echo "== $name"
+  if done_earlier "$name"; then return 0; fi
   local t0=$SECONDS
   "$@"
   mark_done "$name" $((SECONDS - t0))
+}
+done_earlier() {  # done_earlier NAME: whether the stage's marker is there (said either way)
+  if [ -f "$out/stages/$1.done" ]; then echo "== $1: done earlier, skipped"; return 0; fi
+  echo "== $1"
+  return 1
 }
 mark_done() {  # mark_done NAME SECONDS: the stage's marker, written atomically
   echo "$2" > "$out/stages/$1.done.tmp"
@@ -152,13 +156,12 @@ evaluate_all() {
     IFS=: read -r model name method <<< "$row"
     suffix=""
     if [[ $model =~ (_s[0-9]+)$ ]]; then suffix=${BASH_REMATCH[1]}; fi
-    if [ -f "$out/stages/eval_$name$suffix.done" ]; then echo "== eval_$name$suffix: done earlier, skipped"; continue; fi
-    echo "== eval_$name$suffix"
-    evaluate_row "$jobs" "$model" "$name" "$method" "$name$suffix" || return 1
+    if done_earlier "eval_$name$suffix"; then continue; fi
+    evaluate_row "$jobs" "$model" "$name" "$method" "$name$suffix" || { rm -f "$jobs"; return 1; }
     done_rows+=("eval_$name$suffix")
   done
   if [ ${#done_rows[@]} -gt 0 ]; then
-    score_jobs "$jobs" || return 1
+    score_jobs "$jobs" || { rm -f "$jobs"; return 1; }
     for row in "${done_rows[@]}"; do mark_done "$row" $((SECONDS - t0)); done
   fi
   rm -f "$jobs"
