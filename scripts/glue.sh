@@ -213,7 +213,7 @@ truncated() {  # truncated BUDGET SEED K
   fi
   stage "$name" train "$name" "$bin" "$updates" "${schedule[@]}" --encoder-layers "$3" \
     --criterion sentence_prediction --seed "$2"
-  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+  export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
     --started-from "$pretrained_name, layers 1-$3"
 }
 # gradual: each stage's student (the first k layers of its teacher) teaches the next stage. The first
@@ -232,7 +232,7 @@ teacher_branch() {
   stage export_teacher export_model teacher_enc$L "$teacher" --started-from "$pretrained_name, layers 1-$L"
   local k
   for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
-    stage pruned_enc$k export_model pruned_enc$k "$teacher" --encoder-layers "$k" --no-training \
+    export_later pruned_enc$k pruned_enc$k "$teacher" --encoder-layers "$k" --no-training \
       --started-from "teacher_enc$L cut to $k layers"
   done
 }
@@ -241,7 +241,7 @@ online_seed() {  # one L-layer model fine-tuned from the pretrained one; its top
   stage online_s$s train online_s$s "$bin" "$teacher_budget" "${finetune[@]}" --encoder-layers "$L" "${kd[@]}" \
     "${exit_opts[@]}" --student-exits "$student_depths" --seed "$s"
   for k in "${depths[@]}"; do
-    stage export_online_enc${k}_s$s export_model online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+    export_later export_online_enc${k}_s$s online_enc${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
       --encoder-layers "$k" --started-from "$pretrained_name, layers 1-$L (exit $k of one model)"
   done
 }
@@ -263,7 +263,7 @@ online_gradual_seed() {
     stage "$name" train "$name" "$bin" "$updates" --task glue --finetune-from-model "$from" --lr "$rate" \
       --warmup-updates "$warmup" --total-num-update "$updates" --encoder-layers "$L" "${kd[@]}" \
       "${exit_opts[@]}" --teacher-exit "$up" --student-exits "$k" --seed "$s"
-    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --encoder-layers "$k" \
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" --encoder-layers "$k" \
       "${earlier[@]}" --started-from "$([ "$i" = 1 ] && echo "$pretrained_name, layers 1-$L" || echo "$prev_name"
         ) (exit $k of one model, taught by exit $up)"
     prev=$name prev_name=online_gradual_enc$k
@@ -292,7 +292,7 @@ students_seed() {  # offline students of the frozen teacher, then the gradual ch
     name=offline_enc${k}_s$s
     stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
       --encoder-layers "$k" "${kd[@]}" --seed "$s"
-    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "teacher_enc$L, layers 1-$k"
   done
   prev=$teacher prev_name=teacher_enc$L
@@ -302,7 +302,7 @@ students_seed() {  # offline students of the frozen teacher, then the gradual ch
     else
       stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
         --encoder-layers "$k" "${kd[@]}" --seed "$s"
-      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+      export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "$prev_name, layers 1-$k"
     fi
     prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
@@ -338,6 +338,7 @@ sweep_point() {  # sweep_point N: the grid's N-th point
 # more updates than one 2-thread training
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 teacher_budget=$teacher_updates
+forget_exports  # the trainings queue their exports (export_later); export_queued runs them
 if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
   decide_one_truncated
   plan_online_gradual
@@ -364,6 +365,7 @@ else
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
 
+export_queued
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
 evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: a line of JOBS per evaluated subset
   local jobs=$1 model=$2 name=$3 method=$4 pair subset dataset

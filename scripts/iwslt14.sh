@@ -135,7 +135,7 @@ teacher_branch() {
   stage export_teacher export_model teacher_dec$L "$teacher" --started-from "random initialisation"
   local k
   for k in "${depths[@]}"; do  # baseline: the teacher cut to k decoder layers, no training
-    stage pruned_dec$k export_model pruned_dec$k "$teacher" --decoder-layers "$k" --no-training \
+    export_later pruned_dec$k pruned_dec$k "$teacher" --decoder-layers "$k" --no-training \
       --started-from "teacher_dec$L cut to $k decoder layers"
   done
 }
@@ -145,7 +145,7 @@ scratch() {  # scratch BUDGET SEED K
   local name=scratch_${1}_budget_dec$3_s$2 updates=$teacher_budget schedule=()
   if [ "$1" = same ]; then updates=$student_max_update schedule=("${student_schedule[@]}"); fi
   stage "$name" train "$name" "$bin" "$updates" "${schedule[@]}" --decoder-layers "$3" --criterion label_smoothed_cross_entropy --seed "$2"
-  stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --started-from "random initialisation"
+  export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" --started-from "random initialisation"
 }
 # per seed: one L-layer model trained from scratch for the teacher's budget; its top layer teaches exits
 online_seed() {
@@ -153,7 +153,7 @@ online_seed() {
   stage online_s$s train online_s$s "$bin" "$teacher_budget" --decoder-layers "$L" --criterion self_distill \
     --student-exits "$student_depths" "${kd[@]}" --seed "$s"
   for k in "${depths[@]}"; do
-    stage export_online_dec${k}_s$s export_model online_dec${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
+    export_later export_online_dec${k}_s$s online_dec${k}_s$s "$out/models/online_s$s/checkpoint_best.pt" \
       --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model)"
   done
 }
@@ -173,7 +173,7 @@ online_gradual_seed() {
     fi
     stage "$name" train "$name" "$bin" "${stage_budgets[i-1]}" "${sched[@]}" "${from[@]}" --decoder-layers "$L" \
       --criterion self_distill --teacher-exit "$up" --student-exits "$k" "${kd[@]}" --seed "$s"
-    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" --decoder-layers "$k" \
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" --decoder-layers "$k" \
       "${earlier[@]}" --started-from "$([ "$i" = 1 ] && echo "random initialisation" || echo "$prev_name"
         ) (exit $k of one $L-layer model, taught by exit $up)"
     prev=$name prev_name=online_gradual_dec$k
@@ -188,7 +188,7 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
     name=offline_dec${k}_s$s
     stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
       --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
-    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "teacher_dec$L, decoder layers 1-$k"
   done
   prev=$teacher prev_name=teacher_dec$L
@@ -196,7 +196,7 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
     name=gradual_dec${k}_s$s
     stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
       --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
-    stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "$prev_name, decoder layers 1-$k"
     prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k
   done
@@ -206,7 +206,7 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
       name=seqkd_dec${k}_s$s
       stage "$name" train "$name" "$out/data/seqkd/bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
         --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
-      stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
+      export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "teacher_dec$L, decoder layers 1-$k"
     done
   fi
@@ -275,6 +275,7 @@ score_valid() {  # score_valid MODEL: decode the valid set, sacreBLEU against re
     --checkpoint "$out/models/$1.pt" --name "$1" --method offline --out "$out/sweep/$1.json"
 }
 
+forget_exports  # the trainings queue their exports (export_later); export_queued runs them
 if [ "$teacher_patience" = - ] && [ $sweep = 0 ]; then
   # two lanes: the teacher, its students, the same-budget scratch baselines | the online models and the
   # teacher-budget scratch baselines (they need no teacher); with one lane, all five in this order
@@ -300,6 +301,7 @@ else
   done
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
+export_queued
 rows=("teacher_dec$L:teacher_dec$L:teacher")
 for k in "${depths[@]}"; do rows+=("pruned_dec$k:pruned_dec$k:pruned"); done
 for s in "${seed_values[@]}"; do

@@ -137,10 +137,35 @@ train() {
 }
 
 # export_model NAME CHECKPOINT [--decoder-layers K | --encoder-layers K]: models/NAME.pt, a plain
-# checkpoint of its own (the first K layers where given)
+# checkpoint of its own (the first K layers where given), now: for a model read before the trainings end
 export_model() {
   python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }
+# export_later STAGE NAME CHECKPOINT ARGS...: the stage STAGE, export_model NAME CHECKPOINT ARGS, queued
+# for export_queued, which runs every queued export in one export_student process (its --jobs: one
+# start-up, about 5-9 s, for all rather than one per model). Each lane queues into a file of its own, in
+# its order, so an export that reads an earlier one (--earlier-training) runs after it.
+export_later() {
+  local stage_name=$1 name=$2 checkpoint=$3; shift 3
+  if done_earlier "$stage_name"; then return 0; fi
+  printf '%s\n' "$stage_name" --checkpoint "$checkpoint" --out "$out/models/$name.pt" "$@" | paste -sd '\t' \
+    >> "$out/stages/exports.$BASHPID"
+}
+# export_queued: every export the lanes queued (export_later), in one process; each one's stage marker
+# is written once all succeeded. Queues an interrupted run left behind are dropped by forget_exports
+# (their exports are queued again, as their markers are missing).
+export_queued() {
+  local files=("$out"/stages/exports.*) jobs names name t0=$SECONDS
+  [ -e "${files[0]}" ] || return 0
+  jobs=$(mktemp "$out/stages/export_jobs.XXXXXX")
+  cat "${files[@]}" | cut -f2- > "$jobs"
+  mapfile -t names < <(cat "${files[@]}" | cut -f1)
+  echo "$script: exporting ${#names[@]} models in one export_student process (--jobs)"
+  python -m fairseq_selfteach.cli.export_student --jobs "$jobs" || { rm -f "$jobs"; return 1; }
+  for name in "${names[@]}"; do mark_done "$name" $((SECONDS - t0)); done
+  rm -f "$jobs" "${files[@]}"
+}
+forget_exports() { rm -f "$out"/stages/exports.* "$out"/stages/export_jobs.*; }
 
 # evaluate_all MODEL:NAME:METHOD...: the stage eval_ROW for each row, where ROW is NAME with the model's
 # seed suffix (_sSEED), if it has one: the file stem of the row's results (one per model and seed; a model

@@ -1,6 +1,7 @@
 """Export a self-taught translation student as a plain fairseq `transformer` checkpoint.
 
     python -m fairseq_selfteach.cli.export_student --checkpoint CKPT --out STUDENT.pt [--decoder-layers K]
+    python -m fairseq_selfteach.cli.export_student --jobs EXPORTS.tsv   # one line per model (cli/jobs.py)
 
 Offline students are exported as they are (a shallower model already). For an online-trained model,
 --decoder-layers K keeps decoder layers 1..K: exactly student exit K. A BERT sentence classifier
@@ -16,6 +17,7 @@ and --started-from; --no-training records a model cut from its teacher without t
 import argparse
 import sys
 
+from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
 
 
@@ -100,9 +102,15 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
 
 
 def main(argv=None):
+    return run_jobs(export_one, argv, "export_student")
+
+
+def export_one(argv):
     p = argparse.ArgumentParser(
         prog="python -m fairseq_selfteach.cli.export_student", description=__doc__.splitlines()[0]
     )
+    p.add_argument("--jobs", metavar="FILE", help=JOBS_HELP + "; the pipelines export all their models so, "
+                   "in order (a line may read a model an earlier line wrote: --earlier-training)")
     p.add_argument("--checkpoint", required=True, help="training checkpoint (offline or online)")
     p.add_argument("--out", required=True, help="where to write the plain fairseq checkpoint")
     p.add_argument(

@@ -1,7 +1,8 @@
-"""`--jobs FILE` for the scoring tools (score_translation, evaluate_glue): many runs in one process.
+"""`--jobs FILE` for the pipelines' per-model tools (export_student, score_translation, evaluate_glue):
+many runs in one process.
 
 Each run of a tool pays the fairseq import (about 9 s on 2 CPU cores), most of what scoring a small
-model costs; a pipeline scoring twenty models pays it once with --jobs. Each non-blank line of FILE holds
+model costs; a pipeline exporting or scoring twenty models pays it once with --jobs. Each non-blank line of FILE holds
 one run's own options as tab-separated words (no quoting, nothing evaluated), appended to the options
 given on the command line. The runs go in order; the first that fails stops the rest, naming its line.
 """

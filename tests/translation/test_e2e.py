@@ -238,6 +238,17 @@ def test_param_count_of_a_truncated_depth_equals_the_export(online, tmp_path):
     assert as_depth == exported
     assert full["decoder"] == 4 * exported["decoder"]  # 4 identical-size layers vs 1
     assert full["embeddings"] == exported["embeddings"]
+    # --jobs: the pipelines' exports in one process, one line each, equal to one process per export
+    jobs = tmp_path / "exports.tsv"
+    jobs.write_text("".join(f"--checkpoint\t{ckpt}\t--out\t{tmp_path / f'j{k}.pt'}\t--decoder-layers\t{k}\n"
+                            for k in (1, 2)))
+    p = run(["python", "-m", "fairseq_selfteach.cli.export_student", "--jobs", jobs])
+    assert p.stdout.count("wrote ") == 2
+    one, two = (torch.load(tmp_path / f"j{k}.pt", weights_only=True) for k in (1, 2))
+    single = torch.load(student, weights_only=True)
+    assert one["model"].keys() == single["model"].keys()
+    assert all(torch.equal(one["model"][k], single["model"][k]) for k in single["model"])
+    assert (one["cfg"]["model"]["decoder_layers"], two["cfg"]["model"]["decoder_layers"]) == (1, 2)
 
 
 # -------------------------------------------------------------------------------------- errors
