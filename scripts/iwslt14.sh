@@ -237,16 +237,19 @@ seqkd_data() {
   for f in "$bin"/valid.* "$bin"/test.*; do cp "$f" "$tmp/bin/"; done
   rm -rf "$out/data/seqkd" && mv "$tmp" "$out/data/seqkd"
 }
-# decode every exported model with plain fairseq (no --user-dir), then score them all (evaluate_all)
-evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: generate/ROW.txt, the row's line in JOBS
+# decode every exported model with plain fairseq (no --user-dir, no plugin), then score them all
+# (evaluate_all): per lane one process decodes every row (scripts/generate_jobs.py: fairseq-generate's
+# own main once per model) and one scores them
+evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: the row's decoding in JOBS.generate, its scoring in JOBS
   local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
-  (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
-    > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
-  mv "$gen.tmp" "$gen"
+  printf '%s\n' --output "$gen" --path "$out/models/$model.pt" | paste -sd '\t' >> "$jobs.generate"
   printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
     --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
 }
-score_jobs() {  # score_jobs JOBS: results/ROW.json for every line of JOBS
+score_jobs() {  # score_jobs JOBS: generate/ROW.txt for every line of JOBS.generate, then results/ROW.json
+  (cd / && python "$root/scripts/generate_jobs.py" "$bin" --remove-bpe "${decode[@]}" --jobs "$1.generate") ||
+    { rm -f "$1.generate"; return 1; }
+  rm -f "$1.generate"
   python -m fairseq_selfteach.cli.score_translation --tok-ref "$out/data/prep/tok/test.$tgt" \
     --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
 }

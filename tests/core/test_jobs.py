@@ -40,3 +40,22 @@ def test_a_bad_option_on_a_line_through_the_cli(tmp_path):
     p = run([sys.executable, "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", tmp_path,
              "--jobs", tmp_path / "missing.tsv"], check=False)
     assert p.returncode == 2 and p.stderr.strip().endswith("missing.tsv: No such file or directory")
+
+
+def test_generate_jobs_names_the_failed_line_and_leaves_no_output_looking_complete(toy_data, tmp_path):
+    """scripts/generate_jobs.py (the translation pipeline's decoding): a run that fails is named by its
+    line, its output stays under FILE.tmp, and the later lines are not run."""
+    import os
+    from tests.helpers import REPO
+
+    jobs = tmp_path / "generate.tsv"
+    jobs.write_text(f"--output\t{tmp_path / 'a.txt'}\t--path\t{tmp_path / 'missing.pt'}\n"
+                    f"--output\t{tmp_path / 'b.txt'}\t--path\t{tmp_path / 'missing.pt'}\n")
+    p = run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), toy_data, "--cpu", "--jobs", jobs],
+            cwd="/", check=False)
+    assert p.returncode != 0
+    assert f"{jobs}:1: that run failed" in p.stderr and "missing.pt" in p.stderr
+    assert not (tmp_path / "a.txt").exists() and (tmp_path / "a.txt.tmp").exists()
+    assert not (tmp_path / "b.txt.tmp").exists()
+    p = run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), toy_data, "--path", "m.pt"], check=False)
+    assert p.returncode == 2 and "each run needs --output FILE" in p.stderr

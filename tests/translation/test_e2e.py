@@ -12,7 +12,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 import fairseq_selfteach  # noqa: F401
 from fairseq_selfteach.translation.exits import decoder_exit_logits
 from tests.conftest import TEST_SENTENCES
-from tests.helpers import SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
+from tests.helpers import REPO, SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -211,6 +211,17 @@ def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_d
     training = generate(toy_data, offline["dir"] / "checkpoint_best.pt")
     assert hypotheses(plain.stdout) == hypotheses(training.stdout)
     assert len(hypotheses(plain.stdout)) == TEST_SENTENCES
+    # the pipeline's decoding (scripts/generate_jobs.py: fairseq-generate's main once per line, one process)
+    # writes exactly fairseq-generate's hypotheses, each run's output and speed line in its own file
+    jobs = tmp_path / "generate.tsv"
+    jobs.write_text(f"--output\t{tmp_path / 'a.txt'}\t--path\t{student}\n"
+                    f"--output\t{tmp_path / 'b.txt'}\t--path\t{student}\t--beam\t1\n")
+    run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), toy_data, "--beam", 5, "--batch-size", 64,
+         "--scoring", "sacrebleu", "--cpu", "--required-batch-size-multiple", 1, "--jobs", jobs], cwd="/")
+    a, b = ((tmp_path / f"{x}.txt").read_text() for x in "ab")
+    assert hypotheses(a) == hypotheses(plain.stdout)
+    assert hypotheses(b) == hypotheses(generate(toy_data, student, user_dir=False, beam=1).stdout)
+    assert a.count("Translated ") == b.count("Translated ") == 1 and not (tmp_path / "a.txt.tmp").exists()
     # and the hub interface of plain fairseq loads it too (a fresh process without the plugin)
     code = (
         "import torch; from fairseq.models.transformer import TransformerModel as T\n"
