@@ -52,7 +52,8 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
             self.refuse_other_family(f"--task {type(task).__name__} translates")
         super().__init__(cfg, task)
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
-                          cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit)
+                          cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit, cfg.exit_curriculum,
+                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, cfg.max_update)
 
     # --- the family: one distribution (or score) per sentence ---------------------------------
 
