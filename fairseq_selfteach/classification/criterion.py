@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
 from fairseq.logging import metrics
+from omegaconf.errors import InterpolationResolutionError
 
 from fairseq_selfteach.classification import metrics as glue_metrics
 from fairseq_selfteach.classification.exit_heads import exit_head_name
@@ -34,6 +35,15 @@ from fairseq_selfteach.core.distill import (
 )
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs, regression_kd
+
+
+def _max_update(cfg) -> int:
+    """--max-update (II("optimization.max_update")); 0 where the config stands alone (built in a test or a
+    tool, without fairseq's optimization group)."""
+    try:
+        return cfg.max_update or 0
+    except InterpolationResolutionError:
+        return 0
 
 
 @dataclass
@@ -52,7 +62,8 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
             self.refuse_other_family(f"--task {type(task).__name__} translates")
         super().__init__(cfg, task)
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
-                          cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit)
+                          cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit, cfg.exit_curriculum,
+                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _max_update(cfg))
 
     # --- the family: one distribution (or score) per sentence ---------------------------------
 

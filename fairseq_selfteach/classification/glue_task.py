@@ -63,6 +63,7 @@ from fairseq_selfteach.classification import metrics as glue_metrics
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary
 from fairseq_selfteach.classification.bert_encoder_task import BertEncoderTask
 from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
+from fairseq_selfteach.core.distill import CurriculumTaskMixin
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class _OrderedDataset(BaseWrapperDataset):
 
 
 @register_task("glue", dataclass=GlueConfig)
-class GlueTask(BertEncoderTask):
+class GlueTask(CurriculumTaskMixin, BertEncoderTask):
     def __init__(self, cfg: GlueConfig, dictionary: BertDictionary, meta: dict):
         super().__init__(cfg, dictionary)
         self.meta = meta

@@ -15,9 +15,18 @@ from dataclasses import dataclass, field
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
+from omegaconf import II
 
 from fairseq_selfteach.core.errors import OptionError
-from fairseq_selfteach.core.exits import check_exit_layers, parse_exit_weights, parse_exits, resolve_exits
+from fairseq_selfteach.core.exits import (
+    EXIT_CURRICULA,
+    check_curriculum,
+    check_exit_layers,
+    curriculum_exits,
+    parse_exit_weights,
+    parse_exits,
+    resolve_exits,
+)
 from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
 
 
@@ -61,6 +70,21 @@ class KDConfig(FairseqDataclass):
         metadata={"help": "online mode: let the distillation gradient flow into the teacher (top) exit "
                   "instead of treating its distribution as a constant target"},
     )
+    exit_curriculum: ChoiceEnum(EXIT_CURRICULA) = field(
+        default="none",
+        metadata={"help": "online mode: which student exits train at each update (LayerSkip's curricula; "
+                  "validation always scores every exit). none: all; rotational: exit k where (k + update) "
+                  "mod --exit-curriculum-period = 0; gradual: exits switched on from the top down, all on "
+                  "by --exit-curriculum-fraction of --max-update. Needs a task of this plugin (e.g. "
+                  "--task self_distill_translation, or glue), which hands the criterion the update number"},
+    )
+    exit_curriculum_period: int = field(
+        default=2, metadata={"help": "rotational curriculum: every R-th layer's exit trains at each update"},
+    )
+    exit_curriculum_fraction: float = field(
+        default=0.5, metadata={"help": "gradual curriculum: the fraction of --max-update by which every exit is on"},
+    )
+    max_update: int = II("optimization.max_update")
 
 
 class SelfDistillMixin:
@@ -78,7 +102,8 @@ class SelfDistillMixin:
     other_criterion = ""
 
     def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
-                     exit_weights="", teacher_exit=0):
+                     exit_weights="", teacher_exit=0, exit_curriculum="none", exit_curriculum_period=2,
+                     exit_curriculum_fraction=0.5, max_update=0):
         kd_direction = str(kd_direction)
         try:
             check_kd_options(kd_alpha, kd_temperature, kd_direction)
@@ -100,7 +125,34 @@ class SelfDistillMixin:
             raise OptionError("--teacher-exit is for online self-teaching: with --teacher-path the teacher "
                               "is that frozen model")
         self.teacher_exit = teacher_exit
+        self.exit_curriculum = str(exit_curriculum)
+        check_curriculum(self.exit_curriculum, max_update, exit_curriculum_period, exit_curriculum_fraction)
+        if self.exit_curriculum != "none" and self.teacher is not None:
+            raise OptionError("--exit-curriculum is for online self-teaching (exits of one model), not with "
+                              "--teacher-path")
+        self.curriculum = dict(period=exit_curriculum_period, fraction=exit_curriculum_fraction,
+                               max_update=max_update)
+        self.num_updates = None  # handed over by the task (CurriculumTaskMixin) before each training step
         self._model_checked = False
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.num_updates = num_updates
+
+    def trained_exits(self, model):
+        """The student exits (and their weights) this step trains: all of them in validation and without a
+        curriculum; otherwise those the curriculum enables at this update."""
+        pairs = list(zip(self.student_exits, self.exit_weights))
+        if self.exit_curriculum == "none" or not model.training:
+            return pairs
+        if self.num_updates is None:
+            raise OptionError(
+                f"--exit-curriculum {self.exit_curriculum} needs the update number, which fairseq hands only "
+                f"to the task: use a task of this plugin (--task self_distill_translation for translation, "
+                f"glue or self_distill_glue for classifiers)")
+        top = self.teacher_exit or len(self.exit_stack(model).layers)
+        on = set(curriculum_exits(self.exit_curriculum, self.student_exits, top, self.num_updates,
+                                  **self.curriculum))
+        return [(k, w) for k, w in pairs if k in on]
 
     def refuse_other_family(self, what: str) -> None:
         raise OptionError(
@@ -140,7 +192,7 @@ class SelfDistillMixin:
             loss = gold
             kd_total = gold.new_zeros(())
         log = {}
-        for k, weight in zip(self.student_exits, self.exit_weights):
+        for k, weight in self.trained_exits(model):
             logits = self.exit_logits(model, extra, k, positions)
             exit_gold, exit_nll, exit_soft = self.gold_and_soft(logits, target)
             exit_kd = self.kd(exit_soft, teacher_soft)
@@ -156,6 +208,16 @@ class SelfDistillMixin:
     def exit_counts(self, k, logits, target) -> dict:
         """Extra summable counts for exit k (classification: its correct predictions)."""
         return {}
+
+
+class CurriculumTaskMixin:
+    """Mixed in front of a fairseq task: hands the criterion the update number before each training
+    step (fairseq gives it only to task.train_step), for the exit curriculum."""
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if hasattr(criterion, "set_num_updates"):
+            criterion.set_num_updates(update_num)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
 
 def reduce_distill_terms(logging_outputs, nll_count: int, sample_size: int) -> None:

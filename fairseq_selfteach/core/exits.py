@@ -65,3 +65,37 @@ def check_exit_layers(stack, side: str, exits: List[int], option: str = "--stude
             f"{option} {','.join(map(str, exits))}: the {side} has {n} layers, so a student exit "
             f"must be between 1 and {top - 1} ({where})"
         )
+
+
+EXIT_CURRICULA = ("none", "rotational", "gradual")
+
+
+def curriculum_exits(kind: str, exits: List[int], top: int, update: int, max_update: int = 0,
+                     period: int = 2, fraction: float = 0.5) -> List[int]:
+    """The student exits trained at update `update` (0-based) under LayerSkip's curricula (Elhoushi
+    et al., 2024); the teacher exit (layer `top`) always trains. A function of the update alone, so a
+    resumed run picks up exactly where it stopped.
+      none        every exit, always;
+      rotational  exit k where (k + update) mod period = 0: every period-th layer, shifted by one each
+                  update (C_rot,R);
+      gradual     exits switched on from the top down: exit k (after layer k of top) from the update
+                  at which update / max_update >= fraction · (top - k + 1) / top, all on by `fraction`
+                  of training (C_grad)."""
+    if kind == "none" or not exits:
+        return list(exits)
+    if kind == "rotational":
+        return [k for k in exits if (k + update) % period == 0]
+    if kind == "gradual":
+        done = update / max_update
+        return [k for k in exits if done >= fraction * (top - k + 1) / top]
+    raise OptionError(f"--exit-curriculum must be one of {', '.join(EXIT_CURRICULA)}; got {kind!r}")
+
+
+def check_curriculum(kind: str, max_update: int, period: int, fraction: float) -> None:
+    if kind == "rotational" and period < 1:
+        raise OptionError(f"--exit-curriculum-period must be >= 1; got {period}")
+    if kind == "gradual":
+        if not max_update or max_update <= 0:
+            raise OptionError("--exit-curriculum gradual spreads the exits over training: it needs --max-update")
+        if not 0.0 < fraction <= 1.0:
+            raise OptionError(f"--exit-curriculum-fraction must be in (0, 1]; got {fraction}")

@@ -6,6 +6,7 @@ from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_selfteach.core.distill import CurriculumTaskMixin
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
@@ -41,7 +42,7 @@ class TeacherConfig(FairseqDataclass):
     )
 
 
-class TeacherTaskMixin:
+class TeacherTaskMixin(CurriculumTaskMixin):
     """Mixed in front of a fairseq task whose config has teacher_path, no_init_student_from_teacher
     and student_{side}_layer_map for each side in `layer_lists`.
 

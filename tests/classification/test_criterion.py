@@ -286,3 +286,21 @@ def test_exporting_an_exit_keeps_its_own_head_and_pooling():
 def test_exit_heads_must_be_below_the_top():
     with pytest.raises(ValueError, match="exit head must be on a layer between 1 and 3"):
         small_bert(layers=4, exit_heads="4")
+
+
+def test_gradual_curriculum_switches_exits_on_from_the_top_down():
+    """--exit-curriculum gradual on a 4-layer classifier, 100 updates, all exits on by half: exit 3 from
+    update 25 (0.5·2/4 of 100), exit 2 from 38 (0.5·3/4), exit 1 from 50; validation always scores every exit."""
+    model, d = small_bert(layers=4)
+    s = batch(d)
+    crit = criterion(student_exits="all", exit_curriculum="gradual", max_update=100)
+    model.train()
+    seen = {}
+    for update in (0, 24, 25, 37, 38, 49, 50, 99):
+        crit.set_num_updates(update)
+        _, _, log = crit(model, s)
+        seen[update] = sorted(int(k[4]) for k in log if k.startswith("exit") and k.endswith("_kd_loss"))
+    assert seen == {0: [], 24: [], 25: [3], 37: [3], 38: [2, 3], 49: [2, 3], 50: [1, 2, 3], 99: [1, 2, 3]}
+    model.eval()
+    _, _, log = crit(model, s)
+    assert all(f"exit{k}_kd_loss" in log for k in (1, 2, 3))

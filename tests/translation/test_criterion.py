@@ -185,3 +185,39 @@ def test_teacher_exit_is_refused_offline(toy_data):
     task = SimpleNamespace(teacher=object(), target_dictionary=None)
     with pytest.raises(ValueError, match="--teacher-exit is for online"):
         SelfDistillCriterion(task, False, 0.1, teacher_exit=3)
+
+
+def test_rotational_curriculum_trains_the_exits_of_the_update_and_validates_them_all(toy_data):
+    """--exit-curriculum rotational: at update u only exits k with (k + u) mod R = 0 enter the loss (the
+    task hands the update over); validation scores every exit."""
+    task, model, criterion, sample = setup(
+        toy_data, "--task", "self_distill_translation", "--criterion", "self_distill", "--student-exits", "all",
+        "--exit-curriculum", "rotational", "--exit-curriculum-period", "2", "--kd-alpha", "0.3",
+        "--max-update", "100")
+    _, _, reference, _ = setup(toy_data, "--criterion", "self_distill", "--student-exits", "all", "--kd-alpha", "0.3")
+    reference.check_once(model)  # (which resolves "all" and the weights, so that they can be set below)
+    model.train()
+    for update, on in ((0, [2]), (1, [1, 3])):
+        criterion.set_num_updates(update)
+        torch.manual_seed(1)  # the same dropout masks for both criteria
+        loss, _, log = criterion(model, sample)
+        assert sorted(int(k[4]) for k in log if k.endswith("_kd_loss") and k.startswith("exit")) == on
+        # the loss is the full criterion's with the other exits weighted 0
+        reference.exit_weights = [1.0 if k in on else 0.0 for k in (1, 2, 3)]
+        torch.manual_seed(1)
+        ref_loss, _, _ = reference(model, sample)
+        assert torch.allclose(loss, ref_loss, rtol=1e-6)
+    model.eval()
+    _, _, log = criterion(model, sample)
+    assert {k for k in log if k.endswith("_kd_loss") and k.startswith("exit")} == {f"exit{k}_kd_loss" for k in (1, 2, 3)}
+
+
+def test_a_curriculum_without_the_update_number_is_refused(toy_data):
+    # plain fairseq's translation task never hands the criterion the update number
+    _, model, criterion, sample = setup(toy_data, "--criterion", "self_distill", "--student-exits", "all",
+                                        "--exit-curriculum", "rotational")
+    model.train()
+    with pytest.raises(ValueError, match="needs the update number.*--task self_distill_translation"):
+        criterion(model, sample)
+    with pytest.raises(ValueError, match="gradual spreads the exits over training: it needs --max-update"):
+        setup(toy_data, "--criterion", "self_distill", "--student-exits", "all", "--exit-curriculum", "gradual")

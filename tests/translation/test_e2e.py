@@ -299,3 +299,22 @@ def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, t
               "--max-update", 1, check=False)
     assert p.returncode != 0
     assert "teacher dictionary" in p.stderr and "differs from the data dictionary" in p.stderr
+
+
+def test_rotational_exit_curriculum_through_fairseq_train(toy_data, tmp_path):
+    """--exit-curriculum rotational --exit-curriculum-period 3 on a 4-layer decoder, online, through
+    fairseq-train: each update's log line has exactly the exits (k + update) mod 3 = 0 of its update
+    (fairseq counts updates from 0 when it hands them to the task), and validation has every exit."""
+    p = train(toy_data, tmp_path / "cur", "--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
+              "--encoder-layers", 2, "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", "all",
+              "--exit-curriculum", "rotational", "--exit-curriculum-period", 3, "--lr", "1e-3",
+              "--warmup-updates", 10, "--max-update", 6, "--log-interval", 1)
+    log = p.stdout + p.stderr
+    lines = [line for line in log.splitlines() if "num_updates=" in line]
+    assert len(lines) == 6, log[-3000:]
+    for line in lines:
+        update = int(re.search(r"num_updates=(\d+)", line).group(1)) - 1  # logged after the update
+        # (fairseq's meters keep a key once seen: an exit left out of an update shows as None)
+        exits = sorted(int(k) for k in re.findall(r"exit(\d)_kd_loss=\d", line))
+        assert exits == [k for k in (1, 2, 3) if (k + update) % 3 == 0], line
+    assert all(f"exit{k}_kd_loss" in valid_metrics(log)[-1] for k in (1, 2, 3))

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The exit curricula (issue #11) measured on the translation demo's data: for each curriculum (none,
+# rotational, gradual) and seed, one model of the demo's shape (scripts/translation_settings.tsv,
+# column bible: 3 encoder and 4 decoder layers) trained online from scratch with every layer below the
+# top a student exit (--student-exits all), for the teacher's budget (teacher_max_update updates) and on
+# the teacher's schedule; each exit exported and decoded with plain fairseq-generate, scored by sacreBLEU.
+#
+#   bash docs/results/exit-curriculum/run.sh RUN [OUT]
+#     RUN  a finished `bash scripts/iwslt14.sh bible` run folder (its binarised data and references)
+#     OUT  where the models and results go (default runs/exit-curriculum); re-running skips what is done
+# CURRICULA and SEEDS (environment) override "none rotational gradual" and "1 2 3".
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+script=exit-curriculum/run.sh table="$root/scripts/translation_settings.tsv" setting=bible
+source "$root/scripts/pipeline_lib.sh"
+run=$(realpath "${1:?usage: run.sh RUN [OUT] (RUN: a finished scripts/iwslt14.sh bible run folder)}")
+out=${2:-$root/runs/exit-curriculum}
+load_settings
+use_project_env
+start_run "$out" generate
+bin="$run/data/prep/bin"
+[ -f "$bin/dict.$src.txt" ] || { echo "$script: $bin has no binarised data (run scripts/iwslt14.sh bible first)" >&2; exit 2; }
+common=(--arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
+  --encoder-embed-dim "$embed_dim" --decoder-embed-dim "$embed_dim" --encoder-ffn-embed-dim "$ffn_dim"
+  --decoder-ffn-embed-dim "$ffn_dim" --encoder-attention-heads "$heads" --decoder-attention-heads "$heads"
+  --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr "$lr" --lr-scheduler inverse_sqrt
+  --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
+  --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
+  --log-format simple --log-interval 50 --required-batch-size-multiple 1 --num-workers 0
+  --user-dir "$root/fairseq_selfteach" --cpu)
+L=$teacher_decoder_layers
+read -r -a curricula <<< "${CURRICULA:-none rotational gradual}"
+read -r -a seeds <<< "${SEEDS:-1 2 3}"
+echo "$script: $L-layer models, every exit trained, $teacher_max_update updates each (the teacher's budget);" \
+  "curricula ${curricula[*]}; seeds ${seeds[*]}; data $bin"
+one() {  # one CURRICULUM:SEED
+  local c=${1%:*} s=${1#*:} name=exits_all_${1%:*}_s${1#*:} k
+  stage "$name" train "$name" "$bin" "$teacher_max_update" --decoder-layers "$L" --seed "$s" \
+    --task self_distill_translation --criterion self_distill --student-exits all --exit-curriculum "$c" \
+    --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature"
+  for (( k = 1; k < L; k++ )); do
+    stage "export_exits_all_${c}_dec${k}_s$s" export_model "exits_all_${c}_dec${k}_s$s" "$out/models/$name/checkpoint_best.pt" \
+      --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model, curriculum $c)"
+  done
+}
+items=()
+for c in "${curricula[@]}"; do for s in "${seeds[@]}"; do items+=("one $c:$s"); done; done
+threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
+run_queue "$parallel_jobs" "$threads" "${items[@]}"
+decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
+  --required-batch-size-multiple 1 --cpu)
+evaluate_row() {  # as scripts/iwslt14.sh: decode with plain fairseq, then one line for score_translation
+  local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
+  (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
+    > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
+  mv "$gen.tmp" "$gen"
+  printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
+    --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
+}
+score_jobs() {
+  python -m fairseq_selfteach.cli.score_translation --tok-ref "$run/data/prep/tok/test.$tgt" \
+    --raw-ref "$run/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
+}
+rows=()
+for c in "${curricula[@]}"; do
+  for s in "${seeds[@]}"; do
+    for (( k = 1; k < L; k++ )); do rows+=("exits_all_${c}_dec${k}_s$s:exits_all_${c}_dec$k:online"); done
+  done
+done
+# the run's own rows for comparison: its offline students and online exit (their results as they are)
+cp "$run"/results/*.json "$out/results/" 2>/dev/null || true
+run_in_lanes 2 1 evaluate_all "${rows[@]}"
+python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+  --plot "$out/bleu_vs_params.png" --title "exit curricula on $setting's data, every exit of one $L-layer model"
+echo "$script: table $out/results.md"
