@@ -8,7 +8,8 @@
 #   bash docs/results/exit-curriculum/run.sh RUN [OUT]
 #     RUN  a finished `bash scripts/iwslt14.sh bible` run folder (its binarised data and references)
 #     OUT  where the models and results go (default runs/exit-curriculum); re-running skips what is done
-# CURRICULA and SEEDS (environment) override "none rotational gradual" and "1 2 3".
+# CURRICULA and SEEDS (environment) override "none rotational gradual" and "1 2 3". The table has these
+# rows only; compare them with RUN/results.md (its online exit trains exit 2 alone, --student-exits 2).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 script=exit-curriculum/run.sh table="$root/scripts/translation_settings.tsv" setting=bible
@@ -49,15 +50,16 @@ threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 run_queue "$parallel_jobs" "$threads" "${items[@]}"
 decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
   --required-batch-size-multiple 1 --cpu)
-evaluate_row() {  # as scripts/iwslt14.sh: decode with plain fairseq, then one line for score_translation
+evaluate_row() {  # as scripts/iwslt14.sh: one decoding line (plain fairseq) and one scoring line per row
   local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
-  (cd / && fairseq-generate "$bin" --path "$out/models/$model.pt" --remove-bpe "${decode[@]}") \
-    > "$gen.tmp" 2>&1 || { tail -n 20 "$gen.tmp" >&2; return 1; }
-  mv "$gen.tmp" "$gen"
+  printf '%s\n' --output "$gen" --path "$out/models/$model.pt" | paste -sd '\t' >> "$jobs.generate"
   printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
     --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
 }
 score_jobs() {
+  (cd / && python "$root/scripts/generate_jobs.py" "$bin" --remove-bpe "${decode[@]}" --jobs "$1.generate") ||
+    { rm -f "$1.generate"; return 1; }
+  rm -f "$1.generate"
   python -m fairseq_selfteach.cli.score_translation --tok-ref "$run/data/prep/tok/test.$tgt" \
     --raw-ref "$run/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
 }
@@ -67,8 +69,6 @@ for c in "${curricula[@]}"; do
     for (( k = 1; k < L; k++ )); do rows+=("exits_all_${c}_dec${k}_s$s:exits_all_${c}_dec$k:online"); done
   done
 done
-# the run's own rows for comparison: its offline students and online exit (their results as they are)
-cp "$run"/results/*.json "$out/results/" 2>/dev/null || true
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "exit curricula on $setting's data, every exit of one $L-layer model"
