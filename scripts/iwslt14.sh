@@ -30,6 +30,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
+source "$root/scripts/translation_lib.sh"  # training and decoding options, decoding and scoring
 archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0 sweep_grid_opt=""
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
@@ -54,7 +55,6 @@ if [ $sweep = 1 ] && [ "$sweep_grid" = - ]; then
 fi
 use_project_env
 start_run "$root/runs/iwslt14-$setting" generate
-user_dir="$root/fairseq_selfteach"
 detect_device
 
 # ---- data ------------------------------------------------------------------------------------
@@ -76,23 +76,12 @@ prepare() {
 }
 stage raw get_raw
 stage prepare prepare
-bin="$out/data/prep/bin"
+prep="$out/data/prep" bin="$out/data/prep/bin"
 if [ $only_data = 1 ]; then echo "iwslt14.sh: data ready in $out/data/prep"; exit 0; fi
 
 # ---- training --------------------------------------------------------------------------------
-common=(--arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
-  --encoder-embed-dim "$embed_dim" --decoder-embed-dim "$embed_dim" --encoder-ffn-embed-dim "$ffn_dim"
-  --decoder-ffn-embed-dim "$ffn_dim" --encoder-attention-heads "$heads" --decoder-attention-heads "$heads"
-  --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr "$lr" --lr-scheduler inverse_sqrt
-  --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
-  --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
-  --log-format simple --log-interval 50 --seed 1 --required-batch-size-multiple 1 --num-workers 0
-  --user-dir "$user_dir" "${device[@]}")
+translation_options  # common (training) and decode (scripts/translation_lib.sh)
 kd=(--kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
-# hypotheses longer than 1.5 × source + 10 tokens are cut (training pairs have a length ratio ≤ 1.5):
-# fairseq's default of 200 extra tokens only lets a weak model's repetitions run on
-decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
-  --required-batch-size-multiple 1 "${device[@]}")
 
 L=$teacher_decoder_layers
 teacher="$out/models/teacher/checkpoint_best.pt"
@@ -237,23 +226,6 @@ seqkd_data() {
   for f in "$bin"/valid.* "$bin"/test.*; do cp "$f" "$tmp/bin/"; done
   rm -rf "$out/data/seqkd" && mv "$tmp" "$out/data/seqkd"
 }
-# decode every exported model with plain fairseq (no --user-dir, no plugin), then score them all
-# (evaluate_all): per lane one process decodes every row (scripts/generate_jobs.py: fairseq-generate's
-# own main once per model) and one scores them
-evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: the row's decoding in JOBS.generate, its scoring in JOBS
-  local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
-  printf '%s\n' --output "$gen" --path "$out/models/$model.pt" | paste -sd '\t' >> "$jobs.generate"
-  printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
-    --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
-}
-score_jobs() {  # score_jobs JOBS: generate/ROW.txt for every line of JOBS.generate, then results/ROW.json
-  (cd / && python "$root/scripts/generate_jobs.py" "$bin" --remove-bpe "${decode[@]}" --jobs "$1.generate") ||
-    { rm -f "$1.generate"; return 1; }
-  rm -f "$1.generate"
-  python -m fairseq_selfteach.cli.score_translation --tok-ref "$out/data/prep/tok/test.$tgt" \
-    --raw-ref "$out/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
-}
-
 # the sweep: the first offline student (first depth, first seed) once per point of the grid, each
 # scored by sacreBLEU on the valid set (ref/valid.TGT); the best point's options go to every student
 sweep_point() {  # sweep_point N: the grid's N-th point

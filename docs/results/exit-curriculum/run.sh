@@ -14,21 +14,16 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 script=exit-curriculum/run.sh table="$root/scripts/translation_settings.tsv" setting=bible
 source "$root/scripts/pipeline_lib.sh"
+source "$root/scripts/translation_lib.sh"  # as scripts/iwslt14.sh: its options, decoding and scoring
 run=$(realpath "${1:?usage: run.sh RUN [OUT] (RUN: a finished scripts/iwslt14.sh bible run folder)}")
 out=${2:-$root/runs/exit-curriculum}
 load_settings
 use_project_env
 start_run "$out" generate
-bin="$run/data/prep/bin"
+prep="$run/data/prep" bin="$run/data/prep/bin"
 [ -f "$bin/dict.$src.txt" ] || { echo "$script: $bin has no binarised data (run scripts/iwslt14.sh bible first)" >&2; exit 2; }
-common=(--arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
-  --encoder-embed-dim "$embed_dim" --decoder-embed-dim "$embed_dim" --encoder-ffn-embed-dim "$ffn_dim"
-  --decoder-ffn-embed-dim "$ffn_dim" --encoder-attention-heads "$heads" --decoder-attention-heads "$heads"
-  --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr "$lr" --lr-scheduler inverse_sqrt
-  --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
-  --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
-  --log-format simple --log-interval 50 --required-batch-size-multiple 1 --num-workers 0
-  --user-dir "$root/fairseq_selfteach" --cpu)
+device=(--cpu)
+translation_options  # the pipeline's training and decoding options (scripts/translation_lib.sh)
 L=$teacher_decoder_layers
 read -r -a curricula <<< "${CURRICULA:-none rotational gradual}"
 read -r -a seeds <<< "${SEEDS:-1 2 3}"
@@ -48,21 +43,6 @@ items=()
 for c in "${curricula[@]}"; do for s in "${seeds[@]}"; do items+=("one $c:$s"); done; done
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 run_queue "$parallel_jobs" "$threads" "${items[@]}"
-decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
-  --required-batch-size-multiple 1 --cpu)
-evaluate_row() {  # as scripts/iwslt14.sh: one decoding line (plain fairseq) and one scoring line per row
-  local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
-  printf '%s\n' --output "$gen" --path "$out/models/$model.pt" | paste -sd '\t' >> "$jobs.generate"
-  printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
-    --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
-}
-score_jobs() {
-  (cd / && python "$root/scripts/generate_jobs.py" "$bin" --remove-bpe "${decode[@]}" --jobs "$1.generate") ||
-    { rm -f "$1.generate"; return 1; }
-  rm -f "$1.generate"
-  python -m fairseq_selfteach.cli.score_translation --tok-ref "$run/data/prep/tok/test.$tgt" \
-    --raw-ref "$run/data/prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
-}
 rows=()
 for c in "${curricula[@]}"; do
   for s in "${seeds[@]}"; do

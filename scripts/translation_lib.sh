@@ -1,0 +1,38 @@
+# Shared by the translation pipeline (scripts/iwslt14.sh) and the experiments on its runs
+# (docs/results/exit-curriculum/run.sh); sourced after load_settings. The caller sets $root, $out, $bin
+# (binarised data), $prep (the prepared data: tok/ and ref/ references), $tgt (from the settings) and the
+# array `device`.
+
+# translation_options: the arrays `common` (every fairseq-train's options, from the settings) and `decode`
+# (the decoding's)
+translation_options() {
+  common=(--arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
+    --encoder-embed-dim "$embed_dim" --decoder-embed-dim "$embed_dim" --encoder-ffn-embed-dim "$ffn_dim"
+    --decoder-ffn-embed-dim "$ffn_dim" --encoder-attention-heads "$heads" --decoder-attention-heads "$heads"
+    --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr "$lr" --lr-scheduler inverse_sqrt
+    --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
+    --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
+    --log-format simple --log-interval 50 --seed 1 --required-batch-size-multiple 1 --num-workers 0
+    --user-dir "$root/fairseq_selfteach" "${device[@]}")
+  # hypotheses longer than 1.5 × source + 10 tokens are cut (training pairs have a length ratio ≤ 1.5):
+  # fairseq's default of 200 extra tokens only lets a weak model's repetitions run on
+  decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10
+    --required-batch-size-multiple 1 "${device[@]}")
+}
+
+# decode every exported model with plain fairseq (no --user-dir, no plugin), then score them all
+# (evaluate_all): per lane one process decodes every row (scripts/generate_jobs.py: fairseq-generate's
+# own main once per model) and one scores them
+evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: the row's decoding in JOBS.generate, its scoring in JOBS
+  local jobs=$1 model=$2 name=$3 method=$4 gen="$out/generate/$5.txt"
+  printf '%s\n' --output "$gen" --path "$out/models/$model.pt" | paste -sd '\t' >> "$jobs.generate"
+  printf '%s\n' --generate-log "$gen" --checkpoint "$out/models/$model.pt" --name "$name" --method "$method" \
+    --out "$out/results/$5.json" | paste -sd '\t' >> "$jobs"
+}
+score_jobs() {  # score_jobs JOBS: generate/ROW.txt for every line of JOBS.generate, then results/ROW.json
+  (cd / && python "$root/scripts/generate_jobs.py" "$bin" --remove-bpe "${decode[@]}" --jobs "$1.generate") ||
+    { rm -f "$1.generate"; return 1; }
+  rm -f "$1.generate"
+  python -m fairseq_selfteach.cli.score_translation --tok-ref "$prep/tok/test.$tgt" \
+    --raw-ref "$prep/ref/test.$tgt" --lang "$tgt" --jobs "$1"
+}
