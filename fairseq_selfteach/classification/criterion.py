@@ -63,7 +63,8 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
         super().__init__(cfg, task)
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
                           cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit, cfg.exit_curriculum,
-                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _max_update(cfg))
+                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _max_update(cfg),
+                          cfg.layer_dropout_max)
 
     # --- the family: one distribution (or score) per sentence ---------------------------------
 
@@ -71,6 +72,7 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
         return hasattr(model, "classification_heads") and not hasattr(model, "decoder")
 
     stack_side = "encoder"
+    layer_batch_dim = 0  # BERT's states are B x T x C
 
     def exit_stack(self, model):
         return model.encoder

@@ -9,6 +9,7 @@ The online teacher exit is the top layer, or layer --teacher-exit (one stage of 
 schedule: layers above it are left alone); it learns from the gold labels only, and its distribution
 is a constant target unless --kd-teacher-grad.
 """
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -27,7 +28,10 @@ from fairseq_selfteach.core.exits import (
     parse_exits,
     resolve_exits,
 )
+from fairseq_selfteach.core.layer_dropout import check_layer_dropout, install_layer_dropout
 from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,6 +88,12 @@ class KDConfig(FairseqDataclass):
     exit_curriculum_fraction: float = field(
         default=0.5, metadata={"help": "gradual curriculum: the fraction of --max-update by which every exit is on"},
     )
+    layer_dropout_max: float = field(
+        default=0.0,
+        metadata={"help": "LayerSkip's layer dropout rising with depth: in training each sequence skips layer l "
+                  "(0-based, of the L layers up to the teacher exit) with probability p·(2^(l/(L-1)) - 1), "
+                  "where p is this value: never the first layer, p the top one; never in evaluation; 0: off"},
+    )
     max_update: int = II("optimization.max_update")
 
 
@@ -96,6 +106,7 @@ class SelfDistillMixin:
       gold_and_soft(logits, target)  (gold loss, nll, soft output) of N scored positions
       teacher_soft(logits)           the soft output of teacher logits
       exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
+      layer_batch_dim                where a layer's hidden states hold the sequences (layer dropout)
     """
 
     family = ""
@@ -103,7 +114,7 @@ class SelfDistillMixin:
 
     def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                      exit_weights="", teacher_exit=0, exit_curriculum="none", exit_curriculum_period=2,
-                     exit_curriculum_fraction=0.5, max_update=0):
+                     exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0):
         kd_direction = str(kd_direction)
         try:
             check_kd_options(kd_alpha, kd_temperature, kd_direction)
@@ -132,6 +143,8 @@ class SelfDistillMixin:
                               "--teacher-path")
         self.curriculum = dict(period=exit_curriculum_period, fraction=exit_curriculum_fraction,
                                max_update=max_update)
+        check_layer_dropout(layer_dropout_max)
+        self.layer_dropout_max = layer_dropout_max
         self.num_updates = None  # handed over by the task (CurriculumTaskMixin) before each training step
         self._model_checked = False
 
@@ -170,6 +183,11 @@ class SelfDistillMixin:
         check_exit_layers(stack, self.stack_side, self.student_exits, teacher_layer=self.teacher_exit)
         self.exit_weights = parse_exit_weights(self.exit_weights_spec, self.student_exits)
         self.check_model(model)
+        if self.layer_dropout_max > 0:
+            top = self.teacher_exit or len(stack.layers)
+            rates = install_layer_dropout(stack.layers, self.layer_dropout_max, top, self.layer_batch_dim)
+            logger.info(f"layer dropout of {self.stack_side} layers 1-{top} in training: "
+                        + ", ".join(f"{p:.3f}" for p in rates))
         self._model_checked = True
 
     def kd(self, student_soft, teacher_soft):

@@ -41,13 +41,13 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
     def __init__(self, task, sentence_avg, label_smoothing, ignore_prefix_size=0, report_accuracy=False,
                  kd_alpha=0.5, kd_temperature=1.0, kd_direction="forward", student_exits="",
                  kd_teacher_grad=False, exit_weights="", teacher_exit=0, exit_curriculum="none",
-                 exit_curriculum_period=2, exit_curriculum_fraction=0.5, max_update=0):
+                 exit_curriculum_period=2, exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0):
         if getattr(task, "label_dictionary", None) is not None or hasattr(task, "glue_task"):
             self.refuse_other_family(f"--task {type(task).__name__} classifies sentences")
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.init_distill(task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                           exit_weights, teacher_exit, exit_curriculum, exit_curriculum_period,
-                          exit_curriculum_fraction, max_update)
+                          exit_curriculum_fraction, max_update, layer_dropout_max)
 
     # --- the family: one distribution per real target token -----------------------------------
 
@@ -55,6 +55,7 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
         return hasattr(model, "decoder")
 
     stack_side = "decoder"
+    layer_batch_dim = 1  # fairseq's decoder states are T x B x C
 
     def exit_stack(self, model):
         return model.decoder

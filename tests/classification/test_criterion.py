@@ -304,3 +304,30 @@ def test_gradual_curriculum_switches_exits_on_from_the_top_down():
     model.eval()
     _, _, log = crit(model, s)
     assert all(f"exit{k}_kd_loss" in log for k in (1, 2, 3))
+
+
+def test_layer_dropout_skips_encoder_layers_per_sentence_in_training_only():
+    """--layer-dropout-max 0.9 on a 4-layer classifier (rates 0, 0.23, 0.53, 0.9 for layers 1-4): in
+    evaluation the loss is the plain criterion's; in training some sentences see layer k's input as its
+    output (B x T x C states: the skip is per sentence), reproducibly from torch's seed."""
+    model, d = small_bert(layers=4)
+    plain_model = copy.deepcopy(model)
+    s = batch(d)
+    plain, dropping = criterion(student_exits="all"), criterion(student_exits="all", layer_dropout_max=0.9)
+    assert torch.equal(plain(plain_model, s)[0], dropping(model, s)[0])
+    model.train(), plain_model.train()
+    torch.manual_seed(3)
+    _, extra = model(**s["net_input"], classification_head_name=HEAD)
+    states = extra["inner_states"]
+    skipped = [torch.equal(states[4][b], states[3][b]) for b in range(len(states[4]))]
+    assert any(skipped), "at rate 0.9 some of the 4 sentences skip layer 4"
+    model.eval()
+    _, extra = model(**s["net_input"], classification_head_name=HEAD)
+    assert not any(torch.equal(extra["inner_states"][4][b], extra["inner_states"][3][b]) for b in range(4))
+    model.train()
+    torch.manual_seed(3)
+    trained = dropping(model, s)[0]
+    torch.manual_seed(3)
+    assert torch.equal(trained, dropping(model, s)[0])
+    torch.manual_seed(3)
+    assert not torch.equal(trained, plain(plain_model, s)[0])

@@ -304,12 +304,15 @@ def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, t
 def test_rotational_exit_curriculum_through_fairseq_train(toy_data, tmp_path):
     """--exit-curriculum rotational --exit-curriculum-period 3 on a 4-layer decoder, online, through
     fairseq-train: each update's log line has exactly the exits (k + update) mod 3 = 0 of its update
-    (fairseq counts updates from 0 when it hands them to the task), and validation has every exit."""
+    (fairseq counts updates from 0 when it hands them to the task), and validation has every exit.
+    With --layer-dropout-max 0.3 the log names LayerSkip's rates of the 4 layers."""
     p = train(toy_data, tmp_path / "cur", "--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
               "--encoder-layers", 2, "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", "all",
               "--exit-curriculum", "rotational", "--exit-curriculum-period", 3, "--lr", "1e-3",
-              "--warmup-updates", 10, "--max-update", 6, "--log-interval", 1)
+              "--warmup-updates", 10, "--max-update", 6, "--log-interval", 1, "--layer-dropout-max", 0.3)
     log = p.stdout + p.stderr
+    # 0.3·(2^(l/3) - 1) for l = 0..3
+    assert "layer dropout of decoder layers 1-4 in training: 0.000, 0.078, 0.176, 0.300" in log, log[-3000:]
     lines = [line for line in log.splitlines() if "num_updates=" in line]
     assert len(lines) == 6, log[-3000:]
     for line in lines:
