@@ -95,6 +95,11 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
             started_from=started_from,
             trained=trained,
         )
+        # exit k's own final layer norm (--exit-layer-norms) becomes the decoder's; the others go
+        from fairseq_selfteach.translation.exits import keep_exit_layer_norm
+
+        state["model"] = keep_exit_layer_norm(state["model"], state["cfg"]["model"],
+                                              state["selfteach"]["decoder.layers_kept"])
     if earlier:
         add_earlier_training(state, earlier)
     atomic_torch_save(state, out)

@@ -151,13 +151,14 @@ def test_online_exits_learn_and_are_logged(online):
     assert rows[-1]["nll_loss"] < 0.5 * rows[0]["nll_loss"]
 
 
-def greedy_with_exit(checkpoint, data, exit_layer):
+def greedy_with_exit(checkpoint, data, exit_layer, *task_args):
     """Greedy decoding of the test set with exit `exit_layer` of the *training* model (full depth),
     re-running the whole forward pass at each step: no incremental state, no export involved.
     Same rules as fairseq-generate --beam 1: no EOS at step 0 (min_len 1), at most 200 tokens
     (max_len_b), pad never chosen."""
     parser = options.get_generation_parser()
-    a = options.parse_args_and_arch(parser, [data, "--user-dir", USER_DIR, "--cpu", "--path", checkpoint])
+    a = options.parse_args_and_arch(parser, [data, "--user-dir", USER_DIR, "--cpu", "--path", checkpoint,
+                                             *task_args])
     cfg = convert_namespace_to_omegaconf(a)
     task = tasks.setup_task(cfg.task)
     task.load_dataset("test")
@@ -201,6 +202,30 @@ def test_exported_exit_translates_exactly_as_the_exit_did(online, toy_data, tmp_
     assert exported == inside
     # a 2-layer exit after 8 short epochs is weak on this toy task; the point here is identity
     assert bleu(p.stdout + p.stderr) > 1
+
+
+def test_exit_layer_norms_are_trained_apart_and_exported_with_their_exit(toy_data, tmp_path):
+    """--exit-layer-norms all on a pre-norm 4-layer decoder: each exit's final layer norm starts as the
+    shared one and trains apart from it; exit 2 exported translates exactly as it did inside the model."""
+    save = tmp_path / "online_norms"
+    train(toy_data, save, "--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
+          "--encoder-layers", 2, "--decoder-layers", 4, "--encoder-normalize-before", "--decoder-normalize-before",
+          "--criterion", "self_distill", "--student-exits", "all", "--exit-layer-norms", "all",
+          "--kd-alpha", 0.5, "--lr", "3e-3", "--warmup-updates", 50, "--max-epoch", 5)
+    state = torch.load(save / "checkpoint_last.pt", weights_only=True)["model"]
+    for k in (1, 2, 3):
+        assert not torch.allclose(state[f"decoder.exit_layer_norms.{k}.weight"], state["decoder.layer_norm.weight"])
+    student = tmp_path / "student_dec2.pt"
+    run(["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint", save / "checkpoint_last.pt",
+         "--out", student, "--decoder-layers", 2])
+    exported = torch.load(student, weights_only=True)
+    assert "exit_layer_norms" not in exported["cfg"]["model"]
+    exported = exported["model"]
+    assert not any("exit_layer_norms" in key for key in exported)
+    assert torch.equal(exported["decoder.layer_norm.weight"], state["decoder.exit_layer_norms.2.weight"])
+    p = generate(toy_data, student, user_dir=False, beam=1)  # plain fairseq
+    inside = greedy_with_exit(str(save / "checkpoint_last.pt"), toy_data, 2, "--task", "self_distill_translation")
+    assert hypotheses(p.stdout) == inside and len(inside) == TEST_SENTENCES
 
 
 def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_data, tmp_path):
@@ -284,6 +309,8 @@ def other_vocab_data(tmp_path_factory):
         ("temperature", ["--kd-temperature", 0], "--kd-temperature must be > 0, got 0.0"),
         ("layer map", ["--student-encoder-layer-map", "middle"],
          "unknown --student-encoder-layer-map 'middle'"),
+        ("exit norms, post-norm", ["--exit-layer-norms", "all"],
+         "--exit-layer-norms needs a pre-norm decoder (--decoder-normalize-before)"),
     ],
 )
 def test_bad_input_fails_clearly(case, args, message, teacher, toy_data, tmp_path):
