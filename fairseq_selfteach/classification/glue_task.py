@@ -63,6 +63,7 @@ from fairseq_selfteach.classification import metrics as glue_metrics
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary
 from fairseq_selfteach.classification.bert_encoder_task import BertEncoderTask
 from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
+from fairseq_selfteach.classification.head_lr import mark_head_parameters
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ class GlueTask(CurriculumTaskMixin, BertEncoderTask):
         if not hasattr(model, "register_classification_head"):
             raise GlueDataError(f"--task glue needs a model with classification heads, not {cfg._name}")
         model.register_classification_head(self.cfg.classification_head_name, num_classes=self.num_classes)
+        mark_head_parameters(model)  # for --optimizer adam_head_lr (classification/head_lr.py)
         return model
 
     def build_criterion(self, cfg, from_checkpoint=False):

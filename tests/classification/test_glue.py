@@ -664,6 +664,23 @@ def test_a_glue_metric_that_would_be_minimised_is_refused(glue_bins, minilm_dir,
         "--maximize-best-checkpoint-metric" in p.stderr
 
 
+def test_fairseq_train_with_a_head_learning_rate(glue_bins, minilm_dir, toy_data, tmp_path):
+    """--optimizer adam_head_lr --head-lr-scale 20 through fairseq-train (the arithmetic is
+    tests/classification/test_head_lr.py): the heads get their group; a model without heads is refused."""
+    common = ["--optimizer", "adam_head_lr", "--head-lr-scale", 20, "--lr", "2e-5", "--cpu", "--no-save"]
+    p = run(["fairseq-train", glue_bins["SST-2"]["bin"], "--user-dir", USER_DIR, "--task", "glue",
+             "--arch", "bert_from_config", "--bert-config", os.path.join(minilm_dir, "config.json"),
+             "--criterion", "sentence_prediction", "--batch-size", 4, "--max-update", 2, *common,
+             "--save-dir", tmp_path / "glue"])
+    assert re.search(r"adam_head_lr: [\d,]+ classification-head parameters at 20 × the learning rate",
+                     p.stdout + p.stderr), (p.stdout + p.stderr)[-2000:]
+    p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--arch", "transformer_iwslt_de_en",
+             "--encoder-layers", 1, "--decoder-layers", 1, "--max-tokens", 500, "--max-update", 1, *common,
+             "--save-dir", tmp_path / "mt"], check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "error: --head-lr-scale: the model has no classification heads" in p.stderr
+
+
 @pytest.mark.parametrize("task_name,criterion,message", [
     ("SST-2", "self_distill", "--criterion self_distill is for translation models"),
 ])
