@@ -8,8 +8,9 @@
 #   bash docs/results/exit-curriculum/run.sh RUN [OUT]
 #     RUN  a finished `bash scripts/iwslt14.sh bible` run folder (its binarised data and references)
 #     OUT  where the models and results go (default runs/exit-curriculum); re-running skips what is done
-# CURRICULA and SEEDS (environment) override "none rotational gradual" and "1 2 3". The table has these
-# rows only; compare them with RUN/results.md (its online exit trains exit 2 alone, --student-exits 2).
+# CURRICULA and SEEDS (environment) override "none rotational gradual" and "1 2 3"; LAYER_DROPOUT, a list
+# of --layer-dropout-max values (default "0": none), repeats each curriculum with each (rows *_ldP). The
+# table has these rows only; compare them with RUN/results.md (its online exit trains exit 2 alone).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 script=exit-curriculum/run.sh table="$root/scripts/translation_settings.tsv" setting=bible
@@ -27,26 +28,32 @@ translation_options  # the pipeline's training and decoding options (scripts/tra
 L=$teacher_decoder_layers
 read -r -a curricula <<< "${CURRICULA:-none rotational gradual}"
 read -r -a seeds <<< "${SEEDS:-1 2 3}"
+read -r -a dropouts <<< "${LAYER_DROPOUT:-0}"
+variants=()  # CURRICULUM or CURRICULUM_ldP
+for c in "${curricula[@]}"; do
+  for p in "${dropouts[@]}"; do variants+=("$c$([ "$p" = 0 ] || echo "_ld$p")"); done
+done
 echo "$script: $L-layer models, every exit trained, $teacher_max_update updates each (the teacher's budget);" \
-  "curricula ${curricula[*]}; seeds ${seeds[*]}; data $bin"
-one() {  # one CURRICULUM:SEED
-  local c=${1%:*} s=${1#*:} name=exits_all_${1%:*}_s${1#*:} k
+  "curricula ${curricula[*]}; layer dropout ${dropouts[*]}; seeds ${seeds[*]}; data $bin"
+one() {  # one VARIANT:SEED
+  local v=${1%:*} s=${1#*:} name=exits_all_${1%:*}_s${1#*:} k c p=0
+  c=${v%%_ld*}; [ "$c" = "$v" ] || p=${v#*_ld}
   stage "$name" train "$name" "$bin" "$teacher_max_update" --decoder-layers "$L" --seed "$s" \
     --task self_distill_translation --criterion self_distill --student-exits all --exit-curriculum "$c" \
-    --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature"
+    --layer-dropout-max "$p" --kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature"
   for (( k = 1; k < L; k++ )); do
-    stage "export_exits_all_${c}_dec${k}_s$s" export_model "exits_all_${c}_dec${k}_s$s" "$out/models/$name/checkpoint_best.pt" \
-      --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model, curriculum $c)"
+    stage "export_exits_all_${v}_dec${k}_s$s" export_model "exits_all_${v}_dec${k}_s$s" "$out/models/$name/checkpoint_best.pt" \
+      --decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model, curriculum $c, layer dropout $p)"
   done
 }
 items=()
-for c in "${curricula[@]}"; do for s in "${seeds[@]}"; do items+=("one $c:$s"); done; done
+for v in "${variants[@]}"; do for s in "${seeds[@]}"; do items+=("one $v:$s"); done; done
 threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 run_queue "$parallel_jobs" "$threads" "${items[@]}"
 rows=()
-for c in "${curricula[@]}"; do
+for v in "${variants[@]}"; do
   for s in "${seeds[@]}"; do
-    for (( k = 1; k < L; k++ )); do rows+=("exits_all_${c}_dec${k}_s$s:exits_all_${c}_dec$k:online"); done
+    for (( k = 1; k < L; k++ )); do rows+=("exits_all_${v}_dec${k}_s$s:exits_all_${v}_dec$k:online"); done
   done
 done
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
