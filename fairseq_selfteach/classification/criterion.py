@@ -46,6 +46,14 @@ def _max_update(cfg) -> int:
         return 0
 
 
+def _gathers_on_cpu() -> bool:
+    """Distributed training with gloo (fairseq's CPU backend), where all_gather_list cannot run."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 \
+        and dist.get_backend() == "gloo"
+
+
 @dataclass
 class SentencePredictionSelfDistillConfig(SentencePredictionConfig, KDConfig):
     pass
@@ -61,6 +69,11 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
         if getattr(task, "tgt_dict", None) is not None:
             self.refuse_other_family(f"--task {type(task).__name__} translates")
         super().__init__(cfg, task)
+        if cfg.regression_target and _gathers_on_cpu():
+            raise OptionError(
+                "--regression-target in several CPU processes: fairseq gathers the validation predictions "
+                "for Pearson and Spearman with all_gather_list, which needs CUDA; train a regression task "
+                "(STS-B) in one process on CPU, or on GPUs")
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
                           cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit, cfg.exit_curriculum,
                           cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _max_update(cfg),
@@ -151,5 +164,6 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
         exits_accuracy(logging_outputs, sentences)
 
     def logging_outputs_can_be_summed(self) -> bool:
-        # a regression batch logs its scores (for Pearson/Spearman): lists, gathered rather than summed
-        return not self.regression_target
+        # a regression validation batch logs its scores (for Pearson/Spearman): lists, gathered rather
+        # than summed; training logs only sums (fairseq puts the criterion in train or eval mode first)
+        return not (self.regression_target and not self.training)

@@ -17,8 +17,10 @@ Two ways to the same numbers:
   matthews_corrcoef's multi-class form). Pearson and Spearman need every (prediction, target) pair:
   regression batches carry their lists (`glue_pred`, `glue_target`), concatenated over the batches
   of one validation run with fairseq's concat-tensor meter and scored with scipy at the end. Lists
-  cannot be summed across workers, so STS-B validation needs a single process for now (the task
-  refuses a distributed run rather than score part of the set); evaluate_glue has no such limit.
+  cannot be summed across workers: the criterion has fairseq gather them (its
+  logging_outputs_can_be_summed is False in validation), which fairseq's all_gather_list can only do
+  on CUDA, so on CPU the criterion refuses a regression task in several processes; evaluate_glue has
+  no such limit.
 """
 import math
 from typing import Dict, List, Optional, Sequence

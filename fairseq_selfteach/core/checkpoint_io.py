@@ -6,21 +6,40 @@ argparse.Namespace (the legacy model arguments). Importing this module allow-lis
 so fairseq-generate, fairseq-train --restore-file and our own loaders work while torch stays in safe
 mode: any other global in a pickle (os.system, a crafted __reduce__) is still refused. We never pass
 weights_only=False and never set TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.
+
+In distributed training rank 0 loads a checkpoint (resume, --restore-file, --finetune-from-model) and
+broadcasts the state, which the other ranks torch.load in safe mode; that state holds the omegaconf
+config load_checkpoint_to_cpu built, so the data classes it pickles are allow-listed too.
 """
 import argparse
+import collections
 import hashlib
 import os
 import pickle
 import tempfile
 
+import typing
+
+import omegaconf
 import torch
+from fairseq.distributed.utils import _TensorPlaceholder
+from omegaconf.base import ContainerMetadata, Metadata
+from omegaconf.nodes import AnyNode
 
 from fairseq_selfteach.core.errors import SelfteachError
 
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
 # (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
 CHECKPOINT_SAFE_GLOBALS = [argparse.Namespace]
-torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS)
+# What fairseq's broadcast_object pickles of a loaded checkpoint besides (the same check, run on the
+# buffer it sends, for translation and BERT checkpoints): the tensor placeholders and the omegaconf
+# DictConfig built from the saved cfg, whose nodes are untyped (AnyNode) and whose metadata names the
+# plain types dict, int, list and typing.Any. Data classes only: nothing here runs code when unpickled.
+BROADCAST_SAFE_GLOBALS = [
+    _TensorPlaceholder, omegaconf.DictConfig, omegaconf.ListConfig, ContainerMetadata, Metadata,
+    AnyNode, typing.Any, collections.defaultdict, dict, int, list,
+]
+torch.serialization.add_safe_globals(CHECKPOINT_SAFE_GLOBALS + BROADCAST_SAFE_GLOBALS)
 
 
 class CheckpointError(SelfteachError, RuntimeError):

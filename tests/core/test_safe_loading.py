@@ -54,12 +54,21 @@ def test_teacher_path_to_a_crafted_checkpoint_is_refused(malicious_checkpoint, t
     assert not marker.exists()
 
 
-def test_the_allow_list_is_just_argparse_namespace(malicious_checkpoint):
+def test_the_allow_list_is_argparse_namespace_and_the_broadcast_state(malicious_checkpoint):
     import argparse
 
-    from fairseq_selfteach.core.checkpoint_io import CHECKPOINT_SAFE_GLOBALS
+    from fairseq_selfteach.core.checkpoint_io import BROADCAST_SAFE_GLOBALS, CHECKPOINT_SAFE_GLOBALS
 
     assert CHECKPOINT_SAFE_GLOBALS == [argparse.Namespace]
+    # exactly the data classes of fairseq's broadcast state (tests/core/test_distributed.py resumes
+    # through the broadcast that needs them); nothing that runs a command or imports a module
+    names = {f"{getattr(g, '__module__', 'typing')}.{getattr(g, '__qualname__', g)}" for g in BROADCAST_SAFE_GLOBALS}
+    assert names == {
+        "fairseq.distributed.utils._TensorPlaceholder", "omegaconf.dictconfig.DictConfig",
+        "omegaconf.listconfig.ListConfig", "omegaconf.base.ContainerMetadata", "omegaconf.base.Metadata",
+        "omegaconf.nodes.AnyNode", "typing.Any", "collections.defaultdict", "builtins.dict",
+        "builtins.int", "builtins.list",
+    }
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
     # torch.load's default stays the safe one after importing the plugin
     path, marker = malicious_checkpoint
