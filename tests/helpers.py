@@ -71,6 +71,17 @@ def valid_metrics(log_text):
     return rows
 
 
+def train_metrics(log_text):
+    """{update: {metric: value}} of the per-update lines of a fairseq-train log (--log-format simple,
+    --log-interval 1); a value fairseq prints as None (a meter not updated this time) is left out."""
+    rows = {}
+    for line in log_text.splitlines():
+        m = re.search(r"epoch \d+: +\d+ / \d+ (.*num_updates=(\d+).*)$", line)
+        if m:
+            rows[int(m.group(2))] = {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e]+)", m.group(1))}
+    return rows
+
+
 def hypotheses(generate_stdout):
     """{sentence id: detokenised hypothesis} from fairseq-generate output."""
     from fairseq_selfteach.cli.generate_log import parse_generate_output

@@ -17,7 +17,6 @@ import hashlib
 import os
 import pickle
 import tempfile
-
 import typing
 
 import omegaconf

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import fairseq_selfteach  # noqa: F401  (the safe-loading allow-list, for torch.load of the checkpoints)
-from tests.helpers import BIN, OPTIM, REPO, SMALL, USER_DIR, run, valid_metrics
+from tests.helpers import BIN, OPTIM, REPO, SMALL, USER_DIR, run, train_metrics, valid_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +34,6 @@ def fairseq_train(args, processes):
     if processes == 2:
         return run(TORCHRUN + cmd, env=ONE_THREAD)
     return run(cmd, env=ONE_THREAD)
-
-
-def train_inner(log):
-    """{update: {term: value}} of the per-update lines (--log-interval 1) of a fairseq-train log."""
-    rows = {}
-    for line in log.splitlines():
-        m = re.search(r"epoch \d+: +\d+ / \d+ (.*num_updates=(\d+).*)$", line)
-        if m:
-            rows[int(m.group(2))] = {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e]+)", m.group(1))}
-    return rows
 
 
 def model_state(path):
@@ -88,7 +78,7 @@ def online_runs(toy_data, tmp_path_factory):
 
 
 def test_two_processes_log_the_terms_of_one_with_update_freq_2(online_runs):
-    two, one = train_inner(online_runs["two"]["log"]), train_inner(online_runs["one"]["log"])
+    two, one = train_metrics(online_runs["two"]["log"]), train_metrics(online_runs["one"]["log"])
     assert "distributed init (rank 1)" in online_runs["two"]["log"]
     assert sorted(two) == sorted(one) == [1, 2, 3, 4]
     for update in two:
@@ -111,7 +101,7 @@ def test_two_processes_validate_as_one(online_runs):
 
 
 def test_an_offline_student_in_two_processes_learns_as_in_one(online_runs):
-    two, one = train_inner(online_runs["offline_two"]["log"]), train_inner(online_runs["offline_one"]["log"])
+    two, one = train_metrics(online_runs["offline_two"]["log"]), train_metrics(online_runs["offline_one"]["log"])
     assert sorted(two) == sorted(one) == [1, 2, 3]
     for update in two:
         for term in ("loss", "gold_loss", "kd_loss", "nll_loss"):
@@ -125,7 +115,7 @@ def test_a_resumed_two_process_run_continues_the_uninterrupted_one(online_runs):
     second = online_runs["resumed"]["second"]
     assert re.search(r"Loaded checkpoint \S*resumed/checkpoint_last\.pt \(epoch 1 @ 2 updates\)", second), second[-3000:]
     assert "Unsupported global" not in second
-    resumed, straight = train_inner(second), train_inner(online_runs["two"]["log"])
+    resumed, straight = train_metrics(second), train_metrics(online_runs["two"]["log"])
     assert sorted(resumed) == [3, 4]
     speed = ("wall", "ups", "wps", "train_wall")
     for update in resumed:  # the same processes, the same batches in the same order: bit-exact
@@ -191,7 +181,7 @@ def test_glue_fine_tuning_from_a_converted_bert_in_two_processes(converted_minil
         p = fairseq_train(common + ["--save-dir", tmp_path / name] + extra, processes)
         logs[name] = p.stdout + p.stderr
     assert "Unsupported global" not in logs["two"] and "distributed init (rank 1)" in logs["two"]
-    two, one = train_inner(logs["two"]), train_inner(logs["one"])
+    two, one = train_metrics(logs["two"]), train_metrics(logs["one"])
     assert sorted(two) == sorted(one) == [1, 2, 3]
     for update in two:
         for term in ("loss", "exit3_gold_loss", "exit3_kd_loss"):

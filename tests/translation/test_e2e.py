@@ -12,7 +12,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 import fairseq_selfteach  # noqa: F401
 from fairseq_selfteach.translation.exits import decoder_exit_logits
 from tests.conftest import TEST_SENTENCES
-from tests.helpers import REPO, SMALL, USER_DIR, generate, hypotheses, run, train, valid_metrics
+from tests.helpers import REPO, SMALL, USER_DIR, generate, hypotheses, run, train, train_metrics, valid_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -340,11 +340,11 @@ def test_rotational_exit_curriculum_through_fairseq_train(toy_data, tmp_path):
     log = p.stdout + p.stderr
     # 0.3·(2^(l/3) - 1) for l = 0..3
     assert "layer dropout of decoder layers 1-4 in training: 0.000, 0.078, 0.176, 0.300" in log, log[-3000:]
-    lines = [line for line in log.splitlines() if "num_updates=" in line]
-    assert len(lines) == 6, log[-3000:]
-    for line in lines:
-        update = int(re.search(r"num_updates=(\d+)", line).group(1)) - 1  # logged after the update
+    rows = train_metrics(log)
+    assert len(rows) == 6, log[-3000:]
+    for logged_at, row in rows.items():
+        update = logged_at - 1  # logged after the update
         # (fairseq's meters keep a key once seen: an exit left out of an update shows as None)
-        exits = sorted(int(k) for k in re.findall(r"exit(\d)_kd_loss=\d", line))
-        assert exits == [k for k in (1, 2, 3) if (k + update) % 3 == 0], line
+        exits = sorted(int(k[4]) for k in row if re.fullmatch(r"exit\d_kd_loss", k))
+        assert exits == [k for k in (1, 2, 3) if (k + update) % 3 == 0], row
     assert all(f"exit{k}_kd_loss" in valid_metrics(log)[-1] for k in (1, 2, 3))
