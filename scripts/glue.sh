@@ -186,6 +186,10 @@ exit_opts=()
 [ "$exit_heads" = - ] || exit_opts+=(--exit-heads "$exit_heads")
 [ "$exit_pooling" = - ] || exit_opts+=(--exit-pooling "$exit_pooling")
 if [ ${#exit_opts[@]} -gt 0 ]; then echo "glue.sh: online exits: ${exit_opts[*]}"; fi
+if [ "$online_gradual_from_teacher" = yes ]; then
+  echo "glue.sh: online_gradual_from_teacher: the fine-tuned teacher walked through ${gradual_schedule//,/→}" \
+    "in one model, stages of $student_updates updates at lr $student_lr (the offline chain's)"
+fi
 # fine-tuning from the pretrained model: the teacher, the online model and the truncated baselines
 finetune=(--task glue --finetune-from-model "$pretrained/model.pt" --lr "$lr"
   --warmup-updates "$teacher_warmup" --total-num-update "$teacher_updates")
@@ -269,6 +273,22 @@ online_gradual_seed() {
     prev=$name prev_name=online_gradual_enc$k
   done
 }
+# per seed, where the table's online_gradual_from_teacher is yes: the same walk, but of the fine-tuned
+# teacher itself, each stage on the students' budget and schedule: the offline chain's budget exactly
+# (the teacher's updates, then student_updates per stage), and exit k starts where the offline k-layer
+# student does (the teacher's layers, pooler and head: exit heads copy what the checkpoint has).
+online_gradual_teacher_seed() {
+  local s=$1 i k up name from=$teacher from_name=teacher_enc$L
+  for (( i = 1; i < ${#schedule[@]}; i++ )); do
+    k=${schedule[i]} up=${schedule[i-1]} name=online_gradual_from_teacher_enc${k}_s$s
+    stage "$name" train "$name" "$bin" "$student_updates" --task glue --finetune-from-model "$from" \
+      "${student_schedule[@]}" --encoder-layers "$L" "${kd[@]}" "${exit_opts[@]}" --teacher-exit "$up" \
+      --student-exits "$k" --seed "$s"
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" --encoder-layers "$k" \
+      --started-from "$from_name (exit $k of one model, taught by exit $up)"
+    from=$out/models/$name/checkpoint_best.pt from_name=online_gradual_from_teacher_enc$k
+  done
+}
 # where the students' budget and learning rate are the teacher's, the two truncated baselines are one
 # training: it is trained once and stands for both rows (printed)
 decide_one_truncated() {
@@ -308,6 +328,10 @@ students_seed() {  # offline students of the frozen teacher, then the gradual ch
     prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
   done
 }
+students_and_walk_seed() {  # the teacher's students, then (where the table says so) the teacher walked
+  students_seed "$1"
+  [ "$online_gradual_from_teacher" != yes ] || online_gradual_teacher_seed "$1"
+}
 # the branches of the lanes: each runs its per-seed work for every seed
 online_branch() {
   local s
@@ -317,7 +341,7 @@ online_branch() {
   done
 }
 truncated_branch() { local s; for s in "${seed_values[@]}"; do truncated_seed "$s"; done; }
-students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
+students_branch() { local s; for s in "${seed_values[@]}"; do students_and_walk_seed "$s"; done; }
 
 # the sweep: the first offline student (first depth, first seed) once per point of the grid, scored on
 # the split heldout; the best point's options go to every student and online model
@@ -361,6 +385,7 @@ else
   for s in "${seed_values[@]}"; do
     items+=("online_seed $s" "students_seed $s" "truncated_seed $s")
     [ "$online_gradual" != yes ] || items+=("online_gradual_seed $s")
+    [ "$online_gradual_from_teacher" != yes ] || items+=("online_gradual_teacher_seed $s")
   done
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
@@ -398,6 +423,8 @@ for s in "${seed_values[@]}"; do
     if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then model=offline_enc${k}_s$s; fi
     rows+=("$model:gradual_enc$k:gradual")
     [ "$online_gradual" != yes ] || rows+=("online_gradual_enc${k}_s$s:online_gradual_enc$k:online-gradual")
+    [ "$online_gradual_from_teacher" != yes ] ||
+      rows+=("online_gradual_from_teacher_enc${k}_s$s:online_gradual_from_teacher_enc$k:online-gradual")
   done
 done
 # two lanes of one thread each, one evaluate_glue process per lane (--jobs): scoring a model is mostly

@@ -113,6 +113,10 @@ student_schedule=(--lr "$student_lr" --warmup-updates "$student_warmup_updates")
 # teacher_max_update and the teacher trains in a lane beside the teacher-free work.
 teacher_stop=() teacher_budget=$teacher_max_update
 if [ "$teacher_patience" != - ]; then teacher_stop=(--patience "$teacher_patience"); fi
+if [ "$online_gradual_from_teacher" = yes ]; then
+  echo "iwslt14.sh: online_gradual_from_teacher: the trained teacher walked through ${gradual_schedule//,/→}" \
+    "in one model, stages of $student_max_update updates at lr $student_lr (the offline chain's)"
+fi
 echo "iwslt14.sh: seeds $seed_list (the teacher is trained once, with seed $teacher_seed); students get" \
   "$student_max_update updates at lr $student_lr ($student_warmup_updates warm-up), the teacher" \
   "$([ "$teacher_patience" = - ] && echo "and the teacher-budget baseline $teacher_max_update" ||
@@ -168,6 +172,21 @@ online_gradual_seed() {
     prev=$name prev_name=online_gradual_dec$k
   done
 }
+# per seed, where the table's online_gradual_from_teacher is yes: the same walk, but of the trained
+# teacher itself, each stage on the students' budget and schedule: the offline chain's budget exactly
+# (the teacher's updates, then student_max_update per stage), exit k starting where the offline k-layer
+# student does (the teacher's first k layers and its output layer)
+online_gradual_teacher_seed() {
+  local s=$1 i k up name from=$teacher from_name=teacher_dec$L
+  for (( i = 1; i < ${#schedule[@]}; i++ )); do
+    k=${schedule[i]} up=${schedule[i-1]} name=online_gradual_from_teacher_dec${k}_s$s
+    stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --finetune-from-model "$from" \
+      --decoder-layers "$L" --criterion self_distill --teacher-exit "$up" --student-exits "$k" "${kd[@]}" --seed "$s"
+    export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" --decoder-layers "$k" \
+      --started-from "$from_name (exit $k of one $L-layer model, taught by exit $up)"
+    from=$out/models/$name/checkpoint_best.pt from_name=online_gradual_from_teacher_dec$k
+  done
+}
 scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
 scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }
@@ -201,7 +220,11 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
   fi
 }
 # the branches of the lanes: each runs its per-seed work for every seed
-students_branch() { local s; for s in "${seed_values[@]}"; do students_seed "$s"; done; }
+students_and_walk_seed() {  # the teacher's students, then (where the table says so) the teacher walked
+  students_seed "$1"
+  [ "$online_gradual_from_teacher" != yes ] || online_gradual_teacher_seed "$1"
+}
+students_branch() { local s; for s in "${seed_values[@]}"; do students_and_walk_seed "$s"; done; }
 online_branch() {
   local s
   for s in "${seed_values[@]}"; do
@@ -273,6 +296,7 @@ else
   for s in "${seed_values[@]}"; do
     items+=("online_seed $s" "students_seed $s" "scratch_seed $s")
     [ "$online_gradual" != yes ] || items+=("online_gradual_seed $s")
+    [ "$online_gradual_from_teacher" != yes ] || items+=("online_gradual_teacher_seed $s")
   done
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
@@ -288,6 +312,8 @@ for s in "${seed_values[@]}"; do
   for k in "${schedule[@]:1}"; do
     rows+=("gradual_dec${k}_s$s:gradual_dec$k:gradual")
     [ "$online_gradual" != yes ] || rows+=("online_gradual_dec${k}_s$s:online_gradual_dec$k:online-gradual")
+    [ "$online_gradual_from_teacher" != yes ] ||
+      rows+=("online_gradual_from_teacher_dec${k}_s$s:online_gradual_from_teacher_dec$k:online-gradual")
   done
 done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"

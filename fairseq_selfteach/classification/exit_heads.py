@@ -39,13 +39,20 @@ def exit_pooling(cfg) -> str:
     return str(getattr(cfg, "exit_pooling", "") or "") or str(getattr(cfg, "pooling", "cls"))
 
 
-def fill_exit_poolers(state_dict: Dict, prefix: str, head_names: List[str]) -> None:
-    """Exit heads a checkpoint lacks (fine-tuning a pretrained BERT) start their pooler from BERT's
-    pretrained one, as the top head does, rather than from random weights."""
+def fill_exit_heads(state_dict: Dict, prefix: str, head_names: List[str]) -> None:
+    """Exit heads a checkpoint lacks start from what the checkpoint has rather than from random weights:
+    their pooler from the encoder's pooler (BERT's pretrained one, or a fine-tuned classifier's), and,
+    where the checkpoint holds a trained task head (walking a fine-tuned teacher through online-gradual),
+    their dense layer from that head, so exit k starts where the offline k-layer student starts."""
+    heads = {key.split(".")[1] for key in state_dict if key.startswith(prefix + "classification_heads.")}
     for name in head_names:
-        for part in ("weight", "bias"):
-            key = f"{prefix}classification_heads.{name}.pooler.dense.{part}"
-            source = f"{prefix}encoder.pooler.dense.{part}"
+        base = name.rpartition("_exit")[0]
+        copies = [(f"pooler.dense.{part}", f"{prefix}encoder.pooler.dense.{part}") for part in ("weight", "bias")]
+        if base in heads:
+            copies += [(f"out_proj.{part}", f"{prefix}classification_heads.{base}.out_proj.{part}")
+                       for part in ("weight", "bias")]
+        for part, source in copies:
+            key = f"{prefix}classification_heads.{name}.{part}"
             if key not in state_dict and source in state_dict:
                 state_dict[key] = state_dict[source].clone()
 

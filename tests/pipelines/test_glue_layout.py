@@ -51,7 +51,8 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
             rows[(r["name"], r["dataset"])] = r
     names = {"teacher_enc3", "offline_enc1", "online_enc1", "truncated_same_budget_enc1",
              "truncated_teacher_budget_enc1", "pruned_enc1", "gradual_enc2", "gradual_enc1",
-             "online_gradual_enc2", "online_gradual_enc1"}
+             "online_gradual_enc2", "online_gradual_enc1",
+             "online_gradual_from_teacher_enc2", "online_gradual_from_teacher_enc1"}
     assert set(rows) == {(n, d) for n in names for d in ("MNLI-m", "MNLI-mm")}
     assert all(r["scored"] == (1 if r["dataset"] == "MNLI-m" else 2) for r in rows.values())
     assert all(r["head_params"] == 384 * 3 + 3 for r in rows.values())  # a 3-class head
@@ -70,6 +71,32 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
     assert re.search(rf"\| teacher_enc3 \| teacher \| 3 \| {rows[('teacher_enc3', 'MNLI-m')]['glue_score']:.2f} \| "
                      rf"{rows[('teacher_enc3', 'MNLI-mm')]['glue_score']:.2f} \|", table)
     online_gradual_chains_in_one_model(out, [3, 2, 1], seeds=[1])
+    online_gradual_from_teacher_starts_at_the_teacher(out, [3, 2, 1], seed=1)
+
+
+def online_gradual_from_teacher_starts_at_the_teacher(out, schedule, seed):
+    """online_gradual_from_teacher: the fine-tuned teacher itself is walked through the schedule, on the
+    students' budget; its first student exit starts where the offline student does, with the teacher's
+    pooler and head: after the stage's 3 updates at 2e-5 they are still within 1e-4 of the teacher's
+    (a freshly initialised head would be ~0.02 away)."""
+    teacher = out / "models" / "teacher" / "checkpoint_best.pt"
+    prev = teacher
+    for i, k in enumerate(schedule[1:], start=1):
+        folder = out / "models" / f"online_gradual_from_teacher_enc{k}_s{seed}"
+        last = torch.load(folder / "checkpoint_last.pt", weights_only=False)
+        assert last["cfg"]["checkpoint"]["finetune_from_model"] == str(prev)
+        crit = last["cfg"]["criterion"]
+        assert (crit["teacher_exit"], crit["student_exits"]) == (schedule[i - 1], str(k))
+        prev = folder / "checkpoint_best.pt"
+    first = torch.load(out / "models" / f"online_gradual_from_teacher_enc{schedule[1]}_s{seed}" / "checkpoint_last.pt",
+                       weights_only=False)["model"]
+    start = torch.load(teacher, weights_only=False)["model"]
+    head = "classification_heads.sentence_classification_head"
+    own = f"{head}_exit{schedule[1]}."
+    for mine, teachers in (("out_proj.weight", head + ".out_proj.weight"), ("pooler.dense.weight", "encoder.pooler.dense.weight")):
+        assert (first[own + mine] - start[teachers]).abs().max() < 1e-4, mine
+    exported = torch.load(out / "models" / f"online_gradual_from_teacher_enc{schedule[-1]}_s{seed}.pt", weights_only=True)
+    assert exported["cfg"]["model"]["encoder_layers"] == schedule[-1]
 
 
 def online_gradual_chains_in_one_model(out, schedule, seeds):

@@ -98,7 +98,8 @@ SEEDS = (1, 2)  # bible-ci's seeds (translation_settings.tsv)
 PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
             "gradual_dec1": "gradual", "scratch_same_budget_dec1": "scratch-same-budget",
             "scratch_teacher_budget_dec1": "scratch-teacher-budget",
-            "online_gradual_dec2": "online-gradual", "online_gradual_dec1": "online-gradual"}
+            "online_gradual_dec2": "online-gradual", "online_gradual_dec1": "online-gradual",
+            "online_gradual_from_teacher_dec2": "online-gradual", "online_gradual_from_teacher_dec1": "online-gradual"}
 EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
                  **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS}}
 TEACHER_UPDATES, STUDENT_UPDATES = 100, 40  # bible-ci's teacher_max_update, student_max_update
@@ -311,3 +312,27 @@ def test_bible_ci_online_gradual_walks_one_model_through_the_schedule(bible_ci):
         best = torch.load(out / "models" / f"online_gradual_dec1_s{s}" / "checkpoint_best.pt", weights_only=False)
         assert all(torch.equal(exported["model"][k], best["model"][k]) for k in exported["model"])
         assert exported["selfteach"]["training"]["stage_updates"] == TEACHER_UPDATES // 2
+
+
+@pytest.mark.slow
+def test_bible_ci_online_gradual_from_teacher_walks_the_teacher(bible_ci):
+    """online_gradual_from_teacher: the trained teacher itself walked through 3→2→1 in one model, each
+    stage on the students' budget (the offline chain's); stage 2 continues stage 1, layer 3 resting."""
+    out, log = bible_ci
+    assert ("online_gradual_from_teacher: the trained teacher walked through 3→2→1 in one model, stages of "
+            f"{STUDENT_UPDATES} updates") in log
+    teacher = out / "models" / "teacher" / "checkpoint_best.pt"
+    for s in SEEDS:
+        folders = [out / "models" / f"online_gradual_from_teacher_dec{k}_s{s}" for k in (2, 1)]
+        first, second = (torch.load(f / "checkpoint_last.pt", weights_only=False) for f in folders)
+        assert first["cfg"]["checkpoint"]["finetune_from_model"] == str(teacher)
+        assert second["cfg"]["checkpoint"]["finetune_from_model"] == str(folders[0] / "checkpoint_best.pt")
+        assert [(c["cfg"]["criterion"]["teacher_exit"], c["cfg"]["criterion"]["student_exits"])
+                for c in (first, second)] == [(3, "2"), (2, "1")]
+        for f in folders:
+            assert last_update(out / "logs" / f"{f.name}.train.log") == STUDENT_UPDATES
+        best = torch.load(folders[0] / "checkpoint_best.pt", weights_only=False)["model"]
+        rest = [k for k in best if k.startswith("decoder.layers.2.")]
+        assert rest and all(torch.equal(best[k], second["model"][k]) for k in rest)
+        exported = torch.load(out / "models" / f"online_gradual_from_teacher_dec1_s{s}.pt", weights_only=True)
+        assert exported["cfg"]["model"]["decoder_layers"] == 1

@@ -46,7 +46,7 @@ from fairseq_selfteach.classification.exit_heads import (
     exit_head_layers,
     exit_head_name,
     exit_pooling,
-    fill_exit_poolers,
+    fill_exit_heads,
 )
 from fairseq_selfteach.core.layer_map import layer_index
 from fairseq_selfteach.classification.bert.modules import (
@@ -177,7 +177,7 @@ class SelfteachBertModel(FairseqEncoderModel):
         prefix = name + "." if name else ""
         self._keep_first_layers(state_dict, prefix)
         exit_heads = [k for k in self.classification_heads if exit_head_base(k, self.classification_heads)]
-        fill_exit_poolers(state_dict, prefix, exit_heads)
+        fill_exit_heads(state_dict, prefix, exit_heads)
         self._match_classification_heads(state_dict, prefix)
         super().upgrade_state_dict_named(state_dict, name)
 
