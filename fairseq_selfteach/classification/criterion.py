@@ -19,6 +19,7 @@ task turns into GLUE's metrics.
 import math
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
@@ -129,6 +130,15 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
 
     def teacher_logits(self, sample, positions):
         return self.teacher.logits(sample, classification_head_name=self.classification_head_name)
+
+    def cached_target(self, sample, positions):
+        values, _ = self.teacher.cached_rows(sample, sample["target"].device)
+        return self.teacher_soft(values)
+
+    def teacher_rows(self, sample):
+        """What a teacher cache stores for a batch (cli/teacher_cache.py): every logit of each sentence."""
+        logits = self.teacher_logits(sample, None)
+        return logits, torch.ones(logits.size(0), dtype=torch.long)
 
     def exit_counts(self, k, logits, target):
         if self.regression_target:

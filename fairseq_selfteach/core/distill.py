@@ -106,6 +106,7 @@ class SelfDistillMixin:
       gold_and_soft(logits, target)  (gold loss, nll, soft output) of N scored positions
       teacher_soft(logits)           the soft output of teacher logits
       exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
+      cached_target(sample, positions)  the teacher's soft output read from its cache (--teacher-cache)
       layer_batch_dim                where a layer's hidden states hold the sequences (layer dropout)
     """
 
@@ -136,6 +137,10 @@ class SelfDistillMixin:
             raise OptionError("--teacher-exit is for online self-teaching: with --teacher-path the teacher "
                               "is that frozen model")
         self.teacher_exit = teacher_exit
+        if getattr(self.teacher, "cached", False) and self.teacher.cache.kind == "top_k" and kd_direction != "forward":
+            raise OptionError(f"--kd-direction {kd_direction} needs the teacher's whole distribution, and "
+                              f"--teacher-cache {self.teacher.cache.path} holds its top {self.teacher.cache.k}: "
+                              f"use --kd-direction forward, or train without the cache")
         self.exit_curriculum = str(exit_curriculum)
         check_curriculum(self.exit_curriculum, max_update, exit_curriculum_period, exit_curriculum_fraction)
         if self.exit_curriculum != "none" and self.teacher is not None:
@@ -201,7 +206,7 @@ class SelfDistillMixin:
         gold, nll, top_soft = self.gold_and_soft(top_logits, target)
         if self.teacher is not None:
             self.teacher.follow(model)
-            teacher_soft = self.teacher_soft(self.teacher_logits(sample, positions))
+            teacher_soft = self.teacher_target(model, sample, positions)
             top_kd = self.kd(top_soft, teacher_soft)
             loss = mix_gold_and_kd(gold, top_kd, self.kd_alpha)
             kd_total = top_kd.detach()
@@ -222,6 +227,13 @@ class SelfDistillMixin:
             log.update(self.exit_counts(k, logits, target))
         log.update(gold_loss=gold.data, nll_loss=nll.data, kd_loss=kd_total.data)
         return loss, log
+
+    def teacher_target(self, model, sample, positions):
+        """The frozen teacher's soft output at the positions that count: read from its cache in training
+        (--teacher-cache; the family's cached_target), computed by the model otherwise."""
+        if model.training and getattr(self.teacher, "cached", False):
+            return self.cached_target(sample, positions)
+        return self.teacher_soft(self.teacher_logits(sample, positions))
 
     def exit_counts(self, k, logits, target) -> dict:
         """Extra summable counts for exit k (classification: its correct predictions)."""

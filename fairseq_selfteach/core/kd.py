@@ -4,6 +4,8 @@ Every caller (translation exits, classification heads, offline teachers) reduces
 two logit tensors of shape (N, C) holding only the positions that count (pads already removed),
 so masking happens once, at selection time, and the KL itself never sees a pad.
 """
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -41,11 +43,31 @@ def _kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:
     return (p * (p_log - q_log)).sum()
 
 
+class TopK(NamedTuple):
+    """A teacher distribution kept to its k most likely classes (a teacher cache): their indices and
+    log-probabilities renormalised over those k (N x k each)."""
+
+    indices: torch.Tensor
+    log_probs: torch.Tensor
+
+
+def top_k_target(indices: torch.Tensor, logits: torch.Tensor, temperature: float) -> TopK:
+    """The teacher's k largest logits as a distribution at temperature T, renormalised over those k:
+    exactly the full distribution when k is the vocabulary's size."""
+    return TopK(indices, log_probs(logits, temperature))
+
+
 def kd_from_log_probs(
-    student_lp: torch.Tensor, teacher_lp: torch.Tensor, temperature: float, direction: str
+    student_lp: torch.Tensor, teacher_lp, temperature: float, direction: str
 ) -> torch.Tensor:
     """kd_loss for log-probabilities already softened by the temperature (lets callers reuse the
-    log-softmax they computed for the gold term when T = 1)."""
+    log-softmax they computed for the gold term when T = 1). A TopK teacher gives the forward KL over
+    its k classes, Σ_top-k p (log p − log q): the student's full distribution q read at those k."""
+    if isinstance(teacher_lp, TopK):
+        if direction != "forward":
+            raise ValueError(f"--kd-direction {direction} needs the teacher's whole distribution; a "
+                             f"top-k teacher cache gives only forward")
+        return _kl(teacher_lp.log_probs, student_lp.gather(-1, teacher_lp.indices)) * (temperature**2)
     if direction == "forward":
         kl = _kl(teacher_lp, student_lp)
     elif direction == "reverse":

@@ -1,7 +1,8 @@
 """The teacher behind one interface.
 
-A criterion asks a Teacher for logits of a batch and nothing else, so a teacher whose outputs come from
-a cache on disk (planned) can replace the frozen model without touching the loss code.
+A criterion asks a Teacher for logits of a batch and nothing else; a teacher whose training-set
+outputs come from a cache on disk (core/teacher_cache.py, --teacher-cache) answers training batches
+from it and everything else through the frozen model.
 """
 import logging
 import os
@@ -19,6 +20,7 @@ class Teacher:
 
     path: str  # the file the teacher came from
     sha256: str  # and its digest, recorded in the student's checkpoints
+    cached = False  # whether training batches are answered from a cache (core/teacher_cache.py)
 
     def logits(self, sample, **forward_kwargs) -> torch.Tensor:  # pragma: no cover - interface
         """The teacher's logits for a batch (forward_kwargs: e.g. classification_head_name)."""

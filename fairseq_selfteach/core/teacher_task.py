@@ -10,6 +10,7 @@ from fairseq_selfteach.core.distill import CurriculumTaskMixin
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
+from fairseq_selfteach.core.teacher_cache import CachedTeacher, TeacherCache
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,14 @@ class TeacherConfig(FairseqDataclass):
         metadata={
             "help": "trained full-depth checkpoint to distil from (offline self-teaching); it is "
             "frozen and never saved into the student's checkpoints (its path and sha256 are)"
+        },
+    )
+    teacher_cache: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a folder written by fairseq_selfteach.cli.teacher_cache for --teacher-path on this "
+            "data: training batches read the teacher's outputs from it instead of running the teacher "
+            "(validation still runs it); refused when the teacher file or the data differ from the cache's"
         },
     )
     student_encoder_layer_map: str = field(
@@ -59,6 +68,12 @@ class TeacherTaskMixin(CurriculumTaskMixin):
             self._teacher = FrozenModelTeacher.load(
                 self.cfg.teacher_path, self, self.build_plain_model
             )
+            if getattr(self.cfg, "teacher_cache", None):
+                cache = TeacherCache.open(self.cfg.teacher_cache, self._teacher.sha256, self.cfg.data)
+                self._teacher = CachedTeacher(self._teacher, cache)
+        elif self._teacher is None and getattr(self.cfg, "teacher_cache", None):
+            raise OptionError("--teacher-cache needs the --teacher-path it was made from (its weights start "
+                              "the student and it answers validation batches)")
         return self._teacher
 
     def use_teacher(self, teacher: Teacher) -> None:
@@ -98,7 +113,8 @@ class TeacherTaskMixin(CurriculumTaskMixin):
                 teacher.path,
                 ", ".join(f"{k} <- teacher {v}" for k, v in maps.items()),
             )
-        self.state.merge_state_dict(
-            {"teacher_path": teacher.path, "teacher_sha256": teacher.sha256, "teacher_layer_map": maps}
-        )
+        record = {"teacher_path": teacher.path, "teacher_sha256": teacher.sha256, "teacher_layer_map": maps}
+        if teacher.cached:
+            record["teacher_cache"] = teacher.cache.path
+        self.state.merge_state_dict(record)
         return model

@@ -23,7 +23,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 
 from fairseq_selfteach.core.distill import KDConfig, SelfDistillMixin, reduce_distill_terms
 from fairseq_selfteach.core.errors import OptionError
-from fairseq_selfteach.core.kd import log_probs
+from fairseq_selfteach.core.kd import log_probs, top_k_target
 from fairseq_selfteach.translation.exits import check_decoder_output, decoder_exit_logits
 
 
@@ -48,6 +48,9 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
         self.init_distill(task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                           exit_weights, teacher_exit, exit_curriculum, exit_curriculum_period,
                           exit_curriculum_fraction, max_update, layer_dropout_max)
+        if getattr(self.teacher, "cached", False) and ignore_prefix_size > 0:
+            raise OptionError("--ignore-prefix-size with --teacher-cache: the cache holds a row for every "
+                              "target token, the criterion would read the wrong ones")
 
     # --- the family: one distribution per real target token -----------------------------------
 
@@ -79,6 +82,17 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
 
     def teacher_logits(self, sample, mask):
         return self.teacher.logits(sample)[mask]
+
+    def cached_target(self, sample, mask):
+        # the cache's rows are every target token of each sample in order: target[mask], row by row
+        values, indices = self.teacher.cached_rows(sample, mask.device, counts_expected=mask.sum(1))
+        return top_k_target(indices, values, self.kd_temperature)
+
+    def teacher_rows(self, sample):
+        """What a teacher cache stores for a batch (cli/teacher_cache.py): the teacher's logits at every
+        target token, row by row, and the number of tokens of each sample."""
+        mask = sample["target"].ne(self.padding_idx)
+        return self.teacher_logits(sample, mask), mask.sum(1)
 
     # --- fairseq's criterion interface ----------------------------------------------------------
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import REPO, USER_DIR, run, valid_metrics
+from tests.helpers import REPO, USER_DIR, run, train_metrics, valid_metrics
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -840,6 +840,39 @@ def test_stsb_self_distill_online_and_offline(glue_bins, minilm_dir, tmp_path):
     assert "encoder.layers <- teacher [0]" in log
     rows = valid_metrics(log)
     assert rows and all(r["kd_loss"] > 0 and math.isfinite(r["glue_pearson"]) for r in rows)
+
+
+@pytest.mark.parametrize("task_name", ["SST-2", "STS-B"])
+def test_training_from_a_teacher_cache_equals_the_teacher(glue_bins, minilm_dir, tmp_path, task_name):
+    """cli/teacher_cache.py stores every logit (or the score) of every training sentence; an offline
+    student trained from it logs the same terms at every update as one running the teacher, and ends
+    with the same weights (dropout off, the same batches)."""
+    bin_dir = glue_bins[task_name]["bin"]
+    regression = ["--regression-target"] if task_name == "STS-B" else []
+    common = ["--user-dir", USER_DIR, "--arch", "bert_from_config", "--bert-config",
+              os.path.join(minilm_dir, "config.json"), "--criterion", "sentence_prediction_self_distill",
+              *regression, "--kd-alpha", 0.5, "--kd-temperature", 2, "--dropout", 0, "--attention-dropout", 0,
+              "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 2, "--cpu", "--no-epoch-checkpoints",
+              "--log-format", "simple", "--log-interval", 1, "--seed", 1, "--num-workers", 0,
+              "--required-batch-size-multiple", 1]
+    run(["fairseq-train", bin_dir, "--task", "glue", "--encoder-layers", 2, "--max-update", 2,
+         "--save-dir", tmp_path / "teacher"] + common)
+    teacher = tmp_path / "teacher" / "checkpoint_last.pt"
+    student = ["--task", "self_distill_glue", "--teacher-path", teacher, "--encoder-layers", 1, "--max-update", 4]
+    p = run(["python", "-m", "fairseq_selfteach.cli.teacher_cache", bin_dir, *student, *common,
+             "--cache-out", tmp_path / "cache"])
+    assert "logits k=" in p.stdout and "bytes per sentence" in p.stdout
+    logs = {}
+    for name, extra in (("plain", []), ("cached", ["--teacher-cache", tmp_path / "cache"])):
+        p = run(["fairseq-train", bin_dir, *student, *extra, "--save-dir", tmp_path / name] + common)
+        logs[name] = train_metrics(p.stdout + p.stderr)
+    assert sorted(logs["cached"]) == sorted(logs["plain"]) == [1, 2, 3, 4]
+    for update, row in logs["cached"].items():
+        for key in ("loss", "gold_loss", "kd_loss"):
+            assert row[key] == pytest.approx(logs["plain"][update][key], abs=2e-3), (update, key)
+    a = torch.load(tmp_path / "cached" / "checkpoint_last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "plain" / "checkpoint_last.pt", weights_only=False)["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in b)
 
 
 @pytest.mark.parametrize("stuck", [True, False])
