@@ -377,15 +377,19 @@ def machine_lines(args):
     )
 
 
-def main():
-    args = parse_args()
-    # fairseq's attention passes a float attn_mask with a bool key_padding_mask; torch warns each time
+def quiet_and_threads(args):
+    """What every training benchmark sets first: fairseq's attention passes a float attn_mask with a
+    bool key_padding_mask and torch warns each time; importing fairseq sets the root logger to DEBUG,
+    so the task's line about each student's initialisation is kept out of the report."""
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
-    # importing fairseq sets the root logger to DEBUG: keep the task's INFO line about each student's
-    # initialisation from the teacher out of the report
     logging.getLogger("fairseq_selfteach").setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
+
+
+def main():
+    args = parse_args()
+    quiet_and_threads(args)
     if args.memory_variant:
         memory_child(args)
         return

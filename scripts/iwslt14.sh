@@ -5,7 +5,8 @@
 #   → sacreBLEU + tokenised BLEU, parameters, speed → results.md + bleu_vs_params.png
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
-#                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--only-data]
+#                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--teacher-cache]
+#                                        [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 release archive ({src}-en.tgz) instead of downloading it
@@ -18,6 +19,8 @@
 #             the pick to every student and online model (sweep.md, sweep.json; test is never used)
 #   --sweep-grid  --sweep over this grid instead of the table's (KEY=V,V;KEY=V,V; keys kd_alpha,
 #             kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'
+#   --teacher-cache  offline, gradual and sweep students read their teacher's top 8 logits per target
+#             token from a cache (OUT/caches, one per teacher, built once) instead of running it
 #   --debs    (bible settings) a folder with the sword-text-kjv/sparv .deb files instead of apt-get
 #   --only-data  stop once the data is prepared (OUT/data/prep)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -82,6 +85,11 @@ if [ $only_data = 1 ]; then echo "iwslt14.sh: data ready in $out/data/prep"; exi
 # ---- training --------------------------------------------------------------------------------
 translation_options  # common (training) and decode (scripts/translation_lib.sh)
 kd=(--kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
+distil=(--task self_distill_translation --criterion self_distill)  # what a student of a frozen teacher trains with
+if [ "$teacher_cache" = 1 ]; then
+  echo "iwslt14.sh: --teacher-cache: the offline, gradual and sweep students read their teacher's top 8 logits" \
+    "per target token from OUT/caches (one pass of each teacher over train); validation still runs the teacher"
+fi
 
 L=$teacher_decoder_layers
 teacher="$out/models/teacher/checkpoint_best.pt"
@@ -126,6 +134,7 @@ teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_max_update" --decoder-layers "$L" \
     --criterion label_smoothed_cross_entropy --seed "$teacher_seed" "${teacher_stop[@]}"
   stage export_teacher export_model teacher_dec$L "$teacher" --started-from "random initialisation"
+  teacher_cache_for teacher "$teacher" "${distil[@]}"
   local k
   for k in "${depths[@]}"; do  # baseline: the teacher cut to k decoder layers, no training
     export_later pruned_dec$k pruned_dec$k "$teacher" --decoder-layers "$k" --no-training \
@@ -191,22 +200,24 @@ scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
 scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }
 students_seed() {  # per seed: students of the frozen teacher (offline, gradual, seqkd)
-  local s=$1 k prev name
+  local s=$1 k prev prev_cache name
+  teacher_cache_for teacher "$teacher" "${distil[@]}"
   for k in "${depths[@]}"; do  # initialised from the teacher's first k layers
     name=offline_dec${k}_s$s
     stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
-      --task self_distill_translation --teacher-path "$teacher" --criterion self_distill "${kd[@]}"
+      "${distil[@]}" --teacher-path "$teacher" "${cache_opts[@]}" "${kd[@]}"
     export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "teacher_dec$L, decoder layers 1-$k"
   done
-  prev=$teacher prev_name=teacher_dec$L
+  prev=$teacher prev_name=teacher_dec$L prev_cache=teacher
   for k in "${schedule[@]:1}"; do  # gradual: each stage's student is the next stage's teacher
     name=gradual_dec${k}_s$s
+    teacher_cache_for "$prev_cache" "$prev" "${distil[@]}"
     stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
-      --task self_distill_translation --teacher-path "$prev" --criterion self_distill "${kd[@]}"
+      "${distil[@]}" --teacher-path "$prev" "${cache_opts[@]}" "${kd[@]}"
     export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "$prev_name, decoder layers 1-$k"
-    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k
+    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_dec$k prev_cache=$name
   done
   if [ $seqkd = 1 ]; then
     stage seqkd_data seqkd_data
@@ -256,9 +267,9 @@ sweep_point() {  # sweep_point N: the grid's N-th point
   line=$(helper sweep-grid "$sweep_grid" | sed -n "${1}p")
   IFS=$'\t' read -r -a words <<< "$line"
   name=sweep_${words[0]}
+  teacher_cache_for teacher "$teacher" "${distil[@]}"
   stage "$name" train "$name" "$bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" \
-    --seed "$teacher_seed" --task self_distill_translation --teacher-path "$teacher" --criterion self_distill \
-    "${kd[@]}" "${words[@]:1}"
+    --seed "$teacher_seed" "${distil[@]}" --teacher-path "$teacher" "${cache_opts[@]}" "${kd[@]}" "${words[@]:1}"
   stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
     --started-from "teacher_dec$L, decoder layers 1-$k"
   stage "valid_$name" score_valid "$name"

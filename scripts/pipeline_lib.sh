@@ -21,7 +21,8 @@ usage() {
 # --only-data, -h/--help) and the script's own, which its function `script_option OPTION [VALUE]`
 # handles: it sets its variable and `took` to the words used (1: a flag, 2: an option and its value),
 # or leaves took=0. An option neither knows, or one missing its value, is refused (usage, exit 2).
-# Sets setting, out, force_cpu, only_data.
+# --teacher-cache: offline, gradual and sweep students read their teacher's outputs from a cache
+# (teacher_cache_for). Sets setting, out, force_cpu, only_data, teacher_cache.
 parse_options() {
   [ $# -ge 1 ] || usage
   case $1 in
@@ -29,13 +30,14 @@ parse_options() {
     -*) echo "$script: the SETTING comes first, before $1" >&2; usage ;;
   esac
   setting=$1; shift
-  out="" force_cpu=0 only_data=0
+  out="" force_cpu=0 only_data=0 teacher_cache=0
   while [ $# -gt 0 ]; do
     took=0
     case $1 in
       --out) out=${2-}; took=2 ;;
       --cpu) force_cpu=1; took=1 ;;
       --only-data) only_data=1; took=1 ;;
+      --teacher-cache) teacher_cache=1; took=1 ;;
       -h|--help) usage ;;
       *) script_option "$@" ;;
     esac
@@ -138,6 +140,30 @@ train() {
 
 # export_model NAME CHECKPOINT [--decoder-layers K | --encoder-layers K]: models/NAME.pt, a plain
 # checkpoint of its own (the first K layers where given), now: for a model read before the trainings end
+# teacher_cache_for NAME TEACHER STUDENT_OPTIONS...: with --teacher-cache, the stage cache_NAME runs
+# TEACHER over the training split once (cli/teacher_cache.py, given the students' own task options)
+# into OUT/caches/NAME, and cache_opts reads it (--teacher-cache); without it, cache_opts is empty.
+# A teacher's cache is built before any lane could need it (the teacher's in its own branch, a gradual
+# stage's in its seed's chain), so two lanes never build one.
+teacher_cache_for() {
+  local name=$1 checkpoint=$2; shift 2
+  cache_opts=()
+  [ "$teacher_cache" = 1 ] || return 0
+  stage "cache_$name" build_teacher_cache "$name" "$checkpoint" "$@"
+  cache_opts=(--teacher-cache "$out/caches/$name")
+}
+build_teacher_cache() {
+  local name=$1 checkpoint=$2 dir="$out/caches/$1" log="$out/logs/cache_$1.log"; shift 2
+  if [ -f "$dir/meta.json" ]; then echo "   cache $name: built before ($dir)"; return 0; fi
+  mkdir -p "$out/caches"
+  if ! python -m fairseq_selfteach.cli.teacher_cache "$bin" "${common[@]}" "$@" --teacher-path "$checkpoint" \
+      --cache-out "$dir" > "$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "$script: caching teacher $name failed; full log: $log" >&2
+    return 1
+  fi
+  grep "^teacher_cache: wrote" "$log"
+}
 export_model() {
   python -m fairseq_selfteach.cli.export_student --checkpoint "$2" --out "$out/models/$1.pt" "${@:3}"
 }

@@ -71,7 +71,13 @@ def online_runs(toy_data, tmp_path_factory):
                root / "one" / "checkpoint_last.pt", "--arch", "transformer_iwslt_de_en", "--encoder-layers", 2,
                "--decoder-layers", 2, "--criterion", "self_distill", "--kd-alpha", 0.5, "--kd-temperature", 2,
                "--lr", "1e-3", "--warmup-updates", 10, "--max-update", 3] + SMALL + OPTIM + EXACT
-    for name, processes, extra in (("offline_two", 2, []), ("offline_one", 1, ["--update-freq", 2])):
+    # cached: the same teacher's every logit in a cache (k = the vocabulary: exact), read in 2 processes
+    with open(os.path.join(toy_data, "dict.tgt.txt"), encoding="utf-8") as f:
+        vocabulary = 4 + sum(1 for _ in f)
+    run(["python", "-m", "fairseq_selfteach.cli.teacher_cache", "--cache-out", root / "cache",
+         "--cache-top-k", vocabulary] + offline, env=ONE_THREAD)
+    for name, processes, extra in (("offline_two", 2, []), ("offline_one", 1, ["--update-freq", 2]),
+                                   ("cached_two", 2, ["--teacher-cache", root / "cache"])):
         p = fairseq_train(offline + ["--save-dir", root / name] + extra, processes)
         out[name] = {"dir": root / name, "log": p.stdout + p.stderr}
     return out
@@ -100,13 +106,16 @@ def test_two_processes_validate_as_one(online_runs):
         assert two[term] == pytest.approx(one[term], abs=2e-3), term
 
 
-def test_an_offline_student_in_two_processes_learns_as_in_one(online_runs):
-    two, one = train_metrics(online_runs["offline_two"]["log"]), train_metrics(online_runs["offline_one"]["log"])
+@pytest.mark.parametrize("run_name", ["offline_two", "cached_two"])
+def test_an_offline_student_in_two_processes_learns_as_in_one(online_runs, run_name):
+    """A frozen teacher, run in every process or read from its cache by sample id in every process."""
+    two, one = train_metrics(online_runs[run_name]["log"]), train_metrics(online_runs["offline_one"]["log"])
+    assert ("teacher cache" in online_runs[run_name]["log"]) == (run_name == "cached_two")
     assert sorted(two) == sorted(one) == [1, 2, 3]
     for update in two:
         for term in ("loss", "gold_loss", "kd_loss", "nll_loss"):
             assert two[update][term] == pytest.approx(one[update][term], abs=2e-3), (update, term)
-    student = model_state(online_runs["offline_two"]["dir"] / "checkpoint_last.pt")
+    student = model_state(online_runs[run_name]["dir"] / "checkpoint_last.pt")
     assert not any(k.startswith("teacher") for k in student)  # the frozen teacher is not part of the model
     assert_same_weights(student, model_state(online_runs["offline_one"]["dir"] / "checkpoint_last.pt"), atol=1e-4)
 

@@ -22,7 +22,7 @@ def console_scripts():
 @pytest.mark.skipif(tomllib is None, reason="needs Python 3.11's tomllib")
 def test_every_console_script_answers_help():
     scripts = console_scripts()
-    assert len(scripts) == 7
+    assert len(scripts) == 8
     for name, target in scripts.items():
         assert os.path.exists(os.path.join(BIN, name)), f"{name} is not installed (pip install -e .)"
         p = run([name, "--help"])

@@ -22,6 +22,10 @@ GLUE_SH = os.path.join(REPO, "scripts", "glue.sh")
 ENV = {"SELFTEACH_PYTHON_ENV": "current", "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
 
 
+# the students of frozen teachers read them from caches (exact for a classifier: every logit is kept)
+CI_ARGS = ("--teacher-cache",)
+
+
 def settings(name):
     with open(os.path.join(REPO, "scripts", "glue_settings.tsv")) as f:
         rows = [line.rstrip("\n").split("\t") for line in f if not line.startswith("#")]
@@ -32,7 +36,7 @@ def settings(name):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, vader_sdist):  # noqa: F811
     out = tmp_path_factory.mktemp("glue_ci") / "run"
-    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu"], env=ENV)
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu", *CI_ARGS], env=ENV)
     s = settings("sentiment-ci")
     with open(out / "data" / "bin" / "meta.json") as f:
         meta = json.load(f)
@@ -216,10 +220,31 @@ def test_exported_online_exit_scores_what_it_scored_in_training(pipeline):
     assert state["cfg"]["model"]["pooling"] == pipeline["settings"]["pooling"]
 
 
+def test_students_read_their_teachers_from_caches(pipeline):
+    """--teacher-cache: one cache per frozen teacher, built once, with every logit of every training
+    sentence; the offline and gradual students train from theirs, the online models from none."""
+    out, seeds = pipeline["out"], pipeline["seeds"]
+    L, k_first = pipeline["schedule"][0], pipeline["schedule"][1]
+    caches = ["teacher"] + [f"gradual_enc{k_first}_s{s}" for s in seeds]
+    assert sorted(os.listdir(out / "caches")) == sorted(caches)
+    assert sorted(re.findall(r"^== (cache_\S+)$", pipeline["stdout"], re.M)) == sorted(f"cache_{c}" for c in caches)
+    n_train = pipeline["meta"]["splits"]["train"]["examples"]
+    for cache in caches:
+        meta = json.loads((out / "caches" / cache / "meta.json").read_text())
+        assert meta["kind"] == "logits" and meta["k"] == 2 and meta["samples"] == meta["rows"] == n_train
+    for s in seeds:
+        uses = {f"offline_enc{pipeline['depths'][0]}_s{s}": "teacher", f"gradual_enc{k_first}_s{s}": "teacher",
+                f"gradual_enc{pipeline['schedule'][2]}_s{s}": f"gradual_enc{k_first}_s{s}"}
+        for name, cache in uses.items():
+            cfg = _state(out / "models" / name / "checkpoint_last.pt")["cfg"]
+            assert cfg["task"]["teacher_cache"] == str(out / "caches" / cache), name
+        assert not _state(out / "models" / f"online_s{s}" / "checkpoint_last.pt")["cfg"]["task"].get("teacher_cache")
+
+
 def test_rerun_skips_every_stage_and_keeps_the_results(pipeline, vader_sdist):  # noqa: F811
     out = pipeline["out"]
     before = (out / "results.md").read_text()
-    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu"], env=ENV)
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", out, "--sdist", vader_sdist, "--cpu", *CI_ARGS], env=ENV)
     ran = [line for line in p.stdout.splitlines() if line.startswith("== ") and "skipped" not in line]
     assert ran == [] and "done earlier, skipped" in p.stdout
     assert (out / "results.md").read_text() == before

@@ -83,8 +83,9 @@ def test_sentencepiece_option(tmp_path):
     assert any("▁" in line for line in lines(out / "bpe" / "train.en"))
 
 
-# bible-ci with the sweep (its grid: kd_alpha 0.5, 0.9) and a teacher that stops on its valid loss
-CI_ARGS = ("--cpu", "--sweep")
+# bible-ci with the sweep (its grid: kd_alpha 0.5, 0.9), a teacher that stops on its valid loss, and
+# the students of frozen teachers reading them from caches
+CI_ARGS = ("--cpu", "--sweep", "--teacher-cache")
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +221,30 @@ def test_bible_ci_sweep_picks_on_valid(bible_ci):
     assert "Distillation options chosen on validation" in (out / "results.md").read_text()
     # the teacher stopped on its valid loss or at its cap, and the teacher-budget rows got its updates
     assert f"the teacher stopped after {TEACHER_UPDATES} updates" in log
+
+
+@pytest.mark.slow
+def test_bible_ci_students_read_their_teachers_from_caches(bible_ci):
+    """--teacher-cache: one cache per frozen teacher (the teacher; each seed's gradual stage that teaches
+    the next), each built once; the offline, gradual and sweep students train from theirs."""
+    out, log = bible_ci
+    assert "--teacher-cache: the offline, gradual and sweep students read their teacher's top 8 logits" in log
+    assert sorted(os.listdir(out / "caches")) == ["gradual_dec2_s1", "gradual_dec2_s2", "teacher"]
+    assert sorted(re.findall(r"^== (cache_\S+)$", log, re.M)) == ["cache_gradual_dec2_s1", "cache_gradual_dec2_s2",
+                                                             "cache_teacher"]  # each built once
+    for cache in os.listdir(out / "caches"):
+        meta = json.loads((out / "caches" / cache / "meta.json").read_text())
+        assert meta["k"] == 8 and meta["kind"] == "top_k" and meta["split"] == "train"
+    sweeps = [f.name for f in (out / "models").iterdir() if f.name.startswith("sweep_") and f.is_dir()]
+    uses = {"offline_dec1_s1": "teacher", "gradual_dec2_s2": "teacher", "gradual_dec1_s2": "gradual_dec2_s2",
+            **{name: "teacher" for name in sweeps}}
+    assert len(sweeps) == 2
+    for name, cache in uses.items():
+        last = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)
+        assert last["cfg"]["task"]["teacher_cache"] == str(out / "caches" / cache), name
+    for name in ("online_s1", "scratch_same_budget_dec1_s1"):
+        cfg = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)["cfg"]
+        assert not cfg["task"].get("teacher_cache"), name
 
 
 @pytest.mark.slow
