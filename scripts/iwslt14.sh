@@ -6,13 +6,14 @@
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
 #                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--teacher-cache]
-#                                        [--only-data]
+#                                        [--world-size N] [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 release archive ({src}-en.tgz) instead of downloading it
 #   --url     download the archive from this URL (a mirror); IWSLT14_MIRROR works too
 #   --seqkd   also train sequence-level KD students (the teacher decodes the training set)
 #   --cpu     train and decode on CPU even where CUDA is available
+#   --world-size N  processes per training on GPUs (default: every visible GPU, as fairseq-train does)
 #   --seeds   every trained row but the teacher is repeated with each seed (default: the table's seeds)
 #   --sweep   choose the distillation options on validation data: train the first offline student
 #             once per point of the table's sweep_grid, pick the highest sacreBLEU on valid, and give

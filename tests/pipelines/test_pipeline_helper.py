@@ -101,3 +101,26 @@ def test_split_budget_prints_one_stage_per_line():
     assert p.returncode == 0 and p.stdout == "34\n33\n33\n"
     p = helper("split-budget", "ten", 2)
     assert p.returncode == 2 and "TOTAL must be a whole number" in p.stderr
+
+
+@settings(max_examples=30, deadline=None)
+@given(visible=st.integers(0, 16), wanted=st.one_of(st.none(), st.integers(-1, 20)))
+def test_world_size_is_every_visible_gpu_or_what_was_asked_within_them(visible, wanted):
+    p = helper("world-size", visible, *([] if wanted is None else [wanted]))
+    if wanted is None:
+        assert p.returncode == 0 and p.stdout == f"{visible}\n"
+    elif 1 <= wanted <= visible:
+        assert p.returncode == 0 and p.stdout == f"{wanted}\n"
+    else:
+        assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+        assert p.stderr.startswith("test.sh: --world-size")
+
+
+def test_world_size_on_cpu_is_refused_before_any_work(tmp_path):
+    for script, setting in (("iwslt14.sh", "bible-ci"), ("glue.sh", "sentiment-ci")):
+        p = subprocess.run(["bash", os.path.join(REPO, "scripts", script), setting, "--out", tmp_path / script,
+                            "--cpu", "--world-size", "2"], capture_output=True, text=True,
+                           env=dict(os.environ, SELFTEACH_PYTHON_ENV="current",
+                                    PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
+        assert p.returncode == 2 and "--world-size is for CUDA devices" in p.stderr, (script, p.stderr[-500:])
+        assert not list((tmp_path / script).glob("stages/*.done"))  # no stage ran
