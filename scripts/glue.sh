@@ -8,7 +8,8 @@
 # Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
 #                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--seeds 1,2,3]
-#                                     [--sweep] [--sweep-grid SPEC] [--heldout-every N] [--cpu] [--only-data]
+#                                     [--sweep] [--sweep-grid SPEC] [--heldout-every N] [--teacher-cache] [--cpu]
+#                                     [--world-size N] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -27,7 +28,10 @@
 #             kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'
 #   --heldout-every N  every N-th training example is held out as the split heldout, which every
 #             training validates on (default: the table's heldout_every; "-" none: dev)
+#   --teacher-cache  offline, gradual and sweep students read their teacher's logits from a cache
+#             (OUT/caches, one per teacher, built once) instead of running it
 #   --cpu     train and evaluate on CPU even where CUDA is available
+#   --world-size N  processes per training on GPUs (default: every visible GPU, as fairseq-train does)
 #   --only-data  stop once the data is binarised (OUT/data/bin)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
 # must have the package installed: pip install -e .).
@@ -168,7 +172,8 @@ common=(--user-dir "$user_dir" --arch bert_from_config --bert-config "$pretraine
   --optimizer adam --adam-betas '(0.9,0.999)' --adam-eps 1e-6 --weight-decay "$weight_decay" --clip-norm 0.0
   --lr-scheduler polynomial_decay --batch-size "$batch_size" --required-batch-size-multiple 1
   --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0
-  --best-checkpoint-metric glue_score --maximize-best-checkpoint-metric "${target[@]}" "${device[@]}")
+  --best-checkpoint-metric glue_score --maximize-best-checkpoint-metric "${target[@]}" "${device[@]}"
+  "${distributed[@]}")
 if [ "$heldout_every" != - ]; then
   common+=(--valid-subset heldout)
   echo "glue.sh: every training validates on the split heldout (every ${heldout_every}th training example)," \
@@ -186,6 +191,10 @@ exit_opts=()
 [ "$exit_heads" = - ] || exit_opts+=(--exit-heads "$exit_heads")
 [ "$exit_pooling" = - ] || exit_opts+=(--exit-pooling "$exit_pooling")
 if [ ${#exit_opts[@]} -gt 0 ]; then echo "glue.sh: online exits: ${exit_opts[*]}"; fi
+if [ "$teacher_cache" = 1 ]; then
+  echo "glue.sh: --teacher-cache: the offline, gradual and sweep students read their teacher's logits from" \
+    "OUT/caches (one pass of each teacher over train); validation still runs the teacher"
+fi
 if [ "$online_gradual_from_teacher" = yes ]; then
   echo "glue.sh: online_gradual_from_teacher: the fine-tuned teacher walked through ${gradual_schedule//,/→}" \
     "in one model, stages of $student_updates updates at lr $student_lr (the offline chain's)"
@@ -234,6 +243,7 @@ teacher_branch() {
   stage teacher train teacher "$bin" "$teacher_updates" "${finetune[@]}" --encoder-layers "$L" \
     --criterion sentence_prediction --seed "${seed_values[0]}" "${teacher_stop[@]}"
   stage export_teacher export_model teacher_enc$L "$teacher" --started-from "$pretrained_name, layers 1-$L"
+  teacher_cache_for teacher "$teacher" "${student[@]}" "${kd[@]}"
   local k
   for k in "${depths[@]}"; do  # baseline: the fine-tuned teacher cut to k layers, no training
     export_later pruned_enc$k pruned_enc$k "$teacher" --encoder-layers "$k" --no-training \
@@ -307,25 +317,27 @@ truncated_seed() {
   done
 }
 students_seed() {  # offline students of the frozen teacher, then the gradual chain
-  local s=$1 k name prev prev_name
+  local s=$1 k name prev prev_name prev_cache
+  teacher_cache_for teacher "$teacher" "${student[@]}" "${kd[@]}"
   for k in "${depths[@]}"; do  # offline: the frozen teacher's first k layers and its head, distilled
     name=offline_enc${k}_s$s
     stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
-      --encoder-layers "$k" "${kd[@]}" --seed "$s"
+      "${cache_opts[@]}" --encoder-layers "$k" "${kd[@]}" --seed "$s"
     export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
       --started-from "teacher_enc$L, layers 1-$k"
   done
-  prev=$teacher prev_name=teacher_enc$L
+  prev=$teacher prev_name=teacher_enc$L prev_cache=teacher
   for k in "${schedule[@]:1}"; do
     name=gradual_enc${k}_s$s
     if [ "$k" = "$first_gradual" ] && [ $reuse_offline = 1 ]; then name=offline_enc${k}_s$s
     else
+      teacher_cache_for "$prev_cache" "$prev" "${student[@]}" "${kd[@]}"
       stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$prev" \
-        --encoder-layers "$k" "${kd[@]}" --seed "$s"
+        "${cache_opts[@]}" --encoder-layers "$k" "${kd[@]}" --seed "$s"
       export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "$prev_name, layers 1-$k"
     fi
-    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k
+    prev="$out/models/$name/checkpoint_best.pt" prev_name=gradual_enc$k prev_cache=$name
   done
 }
 students_and_walk_seed() {  # the teacher's students, then (where the table says so) the teacher walked
@@ -350,8 +362,9 @@ sweep_point() {  # sweep_point N: the grid's N-th point
   line=$(helper sweep-grid "$sweep_grid" | sed -n "${1}p")
   IFS=$'\t' read -r -a words <<< "$line"
   name=sweep_${words[0]}
+  teacher_cache_for teacher "$teacher" "${student[@]}" "${kd[@]}"
   stage "$name" train "$name" "$bin" "$student_updates" "${student[@]}" --teacher-path "$teacher" \
-    --encoder-layers "$k" "${kd[@]}" "${words[@]:1}" --seed "${seed_values[0]}"
+    "${cache_opts[@]}" --encoder-layers "$k" "${kd[@]}" "${words[@]:1}" --seed "${seed_values[0]}"
   stage "export_$name" export_model "$name" "$out/models/$name/checkpoint_best.pt" \
     --started-from "teacher_enc$L, layers 1-$k"
   stage "heldout_$name" python -m fairseq_selfteach.cli.evaluate_glue --data "$bin" --path "$out/models/$name.pt" \
