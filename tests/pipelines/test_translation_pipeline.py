@@ -151,7 +151,9 @@ def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
     for stem, r in rows.items():
         expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES,
                     "scratch-teacher-budget": TEACHER_UPDATES}.get(r["method"], STUDENT_UPDATES)
-        if r["method"] == "online-gradual":  # two stages share the teacher's budget; the record adds them up
+        if r["method"] == "online-gradual" and "from_teacher" in stem:  # each stage the students' budget
+            expected = STUDENT_UPDATES
+        elif r["method"] == "online-gradual":  # two stages share the teacher's budget; the record adds them up
             expected = TEACHER_UPDATES // 2 if "_dec2" in stem else TEACHER_UPDATES
         assert r["updates"] == expected, stem
         assert r["started_from"] and (r["train_seconds"] > 0) == (r["method"] != "pruned"), stem
@@ -178,8 +180,10 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
             np.mean([s["value"] for s in r["seeds"]]), abs=0.01)
         if r["method"] in ("offline", "gradual", "seqkd") and r["depth"] == 1:
             assert r["baseline"] == "scratch_same_budget_dec1" and 0 < r["p_value"] <= 1, name
-        if r["method"] in ("online", "online-gradual") and r["depth"] == 1:
+        if r["method"] in ("online", "online-gradual") and r["depth"] == 1 and "from_teacher" not in name:
             assert r["baseline"] == "scratch_teacher_budget_dec1"  # one model, the teacher's budget
+        if "from_teacher" in name and r["depth"] == 1:
+            assert r["baseline"] == "scratch_same_budget_dec1"  # its stage has the students' budget
         if name != "teacher_dec3":
             assert r["teacher"] == "teacher_dec3" and 0 < r["p_value_teacher"] <= 1
     # the p-values are sacreBLEU's paired bootstrap, seed against same seed, the row showing the largest
