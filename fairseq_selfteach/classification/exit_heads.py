@@ -44,7 +44,8 @@ def fill_exit_heads(state_dict: Dict, prefix: str, head_names: List[str]) -> Non
     their pooler from the encoder's pooler (BERT's pretrained one, or a fine-tuned classifier's), and,
     where the checkpoint holds a trained task head (walking a fine-tuned teacher through online-gradual),
     their dense layer from that head, so exit k starts where the offline k-layer student starts."""
-    heads = {key.split(".")[1] for key in state_dict if key.startswith(prefix + "classification_heads.")}
+    head_prefix = prefix + "classification_heads."
+    heads = {key[len(head_prefix):].split(".")[0] for key in state_dict if key.startswith(head_prefix)}
     for name in head_names:
         base = name.rpartition("_exit")[0]
         copies = [(f"pooler.dense.{part}", f"{prefix}encoder.pooler.dense.{part}") for part in ("weight", "bias")]

@@ -93,7 +93,7 @@ def build_cache(out: str, batches, row_counts, teacher_rows, kind: str, k: int, 
                 if kind == "top_k":
                     indices = np.lib.format.open_memmap(os.path.join(tmp, "indices.npy"), "w+", np.int32,
                                                         (rows, width))
-            target = _row_index(offsets, ids)
+            target, _ = _row_index(offsets, ids)
             logits = logits.float()
             if kind == "top_k":
                 top = logits.topk(width, dim=-1)
@@ -125,12 +125,12 @@ def build_cache(out: str, batches, row_counts, teacher_rows, kind: str, k: int, 
     return meta
 
 
-def _row_index(offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The cache rows of samples `ids`, concatenated in that order."""
+def _row_index(offsets: np.ndarray, ids: np.ndarray):
+    """The cache rows of samples `ids`, concatenated in that order, and each sample's number of rows."""
     starts = offsets[ids]
     lengths = offsets[ids + 1] - starts
     within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + within
+    return np.repeat(starts, lengths) + within, lengths
 
 
 class TeacherCache:
@@ -190,12 +190,11 @@ class TeacherCache:
         if len(ids) and (ids.min() < 0 or ids.max() >= len(self.offsets) - 1):
             raise CacheError(f"--teacher-cache {self.path}: sample id {int(ids.max())} is beyond its "
                              f"{len(self.offsets) - 1} samples: the cache is of another split")
-        index = _row_index(self.offsets, ids)
+        index, counts = _row_index(self.offsets, ids)
         values = torch.from_numpy(np.ascontiguousarray(self.values[index]))
         indices = None if self.indices is None else torch.from_numpy(
             np.ascontiguousarray(self.indices[index]).astype(np.int64))
-        counts = torch.from_numpy(self.offsets[ids + 1] - self.offsets[ids])
-        return values, indices, counts
+        return values, indices, torch.from_numpy(counts)
 
 
 class CachedTeacher(Teacher):
