@@ -53,7 +53,12 @@ def build(argv=None) -> dict:
         raise SelfteachError("give the teacher to cache with --teacher-path (and a distilling --task: "
                              "self_distill_translation or self_distill_glue)")
     torch.manual_seed(cfg.common.seed)
-    task = tasks.setup_task(cfg.task)
+    try:  # fairseq's own errors about the data folder are plain exceptions: named here in one line
+        task = tasks.setup_task(cfg.task)
+    except SelfteachError:
+        raise
+    except Exception as e:
+        raise SelfteachError(f"data {cfg.task.data}: {e}") from e
     criterion = task.build_criterion(cfg.criterion)
     if not hasattr(criterion, "teacher_rows"):
         raise SelfteachError(f"--criterion {cfg.criterion._name} is not a self-teaching criterion: use "
@@ -64,7 +69,10 @@ def build(argv=None) -> dict:
     teacher.follow(torch.nn.Linear(1, 1).to(device="cuda" if use_cuda else "cpu", dtype=dtype))
 
     split = args.cache_split
-    task.load_dataset(split, combine=False, epoch=1)
+    try:
+        task.load_dataset(split, combine=False, epoch=1)
+    except Exception as e:
+        raise SelfteachError(f"data {cfg.task.data}: cannot load split {split!r}: {e}") from e
     dataset = task.dataset(split)
     translation = hasattr(dataset, "tgt_sizes")
     kind = "top_k" if translation else "logits"

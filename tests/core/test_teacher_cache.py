@@ -185,3 +185,7 @@ def test_what_the_cache_cannot_do_is_refused(caches, teacher, toy_data, tmp_path
     p = build_cache(toy_data, teacher["path"], caches["top8"], check=False)
     assert p.returncode == 1 and "exists: remove it" in p.stderr and "Traceback" not in p.stderr
     assert np.load(caches["top8"] / "offsets.npy").shape == (3001,)  # untouched
+    (tmp_path / "empty").mkdir()
+    p = build_cache(tmp_path / "empty", teacher["path"], tmp_path / "c", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"teacher_cache: error: data {tmp_path / 'empty'}: ")
