@@ -102,9 +102,13 @@ detect_device() {
   world=$(helper world-size "$gpus" "$world_size_opt") || exit 2
   distributed=(--distributed-world-size "$world")
   if [ "$world" -gt 1 ]; then
+    # online-gradual stages leave layers without a gradient and exit heads are applied after the model's
+    # forward, which torch's DDP (pytorch_ddp) stops at either way; legacy_ddp takes both (core/gradient_sync.py)
+    distributed+=(--ddp-backend legacy_ddp)
     echo "$script: $gpus CUDA devices visible: every training runs in $world processes" \
-      "(--distributed-world-size $world; --world-size N to change), so one update holds $world batches" \
-      "and a budget of U updates sees $world times the examples it does in one process"
+      "(--distributed-world-size $world --ddp-backend legacy_ddp, which takes online-gradual stages and exit heads;" \
+      "--world-size N to change), so one update holds $world batches and a budget of U updates sees $world" \
+      "times the examples it does in one process"
   fi
 }
 

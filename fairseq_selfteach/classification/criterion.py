@@ -103,6 +103,10 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
                 f"{'on' if self.regression_target else 'off'}: a regression task (STS-B) needs both"
             )
 
+    def exit_part_layers(self, model):
+        heads, layers = model.classification_heads, len(model.encoder.layers)
+        return [k for k in range(1, layers) if exit_head_name(self.classification_head_name, k) in heads]
+
     def gold_and_soft(self, logits, target):
         if self.regression_target:  # as sentence_prediction: summed squared error in float32
             pred = logits.float().view(-1)

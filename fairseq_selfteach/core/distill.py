@@ -28,6 +28,7 @@ from fairseq_selfteach.core.exits import (
     parse_exits,
     resolve_exits,
 )
+from fairseq_selfteach.core.gradient_sync import check_gradient_sync
 from fairseq_selfteach.core.layer_dropout import check_layer_dropout, install_layer_dropout
 from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
 
@@ -108,6 +109,7 @@ class SelfDistillMixin:
       exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
       cached_target(sample, positions)  the teacher's soft output read from its cache (--teacher-cache)
       layer_batch_dim                where a layer's hidden states hold the sequences (layer dropout)
+      exit_part_layers(model)        the layers whose exits have parameters of their own (heads, norms)
     """
 
     family = ""
@@ -193,7 +195,32 @@ class SelfDistillMixin:
             rates = install_layer_dropout(stack.layers, self.layer_dropout_max, top, self.layer_batch_dim)
             logger.info(f"layer dropout of {self.stack_side} layers 1-{top} in training: "
                         + ", ".join(f"{p:.3f}" for p in rates))
+        parts = self.exit_part_layers(model)
+        outside = "" if not parts else (f"the exits at {self.stack_side} layers {','.join(map(str, parts))} have "
+                                        f"parameters of their own (heads or norms), applied after the model's forward")
+        check_gradient_sync(model, self.parameters_without_gradient(model), outside)
         self._model_checked = True
+
+    def exit_part_layers(self, model):
+        return []
+
+    def parameters_without_gradient(self, model):
+        """Why a training step may leave some of the model's parameters without a gradient (one phrase
+        per cause; empty where every step reaches every parameter). Layer dropout is not one: a skipped
+        layer still runs, and torch.where gives its parameters a zero gradient (core/layer_dropout.py)."""
+        n = len(self.exit_stack(model).layers)
+        top = self.teacher_exit or n
+        why = []
+        if top < n:
+            why.append(f"--teacher-exit {top} trains {self.stack_side} layers 1-{top} of {n}")
+        parts = set(self.exit_part_layers(model))
+        if self.exit_curriculum != "none" and parts & set(self.student_exits):
+            why.append(f"--exit-curriculum {self.exit_curriculum} turns off exits with parameters of their own")
+        idle = sorted(parts - set(self.student_exits))
+        if idle:
+            why.append(f"the exits at layers {','.join(map(str, idle))} have parameters of their own but are "
+                       f"not among --student-exits")
+        return why
 
     def kd(self, student_soft, teacher_soft):
         return kd_from_log_probs(student_soft, teacher_soft, self.kd_temperature, self.kd_direction)

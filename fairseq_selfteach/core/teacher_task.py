@@ -1,10 +1,14 @@
 """What every distilling task shares: owning the frozen teacher, initialising the student from it,
 and remembering (in the task state saved with each checkpoint) which teacher file was used."""
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from fairseq.dataclass import FairseqDataclass
+from omegaconf import II
+from omegaconf.errors import InterpolationResolutionError
 
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
 from fairseq_selfteach.core.errors import OptionError
@@ -41,6 +45,15 @@ class TeacherConfig(FairseqDataclass):
             "every_other, or a comma list of 0-based teacher layers"
         },
     )
+    resume_with_another_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "resume from a checkpoint (checkpoint_last.pt, --restore-file) whose recorded teacher "
+            "sha256 differs from --teacher-path's, which is otherwise refused; the log says it was forced"
+        },
+    )
+    save_dir: Optional[str] = II("checkpoint.save_dir")
+    restore_file: Optional[str] = II("checkpoint.restore_file")
     # fairseq turns a bool field into a store_true flag, so the option is the negative one
     no_init_student_from_teacher: bool = field(
         default=False,
@@ -103,6 +116,7 @@ class TeacherTaskMixin(CurriculumTaskMixin):
                 )
             except ValueError as e:
                 raise OptionError(f"{e} (teacher: {teacher.path})") from e
+        self.check_resumed_teacher(teacher)
         if not self.cfg.no_init_student_from_teacher:
             try:
                 copy_teacher_into_student(model, teacher.state_dict(), maps)
@@ -118,3 +132,44 @@ class TeacherTaskMixin(CurriculumTaskMixin):
             record["teacher_cache"] = teacher.cache.path
         self.state.merge_state_dict(record)
         return model
+
+    def resume_path(self) -> Optional[str]:
+        """The checkpoint fairseq-train will restore, as fairseq finds it: --restore-file, or
+        checkpoint_last.pt in --save-dir (None where the config has no checkpoint group)."""
+        try:
+            save_dir, restore = getattr(self.cfg, "save_dir", None), getattr(self.cfg, "restore_file", None)
+        except InterpolationResolutionError:
+            return None
+        if not restore:
+            return None
+        return os.path.join(save_dir or ".", restore) if restore == "checkpoint_last.pt" else restore
+
+    def check_resumed_teacher(self, teacher: Teacher) -> None:
+        """A resumed student must keep distilling from the teacher its checkpoints record (their task
+        state holds its sha256); another file is refused, naming both, unless forced."""
+        path = self.resume_path()
+        if path is None or not os.path.isfile(path):
+            return
+        recorded = recorded_teacher_sha256(path)
+        if recorded is None or recorded == teacher.sha256:
+            return
+        if getattr(self.cfg, "resume_with_another_teacher", False):
+            logger.warning(f"--resume-with-another-teacher: resuming {path}, trained with the teacher of sha256 "
+                           f"{recorded}, with --teacher-path {teacher.path} of sha256 {teacher.sha256}")
+            return
+        raise OptionError(
+            f"{path} was trained with the teacher of sha256 {recorded}, but --teacher-path {teacher.path} has "
+            f"sha256 {teacher.sha256}: resuming would switch teachers mid-training (--resume-with-another-teacher "
+            f"does it anyway; or --save-dir elsewhere to start afresh)")
+
+
+def recorded_teacher_sha256(path: str) -> Optional[str]:
+    """The teacher sha256 a student checkpoint's task state records (None: none recorded, or the file is
+    not one fairseq could restore, which fairseq itself then reports). Memory-mapped: the weights are
+    not read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not for this check to explain: fairseq's restore of the same file does
+        return None
+    task_state = state.get("task_state") if isinstance(state, dict) else None
+    return task_state.get("teacher_sha256") if isinstance(task_state, dict) else None

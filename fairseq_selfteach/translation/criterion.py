@@ -24,7 +24,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 from fairseq_selfteach.core.distill import KDConfig, SelfDistillMixin, reduce_distill_terms
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs, top_k_target
-from fairseq_selfteach.translation.exits import check_decoder_output, decoder_exit_logits
+from fairseq_selfteach.translation.exits import EXIT_NORMS, check_decoder_output, decoder_exit_logits
 
 
 @dataclass
@@ -66,6 +66,10 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
     def check_model(self, model) -> None:
         if self.student_exits or self.teacher_exit:
             check_decoder_output(model.decoder)
+
+    def exit_part_layers(self, model):
+        own = getattr(model.decoder, EXIT_NORMS, None)
+        return [int(k) for k in own] if own is not None else []
 
     def gold_and_soft(self, logits, target):
         """(gold, nll, soft output) of N positions; at T = 1 the gold term's log-softmax is reused."""

@@ -59,7 +59,11 @@ def online_runs(toy_data, tmp_path_factory):
               "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", 2, "--kd-alpha", 0.5,
               "--lr", "1e-3", "--warmup-updates", 10] + SMALL + OPTIM + EXACT
     out = {}
-    for name, processes, extra in (("two", 2, []), ("one", 1, ["--update-freq", 2])):
+    # an online-gradual stage: exit 3 teaches exit 2, layer 4 rests (legacy_ddp all-reduces zeros for its
+    # missing gradients; pytorch_ddp needs --find-unused-parameters for it, tests/core/test_gradient_sync.py)
+    stage = ["--teacher-exit", 3]
+    for name, processes, extra in (("two", 2, []), ("one", 1, ["--update-freq", 2]),
+                                   ("gradual_two", 2, stage), ("gradual_one", 1, stage + ["--update-freq", 2])):
         p = fairseq_train(common + ["--save-dir", root / name, "--max-update", 4] + extra, processes)
         out[name] = {"dir": root / name, "log": p.stdout + p.stderr}
     first = fairseq_train(common + ["--save-dir", root / "resumed", "--max-update", 2], 2)
@@ -98,6 +102,20 @@ def test_two_processes_log_the_terms_of_one_with_update_freq_2(online_runs):
 def test_two_processes_update_the_weights_as_one(online_runs):
     assert_same_weights(model_state(online_runs["two"]["dir"] / "checkpoint_last.pt"),
                         model_state(online_runs["one"]["dir"] / "checkpoint_last.pt"), atol=1e-4)
+
+
+def test_an_online_gradual_stage_in_two_processes_trains_as_in_one(online_runs):
+    two = train_metrics(online_runs["gradual_two"]["log"])
+    one = train_metrics(online_runs["gradual_one"]["log"])
+    assert sorted(two) == sorted(one) == [1, 2, 3, 4]
+    for update in two:
+        for term in LOSS_TERMS:
+            assert two[update][term] == pytest.approx(one[update][term], abs=2e-3), (update, term)
+    after = model_state(online_runs["gradual_two"]["dir"] / "checkpoint_last.pt")
+    assert_same_weights(after, model_state(online_runs["gradual_one"]["dir"] / "checkpoint_last.pt"), atol=1e-4)
+    assert two[4]["loss"] < two[1]["loss"]
+    # the stage trains exits 3 and 2 only: its terms differ from the full model's
+    assert two[1]["loss"] != pytest.approx(train_metrics(online_runs["two"]["log"])[1]["loss"], abs=2e-3)
 
 
 def test_two_processes_validate_as_one(online_runs):

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import struct
 
 import pytest
@@ -326,6 +327,37 @@ def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, t
               "--max-update", 1, check=False)
     assert p.returncode != 0
     assert "teacher dictionary" in p.stderr and "differs from the data dictionary" in p.stderr
+
+
+def test_resuming_with_another_teacher_file_is_refused_unless_forced(teacher, toy_data, tmp_path):
+    """A student's checkpoints record its teacher's sha256; resuming it with a different teacher file
+    stops in one line naming both (a byte-identical copy elsewhere is the same teacher), and
+    --resume-with-another-teacher goes on, saying so in the log."""
+    from fairseq_selfteach.core.checkpoint_io import sha256_of_file
+
+    save = tmp_path / "s"
+    train(toy_data, save, "--teacher-path", teacher["path"], *OFFLINE, "--max-update", 2)
+    copy, other = tmp_path / "copy.pt", tmp_path / "other.pt"
+    shutil.copy(teacher["path"], copy)
+    state = torch.load(teacher["path"], map_location="cpu", weights_only=True)
+    state["model"]["decoder.layers.0.fc1.bias"] += 0.01  # same shape, another teacher
+    torch.save(state, other)
+    same = train(toy_data, save, "--teacher-path", copy, *OFFLINE, "--max-update", 3)
+    assert "(epoch 1 @ 2 updates)" in same.stdout + same.stderr
+    before = sha256_of_file(save / "checkpoint_last.pt")
+    p = train(toy_data, save, "--teacher-path", other, *OFFLINE, "--max-update", 4, check=False)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if "resuming would switch teachers" in line]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert sha256_of_file(teacher["path"]) in lines[0] and sha256_of_file(other) in lines[0]
+    assert str(save / "checkpoint_last.pt") in lines[0]
+    assert sha256_of_file(save / "checkpoint_last.pt") == before  # nothing was trained or saved
+    forced = train(toy_data, save, "--teacher-path", other, *OFFLINE, "--max-update", 4,
+                   "--resume-with-another-teacher")
+    log = forced.stdout + forced.stderr
+    assert "--resume-with-another-teacher: resuming" in log and "(epoch 1 @ 3 updates)" in log
+    assert torch.load(save / "checkpoint_last.pt", map_location="cpu",
+                      weights_only=True)["task_state"]["teacher_sha256"] == sha256_of_file(other)
 
 
 def test_rotational_exit_curriculum_through_fairseq_train(toy_data, tmp_path):
