@@ -5,9 +5,9 @@ A benchmark, not a test: it prints ratios measured in one run and asserts nothin
 same work per update: 1 process with --update-freq 2 and every thread, or 2 processes under torchrun
 (gloo, legacy_ddp: the CPU line of the README) with the threads split between them, each taking every
 other batch (fairseq's sharding), with the gradients all-reduced once per update. Throughput is target
-tokens per second between the end of update --warmup and the end of the last update, read from
-fairseq's per-update log lines (`wpb`, `wall`), so start-up, data loading and the first updates'
-allocation do not count.
+tokens per second over the updates after --warmup, read from fairseq's per-update log lines (`wpb`
+and `wps`, both over all processes), so start-up, data loading and the first updates' allocation do
+not count.
 
     online   self_distill, exit 2 of a 6-layer decoder (--student-exits 2)
     offline  self_distill, a 6+3 student with the 6+6 online model as its frozen teacher (--teacher-path)
@@ -30,7 +30,7 @@ BIN = os.path.dirname(sys.executable)
 TORCHRUN = ["--standalone", "--nproc_per_node", "2", "--no-python", "bash", "-c",
             'exec "$@" --ddp-backend legacy_ddp --distributed-backend gloo --distributed-init-method env:// '
             '--distributed-world-size "$WORLD_SIZE" --distributed-rank "$RANK" --distributed-no-spawn', "_"]
-LINE = re.compile(r"\| INFO \| train_inner \| (.*)$")
+LINE = re.compile(r"\| INFO \| train_inner \| .*num_updates=\d+.*$")
 
 
 def parse_args(argv=None):
@@ -62,17 +62,17 @@ def per_update(log_text):
     """{update: {field: value}} from fairseq's train_inner lines (--log-interval 1); rank 0 logs."""
     out = {}
     for line in log_text.splitlines():
-        m = LINE.search(line)
-        if m:
-            fields = dict(f.strip().split("=", 1) for f in m.group(1).split("|") if "=" in f)
-            out[int(fields["num_updates"])] = {k: float(v) for k, v in fields.items()}
+        if LINE.search(line):
+            fields = {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e]+)", line)}
+            out[int(fields["num_updates"])] = fields
     return out
 
 
 def throughput(updates, first, last):
-    """Target tokens per second from the end of update `first` to the end of `last`."""
-    tokens = sum(updates[u]["wpb"] for u in range(first + 1, last + 1))
-    return tokens / (updates[last]["wall"] - updates[first]["wall"])
+    """Target tokens per second over updates first+1 .. last. fairseq's `wall` has whole seconds only;
+    `wps` is each update's own tokens per second (all processes' tokens), so an update took wpb / wps."""
+    span = range(first + 1, last + 1)
+    return sum(updates[u]["wpb"] for u in span) / sum(updates[u]["wpb"] / updates[u]["wps"] for u in span)
 
 
 def main():

@@ -13,9 +13,11 @@ config load_checkpoint_to_cpu built, so the data classes it pickles are allow-li
 """
 import argparse
 import collections
+import errno
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import typing
 
@@ -25,7 +27,7 @@ from fairseq.distributed.utils import _TensorPlaceholder
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
-from fairseq_selfteach.core.errors import SelfteachError
+from fairseq_selfteach.core.errors import SelfteachError, disk_full
 
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
 # (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
@@ -55,14 +57,29 @@ def load_checkpoint(path: str):
         raise CheckpointError(f"checkpoint not readable: {path}")
     try:
         return checkpoint_utils.load_checkpoint_to_cpu(path)
-    except pickle.UnpicklingError as e:
-        # torch's message lists the refused global; keep it, it tells the user what was inside
-        raise CheckpointError(
-            f"refused to load {path}: it is not a plain fairseq checkpoint and torch's safe "
-            f"loader rejected it ({str(e).splitlines()[0]})"
-        ) from e
-    except (EOFError, RuntimeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, ValueError, OSError) as e:
+        raise CheckpointError(unreadable_checkpoint_message(path, e)) from e
+
+
+def unreadable_checkpoint_message(path: str, error: Exception) -> str:
+    """One line on why torch's safe loader could not read `path`. torch's own message starts with its
+    advice to re-run with weights_only=False, which would run whatever code the file holds: only the
+    facts are kept (the global it refused, or that the file is not a checkpoint at all)."""
+    text = str(error)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"refused to load {path}: it contains code (unpickling it would call {refused.group(1)}), "
+                f"not only the tensors and plain data of a fairseq checkpoint")
+    if isinstance(error, pickle.UnpicklingError):
+        return f"cannot read checkpoint {path}: it is not a PyTorch checkpoint (neither torch's zip format nor a pickle)"
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"  # torch's format: a zip whose directory is at the end
+    if isinstance(error, EOFError) or zipped or "central directory" in text or "failed reading" in text:
+        size = os.path.getsize(path)
+        return (f"cannot read checkpoint {path}: " + ("the file is empty" if size == 0 else
+                f"it ends early ({size:,} bytes: truncated, or still being written)"))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return f"cannot read checkpoint {path}: {first}"
 
 
 def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
@@ -78,14 +95,17 @@ def atomic_torch_save(obj, path: str) -> None:
     half-written checkpoint under the final name."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    existed = os.path.exists(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if is_disk_full(e):
+            raise disk_full(path, existed) from e
         raise
 
 
@@ -106,13 +126,28 @@ def atomic_write_text(path: str, text: str) -> None:
     gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    existed = os.path.exists(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, usual_file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if is_disk_full(e):
+            raise disk_full(path, existed) from e
         raise
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """An OSError for a full device (ENOSPC, or EDQUOT: over quota), also where torch.save wraps it in a
+    RuntimeError of its zip writer."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, RuntimeError) and "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -17,6 +17,16 @@ class OptionError(SelfteachError, ValueError):
     """A command-line option (or a combination of them) this plugin cannot honour."""
 
 
+class DiskFullError(SelfteachError, OSError):
+    """No space left on the device while writing an output; the previous complete file, if any, is left
+    in place and the partial one removed."""
+
+
+def disk_full(path: str, existed: bool) -> DiskFullError:
+    kept = f"the previous {os.path.basename(path)} is unchanged" if existed else "nothing was left under that name"
+    return DiskFullError(f"no space left on the device writing {path}: {kept}; free some space and run again")
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, SelfteachError) and not os.environ.get("SELFTEACH_TRACEBACK"):
         print(f"error: {exc}", file=sys.stderr)

@@ -25,8 +25,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from fairseq_selfteach.core.checkpoint_io import sha256_of_file
-from fairseq_selfteach.core.errors import SelfteachError
+from fairseq_selfteach.core.checkpoint_io import is_disk_full, sha256_of_file
+from fairseq_selfteach.core.errors import SelfteachError, disk_full
 from fairseq_selfteach.core.teacher import Teacher
 
 logger = logging.getLogger(__name__)
@@ -89,10 +89,9 @@ def build_cache(out: str, batches, row_counts, teacher_rows, kind: str, k: int, 
             if values is None:
                 classes = logits.size(-1)
                 width = classes if kind == "logits" else min(k, classes)
-                values = np.lib.format.open_memmap(os.path.join(tmp, "values.npy"), "w+", np.float32, (rows, width))
+                values = _allocated_memmap(os.path.join(tmp, "values.npy"), np.float32, (rows, width))
                 if kind == "top_k":
-                    indices = np.lib.format.open_memmap(os.path.join(tmp, "indices.npy"), "w+", np.int32,
-                                                        (rows, width))
+                    indices = _allocated_memmap(os.path.join(tmp, "indices.npy"), np.int32, (rows, width))
             target, _ = _row_index(offsets, ids)
             logits = logits.float()
             if kind == "top_k":
@@ -119,10 +118,22 @@ def build_cache(out: str, batches, row_counts, teacher_rows, kind: str, k: int, 
         with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):
+            raise disk_full(out, False) from e
         raise
     return meta
+
+
+def _allocated_memmap(path, dtype, shape):
+    """np.lib.format.open_memmap, with the file's blocks allocated at once: a memory map over a sparse
+    file meets a full device only when a page is written, as SIGBUS, which no handler can turn into a
+    message; posix_fallocate says ENOSPC here instead."""
+    array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+    return array
 
 
 def _row_index(offsets: np.ndarray, ids: np.ndarray):

@@ -34,6 +34,42 @@ def test_plugin_loader_refuses_a_crafted_checkpoint(malicious_checkpoint):
     assert not marker.exists()
 
 
+def _truncated(path):
+    torch.save({"model": {"w": torch.zeros(300, 100)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_FILES = {  # kind: (how to make it, what the one line says)
+    "a text file": (lambda p: p.write_text("# README\nnot a checkpoint\n"), "it is not a PyTorch checkpoint"),
+    "a few random bytes": (lambda p: p.write_bytes(b"\x01\x02\x03\x04\x05"), "it is not a PyTorch checkpoint"),
+    "zero-length": (lambda p: p.write_bytes(b""), "the file is empty"),
+    "truncated": (_truncated, "it ends early"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_a_file_that_is_no_checkpoint_is_explained_in_one_line(kind, tmp_path):
+    make, phrase = BAD_FILES[kind]
+    path = tmp_path / "teacher.pt"
+    make(path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(str(path))
+    message = str(e.value)
+    assert message.startswith(f"cannot read checkpoint {path}: ") and phrase in message, message
+    assert "\n" not in message and "weights_only" not in message
+
+
+def test_the_refusal_says_the_file_holds_code_and_never_advises_unsafe_loading(malicious_checkpoint):
+    path, marker = malicious_checkpoint
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(str(path))
+    message = str(e.value)
+    assert "it contains code (unpickling it would call posix.system)" in message and str(path) in message
+    assert "\n" not in message and "weights_only" not in message.lower()
+    assert not marker.exists()
+
+
 def test_fairseq_generate_with_the_plugin_refuses_it(malicious_checkpoint, toy_data):
     path, marker = malicious_checkpoint
     p = run(["fairseq-generate", toy_data, "--path", path, "--user-dir", USER_DIR, "--cpu"],

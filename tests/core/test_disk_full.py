@@ -1,0 +1,93 @@
+"""A full disk while writing an output (#13), simulated: the write fails with ENOSPC part-way. The
+previous complete file stays in place, no partial file is left under any name, and the error is one
+line naming the file (DiskFullError, a SelfteachError: the plugin's excepthook prints just that)."""
+import errno
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import fairseq_selfteach.core.checkpoint_io as checkpoint_io
+import fairseq_selfteach.core.teacher_cache as teacher_cache
+from fairseq_selfteach.core.errors import DiskFullError, SelfteachError
+
+
+def enospc():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def assert_explained(error, path, existed):
+    message = str(error)
+    assert isinstance(error, SelfteachError) and "\n" not in message
+    assert message.startswith(f"no space left on the device writing {path}: ")
+    assert ("is unchanged" in message) == existed
+
+
+def test_a_checkpoint_write_that_fills_the_disk_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "student.pt"
+    checkpoint_io.atomic_torch_save({"model": {"w": torch.ones(3)}}, str(path))
+    before = path.read_bytes()
+
+    def full_after_some_bytes(obj, f):
+        f.write(b"PK\x03\x04" + b"\0" * 4096)  # the start of a zip, then the device is full
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . unexpected pos") from enospc()
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", full_after_some_bytes)
+    with pytest.raises(DiskFullError) as e:
+        checkpoint_io.atomic_torch_save({"model": {"w": torch.zeros(3)}}, str(path))
+    assert_explained(e.value, path, existed=True)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["student.pt"]
+
+
+def test_a_results_file_that_fills_the_disk_is_never_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    real_fdopen = os.fdopen
+
+    class FullFile:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[: len(text) // 2])
+            self.f.flush()
+            raise enospc()
+
+    monkeypatch.setattr(checkpoint_io.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
+    with pytest.raises(DiskFullError) as e:
+        checkpoint_io.atomic_write_text(str(path), '{"rows": []}\n' * 100)
+    assert_explained(e.value, path, existed=False)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    checkpoint_io.atomic_write_text(str(path), "old\n")
+    monkeypatch.setattr(checkpoint_io.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
+    with pytest.raises(DiskFullError) as e:
+        checkpoint_io.atomic_write_text(str(path), "new\n" * 100)
+    assert_explained(e.value, path, existed=True)
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["results.json"]
+
+
+def test_a_teacher_cache_that_does_not_fit_is_refused_before_its_memory_map_is_written(tmp_path, monkeypatch):
+    """A memory map over a sparse file would meet the full disk as SIGBUS when a page is written; the
+    cache's blocks are allocated up front, so the build stops with ENOSPC there and leaves nothing."""
+    out = tmp_path / "cache"
+    calls = []
+
+    def no_room(fd, offset, length):
+        calls.append(length)
+        raise enospc()
+
+    monkeypatch.setattr(teacher_cache.os, "posix_fallocate", no_room)
+    batches = [{"id": torch.tensor([0, 1])}]
+    rows = lambda sample: (torch.randn(2, 5), torch.tensor([1, 1]))  # noqa: E731  (2 sentences, 5 classes)
+    with pytest.raises(DiskFullError) as e:
+        teacher_cache.build_cache(str(out), batches, np.array([1, 1]), rows, "logits", 0, {})
+    assert_explained(e.value, out, existed=False)
+    assert calls and calls[0] >= 2 * 5 * 4  # the whole values array, allocated at once
+    assert os.listdir(tmp_path) == []
