@@ -2,7 +2,9 @@
 
 Every error a user can cause (a bad option, file or checkpoint) is a SelfteachError. fairseq-train and
 fairseq-generate do not catch exceptions, so importing the plugin installs a sys.excepthook that prints
-these as `error: MESSAGE` (exit status 1) and leaves every other exception to Python's usual report.
+these as `error: MESSAGE` (exit status 1), and so a checkpoint torch's safe loader refused inside
+fairseq's own loading (its message would advise weights_only=False); every other exception is left to
+Python's usual report.
 SELFTEACH_TRACEBACK=1 shows the traceback anyway.
 """
 import os
@@ -27,10 +29,37 @@ def disk_full(path: str, existed: bool) -> DiskFullError:
     return DiskFullError(f"no space left on the device writing {path}: {kept}; free some space and run again")
 
 
+def _refused_checkpoint(exc, tb):
+    """The one line for a checkpoint torch's safe loader refused inside fairseq's own code (fairseq-generate
+    --path, fairseq-train resuming or --restore-file), where no plugin loader could catch it: the file is
+    read from the torch.load frame of the traceback. None when it is not that."""
+    import pickle
+    import traceback
+
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    path = None
+    for frame, _ in traceback.walk_tb(tb):
+        code = frame.f_code
+        if code.co_name == "load" and code.co_filename.endswith(os.path.join("torch", "serialization.py")):
+            f = frame.f_locals.get("f")
+            path = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", None)
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return None
+    from fairseq_selfteach.core.checkpoint_io import unreadable_checkpoint_message
+
+    return unreadable_checkpoint_message(os.fspath(path), exc)
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    if issubclass(exc_type, SelfteachError) and not os.environ.get("SELFTEACH_TRACEBACK"):
-        print(f"error: {exc}", file=sys.stderr)
-        return
+    if not os.environ.get("SELFTEACH_TRACEBACK"):
+        if issubclass(exc_type, SelfteachError):
+            print(f"error: {exc}", file=sys.stderr)
+            return
+        refused = _refused_checkpoint(exc, tb)
+        if refused:
+            print(f"error: {refused}", file=sys.stderr)
+            return
     _previous(exc_type, exc, tb)
 
 
