@@ -40,6 +40,12 @@ class Refused(Exception):
     """A one-line message for stderr."""
 
 
+def text_line_of(path, offset):
+    """The 1-based line holding byte `offset` of the file."""
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
+
+
 def read_table(path):
     """(settings, rows): the header's setting names and [(row name, cells)], the table checked."""
     try:
@@ -47,6 +53,9 @@ def read_table(path):
             text = f.read()
     except OSError as e:
         raise Refused(f"cannot read the settings table {path}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        line = text_line_of(path, e.start)
+        raise Refused(f"the settings table {path} is not UTF-8 (line {line}, byte {e.start})")
     header, rows, seen = None, [], set()
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("#") or not line.strip():

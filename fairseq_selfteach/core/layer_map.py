@@ -77,6 +77,9 @@ def resolve_layer_map(spec: str, teacher_layers: int, student_layers: int, side:
                 f"{option} {spec!r} names teacher layer(s) {bad}; the teacher has {teacher_layers} "
                 f"(0-based indices 0..{teacher_layers - 1})"
             )
+        repeated = sorted({i for i in layers if layers.count(i) > 1})
+        if repeated:  # two student layers would start as the same teacher layer: surely a typo
+            raise ValueError(f"{option} {spec!r} names teacher layer(s) {repeated} more than once")
         return layers
     raise ValueError(
         f"unknown {option} {spec!r}: use one of {', '.join(LAYER_MAP_STRATEGIES)} or a comma list "

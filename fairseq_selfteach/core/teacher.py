@@ -70,10 +70,13 @@ class FrozenModelTeacher(Teacher):
         try:
             model = build_model(cfg.model)
             model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
-        except RuntimeError as e:
+        except (RuntimeError, ValueError, KeyError, AttributeError) as e:
+            # RuntimeError: weights of other shapes; the others: a model of another family (a BERT
+            # checkpoint for a translation task builds nothing from its config)
+            arch = getattr(cfg.model, "_name", None) or getattr(cfg.model, "arch", "?")
             raise CheckpointError(
-                f"teacher {path} does not fit this task's data (different vocabulary or "
-                f"architecture?): {str(e).splitlines()[0]}"
+                f"teacher {path} (arch {arch}) does not fit this task's data (different vocabulary, "
+                f"architecture or model family?): {(str(e).splitlines() or [type(e).__name__])[0]}"
             ) from e
         logger.info("loaded frozen teacher %s", path)
         return cls(path, model, sha256_of_file(path))

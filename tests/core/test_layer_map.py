@@ -18,7 +18,8 @@ def test_maps(spec, teacher, student, expected):
      ("every_other", 4, 3, "at least 5"),
      ("bogus", 6, 3, "unknown --student-decoder-layer-map 'bogus'"),
      ("0,1", 6, 3, "lists 2 layers but the student has 3"),
-     ("0,1,6", 6, 3, r"names teacher layer\(s\) \[6\]")],
+     ("0,1,6", 6, 3, r"names teacher layer\(s\) \[6\]"),
+     ("0,0,1", 6, 3, r"names teacher layer\(s\) \[0\] more than once")],
 )
 def test_errors(spec, teacher, student, message):
     with pytest.raises(ValueError, match=message):

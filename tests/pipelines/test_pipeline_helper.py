@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -124,3 +125,17 @@ def test_world_size_on_cpu_is_refused_before_any_work(tmp_path):
                                     PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
         assert p.returncode == 2 and "--world-size is for CUDA devices" in p.stderr, (script, p.stderr[-500:])
         assert not list((tmp_path / script).glob("stages/*.done"))  # no stage ran
+
+
+@pytest.mark.parametrize("case,content,message", [
+    ("a missing value", b"setting\ta\tb\nlr\t1e-3\t\n", "row lr has an empty cell"),
+    ("a row too short", b"setting\ta\tb\nlr\t1e-3\n", "cells, the header has"),
+    ("non-UTF-8", b"setting\ta\nlr\t1e-3\nname\tcaf\xe9\n", "is not UTF-8 (line 3, byte"),
+])
+def test_a_broken_settings_table_is_refused_in_one_line(case, content, message, tmp_path):
+    table = tmp_path / "settings.tsv"
+    table.write_bytes(content)
+    p = helper("settings", table, "a")
+    assert p.returncode == 2, case
+    assert message in p.stderr and str(table) in p.stderr, (case, p.stderr)
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, case

@@ -329,6 +329,19 @@ def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, t
     assert "teacher dictionary" in p.stderr and "differs from the data dictionary" in p.stderr
 
 
+def test_a_bert_checkpoint_as_a_translation_teacher_is_refused_in_one_line(minilm_dir, toy_data, tmp_path):
+    """A checkpoint of the other model family (a converted BERT) as --teacher-path of a translation
+    student: one line naming the file, no traceback, nothing saved."""
+    bert = tmp_path / "bert"
+    run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", bert])
+    p = train(toy_data, tmp_path / "s", "--teacher-path", bert / "model.pt", *OFFLINE, "--max-update", 1,
+              check=False)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and str(bert / "model.pt") in lines[0], p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and not os.path.exists(tmp_path / "s" / "checkpoint_last.pt")
+
+
 def test_resuming_with_another_teacher_file_is_refused_unless_forced(teacher, toy_data, tmp_path):
     """A student's checkpoints record its teacher's sha256; resuming it with a different teacher file
     stops in one line naming both (a byte-identical copy elsewhere is the same teacher), and
