@@ -13,6 +13,7 @@ config load_checkpoint_to_cpu built, so the data classes it pickles are allow-li
 """
 import argparse
 import collections
+import contextlib
 import errno
 import hashlib
 import os
@@ -90,16 +91,17 @@ def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_torch_save(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a reader never sees a
-    half-written checkpoint under the final name."""
+@contextlib.contextmanager
+def _written_beside(path: str, suffix: str = ""):
+    """A temporary file beside path, yielded as (fd, name), renamed onto path when the block ends well;
+    on any error it is removed, and a full device becomes one DiskFullError naming path (whose previous
+    version, if any, is then untouched)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     existed = os.path.exists(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        yield fd, tmp
         os.replace(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):
@@ -107,6 +109,14 @@ def atomic_torch_save(obj, path: str) -> None:
         if is_disk_full(e):
             raise disk_full(path, existed) from e
         raise
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a reader never sees a
+    half-written checkpoint under the final name."""
+    with _written_beside(path, ".pt") as (fd, _):
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
 
 
 def current_umask() -> int:
@@ -124,21 +134,10 @@ def usual_file_mode() -> int:
 def atomic_write_text(path: str, text: str) -> None:
     """Write text to a temporary file beside path, then rename it: path is whole or absent. The file
     gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    existed = os.path.exists(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
+    with _written_beside(path) as (fd, tmp):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, usual_file_mode())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if is_disk_full(e):
-            raise disk_full(path, existed) from e
-        raise
 
 
 def is_disk_full(error: BaseException) -> bool:
