@@ -156,3 +156,28 @@ def safe_extract(archive, dest, kind=None):
         shutil.rmtree(dest)
     os.rename(tmp, dest)
     return dest
+
+
+def extract_member(archive, suffix, dest):
+    """The regular-file member of the .tgz `archive` whose path ends with `suffix` (after a "/"),
+    copied to dest (via dest + '.tmp', renamed when complete); returns its name in the archive, or None
+    when there is no such member. Only that member is read out: the rest of the archive is listed, not
+    extracted."""
+    with _Archive(archive, "tgz") as a:
+        found = [m for m in a.members if a.name(m) == suffix or a.name(m).endswith("/" + suffix)]
+        if not found:
+            return None
+        member = found[0]
+        if not member.isfile():
+            raise PrepareError(f"refusing to extract {archive}: member {a.name(member)!r} is not a regular file")
+        tmp = dest + ".tmp"
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        try:
+            with a.handle.extractfile(member) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except _TAR_ERRORS as e:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise PrepareError(f"could not extract {a.name(member)} from {archive} ({e})") from None
+        os.replace(tmp, dest)
+        return a.name(member)

@@ -5,10 +5,13 @@ Usage:
                                [--timeout S]
 
 Where the archive {src}-en.tgz comes from (first match wins):
-  1. --archive PATH     a local copy, read in place (nothing is copied or written next to it);
+  1. --archive PATH     a local copy, read in place (nothing is copied or written next to it): the
+                        pair's archive, or the whole 2014-01 release (2014-01.tgz), whose member
+                        2014-01/texts/{src}/en/{src}-en.tgz is then copied to DIR/download/ and used;
   2. --url URL          the archive's full URL;
   3. $IWSLT14_MIRROR    a base URL: the archive is $IWSLT14_MIRROR/{src}-en.tgz;
-  4. DEFAULT_URLS       fairseq's mirror for de, the WIT3 2014-01 release for the others.
+  4. DEFAULT_URLS       fairseq's mirror for de, the WIT3 2014-01 release for the others (which the
+                        WIT3 site no longer serves: the failure's message says so).
 Downloads go to DIR/download/{src}-en.tgz (via a .part file that a rerun resumes with an HTTP Range
 request). The sha256 is checked against --sha256, else KNOWN_SHA256, else the file
 DIR/download/{src}-en.tgz.sha256 written by an earlier run; when none is known, the first download's
@@ -18,8 +21,8 @@ Writes DIR/extract/{src}-en/ (the archive, extracted with path and link checks) 
 train.{src}, train.en, test.{src}, test.en (UTF-8, one sentence per line, not tokenised, not
 lowercased) and SOURCES.txt. The stripping follows fairseq's
 examples/translation/prepare-iwslt14.sh; the test split is all dev/test XML sets concatenated in
-fairseq's order (dev2010, TEDX.dev2012 for de, tst2010, tst2011, tst2012). A complete DIR/raw is
-left alone: delete it to rebuild.
+fairseq's order (dev2010, TEDX.dev2012 for de, tst2010, tst2011, tst2012); each of these sets the
+archive lacks is warned about, naming the pair. A complete DIR/raw is left alone: delete it to rebuild.
 """
 import argparse
 import html
@@ -39,7 +42,7 @@ from download import (  # noqa: E402,F401
     normalise_sha256,
     verify_local,
 )
-from archives import safe_extract  # noqa: E402,F401
+from archives import archive_kind, extract_member, safe_extract  # noqa: E402,F401
 
 from fairseq_selfteach.core.checkpoint_io import sha256_of_file
 
@@ -63,6 +66,25 @@ FETCH_HINT = (
     "or download it from a mirror with:  --url URL_OF_{name}  "
     "or  IWSLT14_MIRROR=BASE_URL (the archive is then BASE_URL/{name})"
 )
+# WIT3 no longer serves the 2014-01 release at the default URLs of the pairs other than de-en.
+GONE_HINT = (
+    "The default host of this pair, wit3.fbk.eu, no longer serves the IWSLT 2014-01 release (it answers "
+    "404: fairseq issues #2984, #4361). With the whole release or the pair's archive at hand, pass it:\n"
+    "  --archive /path/to/2014-01.tgz  (the release: 2014-01/texts/{src}/en/{name} inside is used)\n"
+    "  --archive /path/to/{name}\n"
+    "or download it from a mirror with:  --url URL_OF_{name}  or  IWSLT14_MIRROR=BASE_URL"
+)
+# The dev/test sets fairseq's recipe concatenates into the test split, in its order (a pair's archive
+# may hold fewer: each missing one is said, naming the pair)
+EXPECTED_SETS = ("TED.dev2010", "TEDX.dev2012", "TED.tst2010", "TED.tst2011", "TED.tst2012")
+
+
+def fetch_hint(src, url):
+    """What ends the message when the archive cannot be downloaded from url."""
+    if url == DEFAULT_URLS.get(f"{src}-en") and "wit3.fbk.eu" in url:
+        return GONE_HINT.replace("{src}", src)
+    return FETCH_HINT
+
 
 # Train lines dropped whole. fairseq drops <url>, <talkid> and <keywords> lines only; we also drop
 # <speaker>, <reviewer ...> and <translator ...> lines, which fairseq's script leaves in the
@@ -215,7 +237,13 @@ def extract_raw(extract_dir, src, out_dir, archive=None, archive_sha256=None):
 
     test = {src: [], "en": []}
     sources = []
-    for src_xml, en_xml in _xml_pairs(pair_dir, src):
+    xml_pairs = _xml_pairs(pair_dir, src)
+    present = {".".join(os.path.basename(x).split(".")[1:3]) for x, _ in xml_pairs}
+    missing = [name for name in EXPECTED_SETS if name not in present]
+    for name in missing:
+        print(f"warning: IWSLT14 {pair}: {pair_dir} has no {name} set (IWSLT14.{name}.{pair}.{{{src},en}}.xml): "
+              f"the test split is the sets it has, not all of fairseq's {', '.join(EXPECTED_SETS)}", file=sys.stderr)
+    for src_xml, en_xml in xml_pairs:
         segs_src, segs_en = _segments(src_xml), _segments(en_xml)
         if len(segs_src) != len(segs_en):
             raise PrepareError(
@@ -244,6 +272,7 @@ def extract_raw(extract_dir, src, out_dir, archive=None, archive_sha256=None):
                 f"{len(train['en'])} lines")
     info.append("test: the <seg> texts of these files ({src,en}.xml), concatenated in this order:")
     info += [f"  {name}.{{{src},en}}.xml\t{n} segments" for name, n in sources]
+    info += [f"  missing: IWSLT14.{name}.{pair}.{{{src},en}}.xml (not in the archive)" for name in missing]
     info.append(f"test total: {len(test['en'])} segments")
     _write_lines(os.path.join(tmp, "SOURCES.txt"), info)
     os.rename(tmp, out_dir)
@@ -277,10 +306,17 @@ def _run(a):
         if a.url:
             print("--archive given: ignoring --url")
         digest = verify_local(archive, expected)  # never deletes the user's own file
+        # the whole IWSLT 2014-01 release (2014-01/texts/{src}/en/{src}-en.tgz inside): its pair's archive
+        inner = os.path.join(out, "download", f"{pair}.tgz")
+        member = (extract_member(archive, f"texts/{a.src}/en/{pair}.tgz", inner)
+                  if archive_kind(archive) != "zip" else None)
+        if member is not None:
+            print(f"--archive {archive} is the IWSLT release: using its {member} (copied to {inner})")
+            archive, digest = inner, sha256_of_file(inner)
     else:
         url = resolve_url(a.src, a.url)
         archive = fetch(url, os.path.join(out, "download", f"{pair}.tgz"), sha256=expected,
-                        timeout=a.timeout, hint=FETCH_HINT)
+                        timeout=a.timeout, hint=fetch_hint(a.src, url))
         digest = sha256_of_file(archive)
     extract_dir = safe_extract(archive, os.path.join(out, "extract"))
     r = extract_raw(extract_dir, a.src, raw_dir, archive=archive, archive_sha256=digest)

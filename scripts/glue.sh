@@ -79,6 +79,12 @@ if [ $sweep = 1 ] && { [ "$sweep_grid" = - ] || [ "$heldout_every" = - ]; }; the
     "--heldout-every N) for setting $setting ($table): the dev set is what is reported, so it chooses nothing" >&2
   exit 2
 fi
+# refused before any work: seeds that are not numbers (depths: below, against the BERT's config)
+seed_list=${seeds_opt:-$seeds}
+IFS=, read -r -a seed_values <<< "$seed_list"
+for s in "${seed_values[@]}"; do
+  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "glue.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
+done
 use_project_env
 start_run "$root/runs/glue-$setting" data
 user_dir="$root/fairseq_selfteach"
@@ -103,16 +109,8 @@ IFS=, read -r -a schedule <<< "$gradual_schedule"
 if ! [ "$L" -ge 1 ] 2>/dev/null || [ "$L" -gt "$pretrained_layers" ]; then
   echo "glue.sh: teacher layers $L: $bert_dir has $pretrained_layers layers (--teacher-layers, or $table)" >&2; exit 2
 fi
-if [ "${schedule[0]}" != "$L" ]; then
-  echo "glue.sh: gradual schedule $gradual_schedule must start at the teacher's $L layers" \
-    "(--gradual-schedule, or $table)" >&2
-  exit 2
-fi
-for k in "${depths[@]}" "${schedule[@]:1}"; do
-  if ! [ "$k" -ge 1 ] 2>/dev/null || [ "$k" -ge "$L" ]; then
-    echo "glue.sh: student depth $k must be between 1 and $((L - 1)) (the teacher has $L layers)" >&2; exit 2
-  fi
-done
+helper depths --teacher "$L" --schedule "$gradual_schedule" --students "$student_depths" \
+  --where "--gradual-schedule and --student-depths, or $table" || exit 2
 pretrained="$out/models/pretrained"
 convert() { python -m fairseq_selfteach.cli.convert_hf_bert --hf-dir "$bert_dir" --out "$pretrained"; }
 stage convert convert
@@ -208,11 +206,6 @@ student=(--task self_distill_glue "${student_schedule[@]}")
 teacher="$out/models/teacher/checkpoint_best.pt"
 # Every trained row but the teacher is repeated with each seed (--seeds, or the table's `seeds`): its
 # models and results carry the suffix _sSEED; the teacher is trained once, with the first seed.
-seed_list=${seeds_opt:-$seeds}
-IFS=, read -r -a seed_values <<< "$seed_list"
-for s in "${seed_values[@]}"; do
-  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "glue.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
-done
 echo "glue.sh: seeds $seed_list (the teacher is trained once, with seed ${seed_values[0]})"
 pretrained_name="the pretrained $([ "$bert" = minilm ] && echo MiniLM || basename "$bert_dir")"
 

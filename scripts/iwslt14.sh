@@ -9,7 +9,7 @@
 #                                        [--world-size N] [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
-#   --archive a local IWSLT14 release archive ({src}-en.tgz) instead of downloading it
+#   --archive a local IWSLT14 archive: the pair's ({src}-en.tgz) or the whole 2014-01 release (2014-01.tgz)
 #   --url     download the archive from this URL (a mirror); IWSLT14_MIRROR works too
 #   --seqkd   also train sequence-level KD students (the teacher decodes the training set)
 #   --cpu     train and decode on CPU even where CUDA is available
@@ -57,6 +57,14 @@ if [ $sweep = 1 ] && [ "$sweep_grid" != - ]; then helper sweep-grid "$sweep_grid
 if [ $sweep = 1 ] && [ "$sweep_grid" = - ]; then
   echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2
 fi
+# refused before any work: depths the teacher cannot have, seeds that are not numbers
+helper depths --teacher "$teacher_decoder_layers" --schedule "$gradual_schedule" --students "$student_depths" \
+  --layers "decoder layers" --where "$table" || exit 2
+seed_list=${seeds_opt:-$seeds}
+IFS=, read -r -a seed_values <<< "$seed_list"
+for s in "${seed_values[@]}"; do
+  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
+done
 use_project_env
 start_run "$root/runs/iwslt14-$setting" generate
 detect_device
@@ -86,7 +94,7 @@ if [ $only_data = 1 ]; then echo "iwslt14.sh: data ready in $out/data/prep"; exi
 # ---- training --------------------------------------------------------------------------------
 translation_options  # common (training) and decode (scripts/translation_lib.sh)
 kd=(--kd-alpha "$kd_alpha" --kd-temperature "$kd_temperature")
-distil=(--task self_distill_translation --criterion self_distill)  # what a student of a frozen teacher trains with
+distil=(--criterion self_distill)  # what a student of a frozen teacher trains with (the task is in common)
 if [ "$teacher_cache" = 1 ]; then
   echo "iwslt14.sh: --teacher-cache: the offline, gradual and sweep students read their teacher's top 8 logits" \
     "per target token from OUT/caches (one pass of each teacher over train); validation still runs the teacher"
@@ -96,10 +104,6 @@ L=$teacher_decoder_layers
 teacher="$out/models/teacher/checkpoint_best.pt"
 IFS=, read -r -a depths <<< "$student_depths"
 IFS=, read -r -a schedule <<< "$gradual_schedule"
-if [ "${schedule[0]}" != "$L" ]; then
-  echo "iwslt14.sh: gradual_schedule $gradual_schedule must start at the teacher's $L decoder layers ($table)" >&2
-  exit 2
-fi
 
 # Independent branches run in `parallel_jobs` lanes (settings table), each with its share of the
 # cores: on 2 CPU cores two 1-thread trainings get through more updates than one 2-thread training.
@@ -107,11 +111,6 @@ threads=$(( $(nproc) / parallel_jobs )); [ "$threads" -ge 1 ] || threads=1
 
 # Every trained row but the teacher is repeated with each seed (--seeds, or the table's `seeds`): its
 # models and results carry the suffix _sSEED; the teacher is trained once, with the first seed.
-seed_list=${seeds_opt:-$seeds}
-IFS=, read -r -a seed_values <<< "$seed_list"
-for s in "${seed_values[@]}"; do
-  if ! [[ $s =~ ^[0-9]+$ ]]; then echo "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '$seed_list')" >&2; exit 2; fi
-done
 teacher_seed=${seed_values[0]}
 # students (and the same-budget scratch baseline) get their own learning rate and warm-up: they start
 # from trained layers, which re-warming to the teacher's peak rate would undo
@@ -225,7 +224,7 @@ students_seed() {  # per seed: students of the frozen teacher (offline, gradual,
     for k in "${depths[@]}"; do  # cross-entropy on the teacher's outputs, from the teacher's first k layers
       name=seqkd_dec${k}_s$s
       stage "$name" train "$name" "$out/data/seqkd/bin" "$student_max_update" "${student_schedule[@]}" --decoder-layers "$k" --seed "$s" \
-        --task self_distill_translation --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
+        --teacher-path "$teacher" --criterion label_smoothed_cross_entropy
       export_later "export_$name" "$name" "$out/models/$name/checkpoint_best.pt" \
         --started-from "teacher_dec$L, decoder layers 1-$k"
     done

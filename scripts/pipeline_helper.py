@@ -66,6 +66,8 @@ def read_table(path):
             if cells[0] != "setting":
                 raise Refused(f"{where}: the first row must be the header `setting<TAB>NAME...`")
             header = cells[1:]
+            if not header:
+                raise Refused(f"{where}: the header names no settings (`setting<TAB>NAME...`)")
             for name in header:
                 if not name or name in seen:
                     raise Refused(f"{where}: setting name {name!r} empty or given twice")
@@ -125,6 +127,32 @@ def count(text, what, least=0):
     if n is None or n < least:
         raise Refused(f"{what} must be a whole number of at least {least}, not {text!r}")
     return n
+
+
+def check_depths(teacher, schedule, students, layers="layers", where=""):
+    """Refuses a student depth outside 1..teacher-1 and a gradual schedule that does not start at the
+    teacher's depth or does not decrease at every step (a stage's teacher must be deeper than its
+    student), before any stage runs; WHERE names the options or table they came from."""
+    t = count(teacher, "the teacher's depth", 1)
+
+    def depths(spec, what):
+        return [count(d.strip(), f"{what} {spec!r}: each depth", 1) for d in spec.split(",")]
+
+    steps = depths(schedule, "the gradual schedule")
+    if steps[0] != t:
+        raise Refused(f"gradual schedule {schedule} must start at the teacher's {t} {layers}{where}")
+    for up, down in zip(steps, steps[1:]):
+        if down >= up:
+            raise Refused(f"gradual schedule {schedule} must decrease at every step ({up} then {down}): each "
+                          f"stage's student is shallower than its teacher{where}")
+    for k in depths(students, "the student depths") + steps[1:]:
+        if k >= t:
+            raise Refused(f"student depth {k} must be between 1 and {t - 1} (the teacher has {t} {layers}){where}")
+
+
+def cmd_depths(args):
+    check_depths(args.teacher, args.schedule, args.students, args.layers, f" ({args.where})" if args.where else "")
+    return ""
 
 
 def cmd_updates(args):
@@ -302,6 +330,13 @@ def main(argv=None):
     p.add_argument("file")
     p.add_argument("key", metavar="KEY.PATH")
     p.set_defaults(run=cmd_json_get)
+    p = sub.add_parser("depths", help="refuse student depths or a gradual schedule the teacher cannot have")
+    p.add_argument("--teacher", required=True, help="the teacher's depth")
+    p.add_argument("--schedule", required=True, help="the gradual schedule, e.g. 6,4,3")
+    p.add_argument("--students", required=True, help="the student depths, e.g. 3")
+    p.add_argument("--layers", default="layers", help="what the depth counts, for the message")
+    p.add_argument("--where", default="", help="the options or table the depths came from, for the message")
+    p.set_defaults(run=cmd_depths)
     p = sub.add_parser("updates", help="epochs × ceil(examples / batch size)")
     p.add_argument("examples")
     p.add_argument("batch_size")

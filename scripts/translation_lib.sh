@@ -4,9 +4,11 @@
 # array `device`.
 
 # translation_options: the arrays `common` (every fairseq-train's options, from the settings) and `decode`
-# (the decoding's)
+# (the decoding's). Every training, the teacher's and the baselines' too, runs --task self_distill_translation:
+# it is fairseq's translation task (without a teacher, the same run), but a training killed and run again
+# ends as the uninterrupted one (fairseq_selfteach/core/exact_resume.py)
 translation_options() {
-  common=(--arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
+  common=(--task self_distill_translation --arch "$arch" --share-decoder-input-output-embed --encoder-layers "$encoder_layers"
     --encoder-embed-dim "$embed_dim" --decoder-embed-dim "$embed_dim" --encoder-ffn-embed-dim "$ffn_dim"
     --decoder-ffn-embed-dim "$ffn_dim" --encoder-attention-heads "$heads" --decoder-attention-heads "$heads"
     --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr "$lr" --lr-scheduler inverse_sqrt

@@ -55,11 +55,31 @@ def run(args, cwd=None, check=True, env=None):
     return p
 
 
-def train(data, save_dir, *extra, user_dir=True, check=True):
+def train(data, save_dir, *extra, user_dir=True, check=True, env=None):
     args = ["fairseq-train", data, "--save-dir", save_dir] + SMALL + OPTIM + list(extra)
     if user_dir:
         args += ["--user-dir", USER_DIR]
-    return run(args, check=check)
+    return run(args, check=check, env=env)
+
+
+FAULT_DIR = os.path.join(REPO, "tests", "fault")  # its sitecustomize.py kills where SELFTEACH_KILL_AT says
+
+
+def kill_at(where: str, scope: str = "process") -> dict:
+    """The environment that makes a command SIGKILL itself (or, scope "group", its process group) when
+    the call WHERE ("module:qualname:N", the N-th call) returns: tests/fault/sitecustomize.py."""
+    path = os.pathsep.join(p for p in (FAULT_DIR, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "SELFTEACH_KILL_AT": f"{where}:{scope}"}
+
+
+def weight_difference(path_a, path_b) -> float:
+    """The largest absolute difference between the model weights of two checkpoints (0.0: equal)."""
+    import torch
+
+    a = torch.load(path_a, map_location="cpu", weights_only=True)["model"]
+    b = torch.load(path_b, map_location="cpu", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
 def valid_metrics(log_text):

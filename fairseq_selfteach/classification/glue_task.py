@@ -55,7 +55,6 @@ from fairseq.data import (
     RightPadDataset,
 )
 from fairseq.data.indexed_dataset import MMapIndexedDataset
-from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
 from omegaconf import II, MISSING, open_dict
 
@@ -65,12 +64,13 @@ from fairseq_selfteach.classification.bert_encoder_task import BertEncoderTask
 from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
 from fairseq_selfteach.classification.head_lr import mark_head_parameters
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
+from fairseq_selfteach.core.exact_resume import ExactResumeTaskMixin, ResumeConfig
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEAD = "sentence_classification_head"
 @dataclass
-class GlueConfig(FairseqDataclass):
+class GlueConfig(ResumeConfig):
     data: str = field(
         default=MISSING,
         metadata={"help": "folder written by preprocess/glue_binarize.py (dict.txt, meta.json, SPLIT.*)"},
@@ -145,7 +145,7 @@ class _OrderedDataset(BaseWrapperDataset):
 
 
 @register_task("glue", dataclass=GlueConfig)
-class GlueTask(CurriculumTaskMixin, BertEncoderTask):
+class GlueTask(ExactResumeTaskMixin, CurriculumTaskMixin, BertEncoderTask):
     def __init__(self, cfg: GlueConfig, dictionary: BertDictionary, meta: dict):
         super().__init__(cfg, dictionary)
         self.meta = meta

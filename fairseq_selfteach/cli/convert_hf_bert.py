@@ -28,7 +28,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
-from fairseq_selfteach.core.checkpoint_io import atomic_torch_save, sha256_of_file, usual_file_mode
+from fairseq_selfteach.core.checkpoint_io import (atomic_torch_save, sha256_of_file, unreadable_checkpoint_message,
+                                                  usual_file_mode)
 from fairseq_selfteach.core.export import checkpoint_skeleton
 from fairseq_selfteach.core.layer_map import split_layer_key
 
@@ -96,15 +97,19 @@ def find_weights(hf_dir: str) -> str:
 
 
 def read_weights(path: str) -> Dict[str, torch.Tensor]:
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
 
+        try:
             return load_file(path, device="cpu")
+        except Exception as e:  # safetensors' errors have no common base class
+            raise ConversionError(f"cannot read weights {path}: {str(e).splitlines()[0]}") from e
+    try:
         # weights_only=True: a pickle that would run code or build arbitrary objects is refused
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # safetensors, pickle and zip errors have no common base class
-        raise ConversionError(f"cannot read weights {path}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # pickle and zip errors have no common base class
+        # the facts only (it holds code, it is cut short): torch's message advises unsafe loading
+        raise ConversionError(unreadable_checkpoint_message(path, e)) from e
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):

@@ -98,7 +98,7 @@ def score_one(argv):
         scores, detok_hyps = score(hyps, read_lines(args.tok_ref), raw_refs, args.lang, args.generate_log)
         row.update(scores)
         row.update(speed)
-    except (ScoreError, OSError) as e:
+    except (ScoreError, OSError, generate_log.GenerateLogError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from fairseq_selfteach.core.checkpoint_io import load_checkpoint

@@ -19,6 +19,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import typing
 
@@ -74,7 +75,10 @@ def unreadable_checkpoint_message(path: str, error: Exception) -> str:
     if isinstance(error, pickle.UnpicklingError):
         return f"cannot read checkpoint {path}: it is not a PyTorch checkpoint (neither torch's zip format nor a pickle)"
     with open(path, "rb") as f:
-        zipped = f.read(4) == b"PK\x03\x04"  # torch's format: a zip whose directory is at the end
+        head = f.read(4)
+    zipped = head == b"PK\x03\x04"  # torch's format: a zip whose directory is at the end
+    if head and not zipped and head[:1] != b"\x80":  # neither that nor a pickle (its protocol byte)
+        return f"cannot read checkpoint {path}: it is not a PyTorch checkpoint (neither torch's zip format nor a pickle)"
     if isinstance(error, EOFError) or zipped or "central directory" in text or "failed reading" in text:
         size = os.path.getsize(path)
         return (f"cannot read checkpoint {path}: " + ("the file is empty" if size == 0 else
@@ -137,6 +141,14 @@ def atomic_write_text(path: str, text: str) -> None:
     with _written_beside(path) as (fd, tmp):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, usual_file_mode())
+
+
+def atomic_copy(source: str, path: str) -> None:
+    """Copy source to a temporary file beside path, then rename it: path is whole or absent."""
+    with _written_beside(path, ".pt") as (fd, tmp):
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
         os.chmod(tmp, usual_file_mode())
 
 

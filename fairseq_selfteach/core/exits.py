@@ -1,6 +1,7 @@
 """Student exits inside one model, shared by both families: which layers are exits, and the check that
 each lies below the top layer (the teacher exit). Where an exit's distribution comes from is the
 family's business (translation/exits.py: the decoder; classification: the head on layer k)."""
+import re
 from typing import List, Union
 
 from fairseq_selfteach.core.errors import OptionError
@@ -16,10 +17,10 @@ def parse_exits(spec: str, option: str = "--student-exits") -> Union[List[int], 
         return []
     if spec.lower() == ALL_EXITS:
         return ALL_EXITS
-    try:
-        exits = sorted({int(x) for x in spec.split(",")})
-    except ValueError:
+    parts = [x.strip() for x in spec.split(",")]
+    if not all(re.fullmatch(r"[0-9]+", x) for x in parts):  # not int(): it takes "+3", "1_0" and "٣"
         raise OptionError(f"{option} must be a comma list of layer numbers such as 3 or 2,4; got {spec!r}")
+    exits = sorted({int(x) for x in parts})
     if any(k < 1 for k in exits):
         raise OptionError(f"{option} layer numbers start at 1 (the first layer); got {spec!r}")
     return exits

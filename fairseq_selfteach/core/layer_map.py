@@ -65,7 +65,7 @@ def resolve_layer_map(spec: str, teacher_layers: int, student_layers: int, side:
                 f"{side} layers for a {student_layers}-layer student; the teacher has {teacher_layers}"
             )
         return list(range(0, 2 * student_layers, 2))
-    if re.fullmatch(r"\d+(\s*,\s*\d+)*", spec):
+    if re.fullmatch(r"[0-9]+(\s*,\s*[0-9]+)*", spec):
         layers = [int(x) for x in spec.split(",")]
         if len(layers) != student_layers:
             raise ValueError(

@@ -5,13 +5,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
-from fairseq.dataclass import FairseqDataclass
-from omegaconf import II
-from omegaconf.errors import InterpolationResolutionError
 
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
 from fairseq_selfteach.core.errors import OptionError
+from fairseq_selfteach.core.exact_resume import ExactResumeTaskMixin, ResumeConfig, saved_task_state
 from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
 from fairseq_selfteach.core.teacher_cache import CachedTeacher, TeacherCache
@@ -20,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TeacherConfig(FairseqDataclass):
+class TeacherConfig(ResumeConfig):
     """The options every distilling task adds to its base task's config."""
 
     teacher_path: Optional[str] = field(
@@ -52,8 +49,6 @@ class TeacherConfig(FairseqDataclass):
             "sha256 differs from --teacher-path's, which is otherwise refused; the log says it was forced"
         },
     )
-    save_dir: Optional[str] = II("checkpoint.save_dir")
-    restore_file: Optional[str] = II("checkpoint.restore_file")
     # fairseq turns a bool field into a store_true flag, so the option is the negative one
     no_init_student_from_teacher: bool = field(
         default=False,
@@ -64,7 +59,7 @@ class TeacherConfig(FairseqDataclass):
     )
 
 
-class TeacherTaskMixin(CurriculumTaskMixin):
+class TeacherTaskMixin(ExactResumeTaskMixin, CurriculumTaskMixin):
     """Mixed in front of a fairseq task whose config has teacher_path, no_init_student_from_teacher
     and student_{side}_layer_map for each side in `layer_lists`.
 
@@ -133,17 +128,6 @@ class TeacherTaskMixin(CurriculumTaskMixin):
         self.state.merge_state_dict(record)
         return model
 
-    def resume_path(self) -> Optional[str]:
-        """The checkpoint fairseq-train will restore, as fairseq finds it: --restore-file, or
-        checkpoint_last.pt in --save-dir (None where the config has no checkpoint group)."""
-        try:
-            save_dir, restore = getattr(self.cfg, "save_dir", None), getattr(self.cfg, "restore_file", None)
-        except InterpolationResolutionError:
-            return None
-        if not restore:
-            return None
-        return os.path.join(save_dir or ".", restore) if restore == "checkpoint_last.pt" else restore
-
     def check_resumed_teacher(self, teacher: Teacher) -> None:
         """A resumed student must keep distilling from the teacher its checkpoints record (their task
         state holds its sha256); another file is refused, naming both, unless forced."""
@@ -164,12 +148,5 @@ class TeacherTaskMixin(CurriculumTaskMixin):
 
 
 def recorded_teacher_sha256(path: str) -> Optional[str]:
-    """The teacher sha256 a student checkpoint's task state records (None: none recorded, or the file is
-    not one fairseq could restore, which fairseq itself then reports). Memory-mapped: the weights are
-    not read."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not for this check to explain: fairseq's restore of the same file does
-        return None
-    task_state = state.get("task_state") if isinstance(state, dict) else None
-    return task_state.get("teacher_sha256") if isinstance(task_state, dict) else None
+    """The teacher sha256 a student checkpoint's task state records (None: none recorded)."""
+    return saved_task_state(path).get("teacher_sha256")

@@ -1,6 +1,7 @@
 """Checkpoints load in torch's safe (weights_only) mode; a crafted pickle is refused."""
 import os
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -102,6 +103,53 @@ def test_teacher_path_to_a_crafted_checkpoint_is_refused(malicious_checkpoint, t
              "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "512", "--cpu",
              "--max-update", "1", "--save-dir", tmp_path / "s"], check=False)
     assert_refused_in_one_line(p, path, marker)
+
+
+def _hf_dir_with_a_crafted_bin(path, minilm_dir):
+    folder = path.parent / "hf"
+    folder.mkdir()
+    for name in ("config.json", "vocab.txt"):
+        shutil.copyfile(os.path.join(minilm_dir, name), folder / name)
+    shutil.copyfile(path, folder / "pytorch_model.bin")
+    return folder / "pytorch_model.bin", ["--hf-dir", folder, "--out", path.parent / "converted"]
+
+
+# entry point: (the command, given the crafted file and the toy data; what it would have written)
+ENTRY_POINTS = {
+    "export": (lambda path, data: ["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint", path,
+                                   "--out", path.parent / "exported.pt", "--decoder-layers", 1], "exported.pt"),
+    "parameter counts": (lambda path, data: ["python", "-m", "fairseq_selfteach.cli.param_count", path, "--json"],
+                         None),
+    "GLUE evaluation": (lambda path, data: ["python", "-m", "fairseq_selfteach.cli.evaluate_glue", "--data", data,
+                                            "--path", path, "--json", path.parent / "scores.json", "--cpu"],
+                        "scores.json"),
+    "teacher cache": (lambda path, data: ["python", "-m", "fairseq_selfteach.cli.teacher_cache", data, "--task",
+                                          "self_distill_translation", "--teacher-path", path, "--arch",
+                                          "transformer_iwslt_de_en", "--criterion", "self_distill", "--cpu",
+                                          "--cache-out", path.parent / "cache"], "cache"),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS) + ["HF conversion of a .bin"])
+def test_every_entry_point_refuses_a_crafted_pickle_in_one_line(entry, malicious_checkpoint, toy_data, minilm_dir):
+    """One line naming the file and saying it holds code, no advice to load unsafely, no traceback, the
+    command never run, nothing written."""
+    path, marker = malicious_checkpoint
+    if entry == "HF conversion of a .bin":
+        path, args = _hf_dir_with_a_crafted_bin(path, minilm_dir)
+        command, written = ["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", *args], "converted"
+    else:
+        make, written = ENTRY_POINTS[entry]
+        command = make(path, toy_data)
+    p = run(command, check=False)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if "refused to load" in line]
+    assert len(lines) == 1 and f"refused to load {path}: it contains code (unpickling it would call posix.system)" \
+        in lines[0], p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "weights_only" not in p.stderr
+    assert not marker.exists()
+    if written:
+        assert not (malicious_checkpoint[0].parent / written).exists()
 
 
 def test_the_allow_list_is_argparse_namespace_and_the_broadcast_state(malicious_checkpoint):

@@ -258,6 +258,13 @@ def test_bad_settings_are_refused(tmp_path):
     p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", "--gradual-schedule", "5,2"],
             env=ENV, check=False)
     assert p.returncode == 2 and "must start at the teacher's 3 layers" in p.stderr
+    p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", "--gradual-schedule", "3,2,2"],
+            env=ENV, check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "must decrease at every step (2 then 2)" in p.stderr
+    for option, value, words in (("--seeds", "1,x", "--seeds takes whole numbers, e.g. 1,2,3 (not '1,x')"),
+                                 ("--heldout-every", "1", "--heldout-every takes a whole number of at least 2")):
+        p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", option, value], env=ENV, check=False)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and words in p.stderr, (option, p.stderr)
     p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", "--student-depths", "2,3"],
             env=ENV, check=False)
     assert p.returncode == 2 and "student depth 3 must be between 1 and 2" in p.stderr

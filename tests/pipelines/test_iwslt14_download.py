@@ -103,6 +103,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         rng = self.headers.get("Range")
         srv.ranges_seen.append(rng)
+        if self.path == "/broken.tgz":  # a server error
+            self.send_error(500)
+            return
         if self.path != "/de-en.tgz":
             self.send_error(404)
             return
@@ -327,10 +330,12 @@ def test_offline_message(tmp_path):
     assert not (tmp_path / "download" / "de-en.tgz").exists()
 
 
-def test_http_error_is_plain(server, tmp_path, capsys):
-    rc, _out, err = run_main(capsys, "--src", "de", "--out", tmp_path,
-                             "--url", server.url.replace("de-en.tgz", "missing.tgz"))
-    assert rc == 2 and "HTTP 404" in err and "--archive" in err
+@pytest.mark.parametrize("name,code", [("missing.tgz", 404), ("broken.tgz", 500)])
+def test_http_error_is_plain(name, code, server, tmp_path, capsys):
+    url = server.url.replace("de-en.tgz", name)
+    rc, _out, err = run_main(capsys, "--src", "de", "--out", tmp_path, "--url", url)
+    assert rc == 2 and f"{url} answered HTTP {code}" in err and "--archive" in err and "Traceback" not in err
+    assert not any(tmp_path.rglob("*.tgz")) and not (tmp_path / "raw").exists()
 
 
 # ---------------------------------------------------------------- archive safety
@@ -430,3 +435,58 @@ def test_default_urls_and_precedence():
     mirror = {"IWSLT14_MIRROR": "http://m/x/"}
     assert iwslt14.resolve_url("es", None, mirror) == "http://m/x/es-en.tgz"
     assert iwslt14.resolve_url("es", "http://u/a.tgz", mirror) == "http://u/a.tgz"  # --url wins
+
+
+# ------------------------------------------------------------- the archives users have
+def make_release(path, pair_archive, src="de"):
+    """The whole IWSLT 2014-01 release as users hold it: 2014-01/texts/SRC/en/SRC-en.tgz inside, beside
+    another pair's."""
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(pair_archive, arcname=f"2014-01/texts/{src}/en/{src}-en.tgz")
+        data = b"another pair"
+        info = tarfile.TarInfo("2014-01/texts/fr/en/fr-en.tgz")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_whole_2014_01_release_as_archive_gives_the_pairs_own_raw_text(tmp_path, capsys):
+    pair = make_archive(str(tmp_path / "de-en.tgz"))
+    release = make_release(str(tmp_path / "2014-01.tgz"), pair)
+    rc, out, err = run_main(capsys, "--src", "de", "--out", tmp_path / "from_release", "--archive", release)
+    assert rc == 0, err
+    assert "is the IWSLT release: using its 2014-01/texts/de/en/de-en.tgz" in out
+    rc, _out, err = run_main(capsys, "--src", "de", "--out", tmp_path / "from_pair", "--archive", pair)
+    assert rc == 0, err
+    for name in ("train.de", "train.en", "test.de", "test.en"):
+        assert (tmp_path / "from_release" / "raw" / name).read_bytes() == \
+            (tmp_path / "from_pair" / "raw" / name).read_bytes()
+    assert "warning" not in err  # the pair holds all five dev/test sets
+
+
+def test_a_missing_dev_or_test_set_is_said_naming_the_pair(tmp_path, capsys):
+    arc = tmp_path / "de-en.tgz"
+    make_archive(str(arc))
+    with tarfile.open(arc) as tf:  # the same archive without TEDX.dev2012
+        members = [(m, tf.extractfile(m).read() if m.isfile() else None) for m in tf.getmembers()
+                   if "TEDX.dev2012" not in m.name]
+    with tarfile.open(arc, "w:gz") as tf:
+        for m, data in members:
+            tf.addfile(m, io.BytesIO(data) if data is not None else None)
+    rc, _out, err = run_main(capsys, "--src", "de", "--out", tmp_path / "out", "--archive", arc)
+    assert rc == 0
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "IWSLT14 de-en" in warnings[0] and "no TEDX.dev2012 set" in warnings[0]
+    raw = tmp_path / "out" / "raw"
+    assert len((raw / "test.en").read_text().splitlines()) == N_TEST - 2  # TEDX.dev2012 has 2 segments
+    assert "missing: IWSLT14.TEDX.dev2012.de-en.{de,en}.xml" in (raw / "SOURCES.txt").read_text()
+
+
+def test_the_message_for_a_pair_whose_default_host_is_gone_says_so_and_how_to_pass_a_copy():
+    for src in ("ar", "fa", "es", "he"):
+        hint = iwslt14.fetch_hint(src, iwslt14.DEFAULT_URLS[f"{src}-en"])
+        assert "no longer serves the IWSLT 2014-01 release" in hint and "--archive /path/to/2014-01.tgz" in hint
+        assert f"2014-01/texts/{src}/en/{{name}}" in hint
+    # de-en's default is fairseq's mirror, which still answers; a --url of the user's own gets the plain hint
+    assert iwslt14.fetch_hint("de", iwslt14.DEFAULT_URLS["de-en"]) == iwslt14.FETCH_HINT
+    assert iwslt14.fetch_hint("ar", "http://example.org/ar-en.tgz") == iwslt14.FETCH_HINT

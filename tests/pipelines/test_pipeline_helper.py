@@ -139,3 +139,45 @@ def test_a_broken_settings_table_is_refused_in_one_line(case, content, message, 
     assert p.returncode == 2, case
     assert message in p.stderr and str(table) in p.stderr, (case, p.stderr)
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, case
+
+
+# a depth spec as people type it: numbers (some out of range), with stray spaces, words or empty parts
+_DEPTH = st.one_of(st.integers(-2, 9).map(str), st.sampled_from(["", " 3", "x", "2.5", "0x3"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(teacher=st.integers(1, 8), schedule=st.lists(_DEPTH, min_size=1, max_size=5),
+       students=st.lists(_DEPTH, min_size=1, max_size=3))
+def test_depths_accepts_exactly_a_decreasing_schedule_from_the_teacher_and_refuses_the_rest_in_one_line(
+        teacher, schedule, students):
+    """Every generated schedule and student list is accepted exactly when every part is a whole number,
+    the schedule starts at the teacher's depth and decreases at every step, and every student depth and
+    later step lies in 1..teacher-1; otherwise one line names what is wrong (never another exception)."""
+    spec, wanted = ",".join(schedule), ",".join(students)
+
+    def whole(parts):
+        try:
+            return [int(p) for p in parts]
+        except ValueError:
+            return None
+
+    steps, depths = whole(schedule), whole(students)
+    valid = (steps is not None and depths is not None and all(d >= 1 for d in steps + depths)
+             and steps[0] == teacher and all(b < a for a, b in zip(steps, steps[1:]))
+             and all(k < teacher for k in depths + steps[1:]))
+    try:
+        pipeline_helper.check_depths(str(teacher), spec, wanted)
+        refused = None
+    except pipeline_helper.Refused as e:
+        refused = str(e)
+    assert (refused is None) == valid, (teacher, spec, wanted, refused)
+    if refused is not None:
+        assert "\n" not in refused and ("gradual schedule" in refused or "depth" in refused)
+
+
+def test_depths_through_the_cli_names_the_step_that_does_not_decrease():
+    p = helper("depths", "--teacher", 6, "--schedule", "6,4,4", "--students", 3, "--where", "my.tsv")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == ("test.sh: gradual schedule 6,4,4 must decrease at every step (4 then 4): each stage's "
+                        "student is shallower than its teacher (my.tsv)\n")
+    assert helper("depths", "--teacher", 6, "--schedule", "6,4,3", "--students", "3,2").returncode == 0

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import torch
 from sacrebleu.significance import PairedTest
 from sacremoses import MosesDetokenizer
 
-from tests.helpers import REPO, run
+from tests.helpers import REPO, kill_at, run, weight_difference
 from tests.pipelines.test_iwslt14_download import N_TEST, N_TRAIN, make_archive
 
 SCRIPT = os.path.join(REPO, "scripts", "iwslt14.sh")
@@ -68,6 +67,16 @@ def test_unknown_setting_is_named(tmp_path):
     p = pipeline("xx", "--out", tmp_path, check=False)
     assert p.returncode != 0
     assert "unknown setting xx" in p.stderr and "translation_settings.tsv" in p.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seeds", "1,two"], "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '1,two')"),
+    (["--sweep-grid", "kd_alpha=2"], "iwslt14.sh: sweep: kd_alpha='2' is not a valid value"),
+])
+def test_bad_options_are_refused_in_one_line_before_any_work(args, words, tmp_path):
+    p = pipeline("bible-ci", "--out", tmp_path / "run", *args, check=False)
+    assert p.returncode == 2 and p.stderr == words + "\n", p.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_sentencepiece_option(tmp_path):
@@ -269,53 +278,86 @@ def test_bible_ci_models_are_what_they_claim(bible_ci):
     assert len(valid) >= 2 and valid[-1] < valid[0]
 
 
+def without_timings(value):
+    """A results record less what measures time (training and decoding seconds, speeds)."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if "seconds" not in k and not k.endswith("per_s")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def killed_pipeline(out, where, said):
+    """The pipeline run again, its whole process group killed (SIGKILL) when the call WHERE returns; its
+    stdout is appended to the list SAID. Returns the stages it started."""
+    p = subprocess.run(["bash", SCRIPT, "bible-ci", "--out", str(out), *CI_ARGS], capture_output=True, text=True,
+                       env=dict(os.environ, **kill_at(where, "group")), start_new_session=True, timeout=900)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    said.append(p.stdout)
+    return re.findall(r"^== (\S+)$", p.stdout, re.M)
+
+
 @pytest.mark.slow
-def test_bible_ci_rerun_skips_and_resumes(bible_ci):
+def test_bible_ci_killed_anywhere_and_run_again_ends_as_the_uninterrupted_run(bible_ci, tmp_path):
+    """kill -9 of the whole pipeline at points the test chooses, each time followed by the same command:
+    during preprocessing (fairseq-preprocess), during a teacher-cache build, in the middle of an epoch of
+    a stage of the offline chain and of the online-gradual walk, and during decoding. Nothing half-made
+    is taken for done, each run redoes only what had not finished, and the end is the uninterrupted
+    run's: the same binarised data and cache, final checkpoints with equal weights and the same results
+    (everything but the seconds) and table. Beside it, a training that had finished before its marker
+    was written is not run again, and a half-written decode is redone, never scored."""
     out, _ = bible_ci
-    before = (out / "results" / "offline_dec1_s1.json").read_text()
-    # an interrupted run: offline_dec1_s1's later stages never finished and a half-written log lies around
+    chain, walk, cache = "gradual_dec1_s2", "online_gradual_dec1_s2", "gradual_dec2_s2"  # stage 2 of each
+    data = out / "data" / "prep"
+    before = {"bin": {f.name: f.read_bytes() for f in (data / "bin").iterdir()},
+              "cache": {f.name: f.read_bytes() for f in (out / "caches" / cache).iterdir()},
+              "results": {f.name: without_timings(json.loads(f.read_text())) for f in (out / "results").glob("*.json")},
+              "table": without_timings(json.loads((out / "results.json").read_text()))}
+    for name in (chain, walk):
+        shutil.copy(out / "models" / name / "checkpoint_last.pt", tmp_path / f"{name}.pt")
+        shutil.rmtree(out / "models" / name)
+        for f in (out / "logs" / f"{name}.train.log", out / "results" / f"{name}.json", out / "models" / f"{name}.pt"):
+            f.unlink()
+        for stage in (name, f"export_{name}", f"eval_{name}"):
+            (out / "stages" / f"{stage}.done").unlink()
+    shutil.rmtree(out / "caches" / cache)
+    (out / "stages" / f"cache_{cache}.done").unlink()
+    shutil.rmtree(data)
+    (out / "stages" / "prepare.done").unlink()
+    # and a run interrupted after a training had finished but before its marker, with a half-written decode
     for stage in ("offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"):
-        os.remove(out / "stages" / f"{stage}.done")
-    os.remove(out / "results" / "offline_dec1_s1.json")
+        (out / "stages" / f"{stage}.done").unlink()
+    (out / "results" / "offline_dec1_s1.json").unlink()
     (out / "generate" / "offline_dec1_s1.txt.tmp").write_text("H-0\t-1.0\thalf written\n")
-    p = pipeline("bible-ci", "--out", out, *CI_ARGS)
-    redone = [s for s in re.findall(r"^== (\S+)$", p.stdout, re.M)]
-    assert redone == ["offline_dec1_s1", "export_offline_dec1_s1", "eval_offline_dec1_s1"]
-    assert "teacher: done earlier, skipped" in p.stdout
-    # the training had finished before the interruption: it is neither redone nor resumed
-    assert "offline_dec1_s1: training had finished" in p.stdout
-    assert not (out / "generate" / "offline_dec1_s1.txt.tmp").exists()
-    after = json.loads((out / "results" / "offline_dec1_s1.json").read_text())
-    assert after["sacrebleu"] == json.loads(before)["sacrebleu"]
+    said = []
 
-
-@pytest.mark.slow
-def test_bible_ci_killed_training_resumes(bible_ci):
-    """A training killed (SIGKILL, the whole pipeline) once its first checkpoint is on disk: the re-run
-    resumes it from checkpoint_last.pt and it ends with exactly its budget of updates."""
-    out, _ = bible_ci
-    name = "gradual_dec1_s2"
-    for stage in (name, f"export_{name}", f"eval_{name}"):
-        os.remove(out / "stages" / f"{stage}.done")
-    shutil.rmtree(out / "models" / name)
-    os.remove(out / "logs" / f"{name}.train.log")
-    os.remove(out / "results" / f"{name}.json")
-    proc = subprocess.Popen(["bash", SCRIPT, "bible-ci", "--out", str(out), *CI_ARGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    last = out / "models" / name / "checkpoint_last.pt"
-    deadline = time.time() + 600
-    while not last.exists():  # the point of the kill: the first checkpoint written (atomically)
-        assert proc.poll() is None and time.time() < deadline, "the pipeline ended before its first checkpoint"
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    saved = torch.load(last, weights_only=False)["optimizer_history"][-1]["num_updates"]
-    assert 0 < saved < STUDENT_UPDATES
+    # 1. in fairseq-preprocess, once the train split is binarised: no data, so no stage after it ran
+    assert killed_pipeline(out, "fairseq_cli.preprocess:_make_dataset:1", said)[-1] == "prepare"
+    assert not data.exists() and not (out / "stages" / "prepare.done").exists()
+    # 2. in the cache build, its arrays allocated: the data is now whole, the cache is not there
+    assert killed_pipeline(out, "fairseq_selfteach.core.teacher_cache:_allocated_memmap:2", said)[0] == "prepare"
+    assert {f.name: f.read_bytes() for f in (data / "bin").iterdir()} == before["bin"]
+    assert not (out / "caches" / cache).exists() and not (out / "stages" / f"cache_{cache}.done").exists()
+    # 3. at update 33 of a student's 40 (an epoch is 27): its checkpoint_last.pt holds update 27
+    killed_pipeline(out, "fairseq.trainer:Trainer.train_step:33", said)
+    assert {f.name: f.read_bytes() for f in (out / "caches" / cache).iterdir()} == before["cache"]
+    saved = [torch.load(out / "models" / n / "checkpoint_last.pt", weights_only=True)["optimizer_history"][-1]
+             ["num_updates"] for n in (chain, walk) if (out / "models" / n / "checkpoint_last.pt").exists()]
+    assert 27 in saved  # the killed one (the other may have finished)
+    # 4. in decoding, once the first model is decoded (its output not yet renamed into place)
+    killed_pipeline(out, "fairseq_cli.generate:main:1", said)
+    for name in (chain, walk):
+        assert weight_difference(tmp_path / f"{name}.pt", out / "models" / name / "checkpoint_last.pt") == 0.0
+    assert not (out / "results" / f"{chain}.json").exists() or not (out / "results" / f"{walk}.json").exists()
+    # 5. the same command to the end
     p = pipeline("bible-ci", "--out", out, *CI_ARGS)
-    assert re.findall(r"^== (\S+)$", p.stdout, re.M) == [name, f"export_{name}", f"eval_{name}"]
-    log = (out / "logs" / f"{name}.train.log").read_text()
-    assert re.search(rf"Loaded checkpoint .*{name}/checkpoint_last\.pt \(epoch \d+ @ {saved} updates\)", log)
-    assert json.loads((out / "results" / f"{name}.json").read_text())["updates"] == STUDENT_UPDATES
+    assert set(re.findall(r"^== (\S+)$", p.stdout, re.M)) <= {f"eval_{chain}", f"eval_{walk}", "eval_offline_dec1_s1"}
+    # the training that had finished is neither redone nor resumed
+    assert "offline_dec1_s1: training had finished" in "".join(said + [p.stdout])
+    assert {f.name: without_timings(json.loads(f.read_text())) for f in (out / "results").glob("*.json")} == \
+        before["results"]
+    assert without_timings(json.loads((out / "results.json").read_text())) == before["table"]
+    assert not list((out / "generate").glob("*.tmp")) and not list((out / "data").glob("*.tmp"))
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 import fairseq_selfteach  # noqa: F401
 from fairseq_selfteach.translation.exits import decoder_exit_logits
 from tests.conftest import TEST_SENTENCES
-from tests.helpers import REPO, SMALL, USER_DIR, generate, hypotheses, run, train, train_metrics, valid_metrics
+from tests.helpers import (REPO, SMALL, USER_DIR, generate, hypotheses, kill_at, run, train, train_metrics, valid_metrics,
+                           weight_difference)
 
 pytestmark = pytest.mark.slow
 
@@ -123,14 +124,71 @@ def test_teacher_is_not_saved_in_the_student_checkpoint(offline, teacher):
         teacher["path"])
 
 
-def test_resume_from_checkpoint_last(offline, teacher, toy_data):
-    before = torch.load(offline["dir"] / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"]
-    p = train(toy_data, offline["dir"], "--teacher-path", teacher["path"], *OFFLINE, "--max-epoch", 4)
-    log = p.stdout + p.stderr
-    assert re.search(r"[Ll]oaded checkpoint .*checkpoint_last\.pt \(epoch 4 @ %d updates\)" % before, log)
-    after = torch.load(offline["dir"] / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"]
-    assert after > before
-    assert len(valid_metrics(log)) == 1  # only epoch 4 ran
+# ------------------------------------------------------------------------ killed and run again
+# a training killed (kill -9) at a point the test chooses (tests/fault), then the same command again;
+# an epoch of the toy corpus is 23 updates
+def test_an_offline_student_killed_mid_epoch_and_rerun_ends_with_the_uninterrupted_weights(
+        offline, teacher, toy_data, tmp_path):
+    """The offline student (3 epochs, 69 updates) trained on to epoch 5 (115 updates), with a checkpoint
+    every 10 updates: killed at update 104, the re-run resumes from the mid-epoch checkpoint at 100 and
+    ends with the weights of the run that was never killed."""
+    args = ["--teacher-path", teacher["path"], *OFFLINE, "--max-epoch", 5, "--save-interval-updates", 10]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for folder in (whole, killed):
+        folder.mkdir()
+        shutil.copy(offline["dir"] / "checkpoint_last.pt", folder / "checkpoint_last.pt")
+    train(toy_data, whole, *args)
+    p = train(toy_data, killed, *args, env=kill_at("fairseq.trainer:Trainer.train_step:35"), check=False)
+    assert p.returncode == -9 and "num_updates=104" not in p.stdout + p.stderr  # nothing ran after the kill
+    resumed = train(toy_data, killed, *args)
+    log = resumed.stdout + resumed.stderr
+    assert "checkpoint_last.pt (epoch 5 @ 100 updates)" in log
+    assert len(valid_metrics(log)) == 2  # the validation at update 110 and at the end: epoch 4 is not redone
+    assert weight_difference(whole / "checkpoint_last.pt", killed / "checkpoint_last.pt") == 0.0
+    assert weight_difference(whole / "checkpoint_best.pt", killed / "checkpoint_best.pt") == 0.0
+
+
+KILLED = ["--arch", "transformer_iwslt_de_en", "--encoder-layers", 2, "--decoder-layers", 2,
+          "--criterion", "label_smoothed_cross_entropy", "--lr", "3e-3", "--warmup-updates", 20,
+          "--max-update", 37, "--save-interval-updates", 25, "--patience", 3]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(toy_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("uninterrupted")
+    train(toy_data, save, *KILLED, "--task", "self_distill_translation")
+    return save
+
+
+def test_fairseqs_own_translation_task_killed_mid_epoch_does_not_end_as_the_uninterrupted_run(
+        uninterrupted, toy_data, tmp_path):
+    """What the plugin's tasks fix (core/exact_resume.py): killed at update 30 and re-run from the
+    checkpoint at 25, --task translation draws other batches than a run from the start (which is
+    bit-identical to --task self_distill_translation's), so its weights end elsewhere."""
+    args = [*KILLED, "--task", "translation"]
+    p = train(toy_data, tmp_path, *args, env=kill_at("fairseq.trainer:Trainer.train_step:30"), check=False)
+    assert p.returncode == -9
+    resumed = train(toy_data, tmp_path, *args)
+    assert "checkpoint_last.pt (epoch 2 @ 25 updates)" in resumed.stdout + resumed.stderr
+    assert weight_difference(uninterrupted / "checkpoint_last.pt", tmp_path / "checkpoint_last.pt") > 1e-3
+
+
+def test_killed_while_fairseq_copies_checkpoint_last_and_rerun_ends_with_the_uninterrupted_weights(
+        uninterrupted, toy_data, tmp_path):
+    """fairseq saves checkpoint_best.pt and then copies it to checkpoint_last.pt in place: killed halfway
+    through that copy (end of epoch 1), checkpoint_last.pt is cut short. The re-run says so, restores it
+    from checkpoint_best.pt, counts --patience on from where it was, and ends as the uninterrupted run."""
+    args = [*KILLED, "--task", "self_distill_translation"]
+    p = train(toy_data, tmp_path, *args, env=kill_at("fairseq.file_io:PathManager.copy:1", "halfway"), check=False)
+    assert p.returncode == -9
+    last = tmp_path / "checkpoint_last.pt"
+    assert 0 < last.stat().st_size < (tmp_path / "checkpoint_best.pt").stat().st_size
+    resumed = train(toy_data, tmp_path, *args)
+    log = resumed.stdout + resumed.stderr
+    assert f"{last} was cut short" in log and "checkpoint_last.pt (epoch 2 @ 23 updates)" in log
+    assert re.search(r"--patience: 0 validations without improvement on the best [\d.]+ so far", log)
+    assert weight_difference(uninterrupted / "checkpoint_last.pt", last) == 0.0
+    assert weight_difference(uninterrupted / "checkpoint_best.pt", tmp_path / "checkpoint_best.pt") == 0.0
 
 
 # -------------------------------------------------------------------------------------- online
@@ -212,7 +270,7 @@ def test_exit_layer_norms_are_trained_apart_and_exported_with_their_exit(toy_dat
     train(toy_data, save, "--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
           "--encoder-layers", 2, "--decoder-layers", 4, "--encoder-normalize-before", "--decoder-normalize-before",
           "--criterion", "self_distill", "--student-exits", "all", "--exit-layer-norms", "all",
-          "--kd-alpha", 0.5, "--lr", "3e-3", "--warmup-updates", 50, "--max-epoch", 5)
+          "--kd-alpha", 0.5, "--lr", "3e-3", "--warmup-updates", 50, "--max-epoch", 2)
     state = torch.load(save / "checkpoint_last.pt", weights_only=True)["model"]
     for k in (1, 2, 3):
         assert not torch.allclose(state[f"decoder.exit_layer_norms.{k}.weight"], state["decoder.layer_norm.weight"])
@@ -312,13 +370,26 @@ def other_vocab_data(tmp_path_factory):
          "unknown --student-encoder-layer-map 'middle'"),
         ("exit norms, post-norm", ["--exit-layer-norms", "all"],
          "--exit-layer-norms needs a pre-norm decoder (--decoder-normalize-before)"),
+        # the issue's own case: 5 random bytes as the teacher ended in `IndexError: pop from empty list`
+        ("garbage teacher", ["--teacher-path", "RANDOM_BYTES"], "it is not a PyTorch checkpoint"),
+        ("truncated teacher", ["--teacher-path", "TRUNCATED"], "it ends early"),
     ],
 )
 def test_bad_input_fails_clearly(case, args, message, teacher, toy_data, tmp_path):
+    """One line `error: …` naming the option or file, a non-zero exit, no traceback, no checkpoint."""
+    made = {"RANDOM_BYTES": bytes([0x8a, 0x3f, 0x00, 0xc1, 0x7e]),
+            "TRUNCATED": open(teacher["path"], "rb").read()[:100_000]}
+    for i, arg in enumerate(args):
+        if arg in made:
+            (tmp_path / arg).write_bytes(made[arg])
+            args = args[:i] + [tmp_path / arg] + args[i + 1:]
     base = ["--teacher-path", teacher["path"]] if "--teacher-path" not in args else []
     p = train(toy_data, tmp_path / "s", *base, *OFFLINE, *args, "--max-update", 1, check=False)
     assert p.returncode != 0, case
-    assert message in p.stderr, p.stderr[-2000:]
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in p.stderr, p.stderr[-2000:]
+    if "--teacher-path" in args:
+        assert str(args[args.index("--teacher-path") + 1]) in errors[0]
     assert not os.path.exists(tmp_path / "s" / "checkpoint_last.pt")
 
 

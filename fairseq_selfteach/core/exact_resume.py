@@ -1,0 +1,158 @@
+"""A training resumed from its checkpoint continues exactly as the uninterrupted one would have.
+
+fairseq resumes the weights, the optimizer, the learning-rate schedule, the data position and the
+dropout seed (seed + update number), but two things it keeps only in memory differ after a restart:
+
+- The order of examples of equal length. fairseq-train draws it under numpy_seed(seed + epoch) with
+  the epoch the batch iterator is first built at, and keeps that iterator for every later epoch: epoch
+  1 in a run from the start, the resumed epoch after a restart, so a resumed run trains on other
+  batches (measured: the valid loss one epoch after a restart differed in the second decimal). The
+  mixin builds a reusable iterator's order as at epoch 1 whatever the epoch, as a run from the start
+  always has: nothing changes for an uninterrupted run.
+- `--patience`: fairseq_cli.train's should_stop_early counts the validations without improvement in
+  attributes of the function itself, which a restart resets, so a resumed run stops later. The mixin
+  saves them in the checkpoint's task state and, as fairseq-train does not hand a resumed task its
+  state, reads them back from the checkpoint it will restore when the model is built.
+
+And one thing fairseq does not write atomically: it saves a checkpoint once (checkpoint_best.pt, say)
+and copies it to the others (checkpoint_last.pt) in place, so a kill during the copy leaves a
+checkpoint_last.pt cut short. Before the restore, such a file is replaced by the complete checkpoint it
+was being copied from, which holds the same state.
+"""
+import logging
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from fairseq.data import data_utils
+from fairseq.dataclass import FairseqDataclass
+from omegaconf import II
+from omegaconf.errors import InterpolationResolutionError
+
+from fairseq_selfteach.core.checkpoint_io import atomic_copy
+
+logger = logging.getLogger(__name__)
+
+_EARLY_STOP = "early_stop"
+
+
+def _should_stop_early():
+    """fairseq-train's should_stop_early, from the module that runs it (fairseq-train imports
+    fairseq_cli.train; `python -m fairseq_cli.train`, as under torchrun, runs it as __main__)."""
+    for name in ("fairseq_cli.train", "__main__"):
+        function = getattr(sys.modules.get(name), "should_stop_early", None)
+        if callable(function):
+            return function
+    return None
+
+
+@dataclass
+class ResumeConfig(FairseqDataclass):
+    """Read, never set: where fairseq-train resumes from."""
+
+    save_dir: Optional[str] = II("checkpoint.save_dir")
+    restore_file: Optional[str] = II("checkpoint.restore_file")
+
+
+def saved_task_state(path: str) -> dict:
+    """The task state of the checkpoint at PATH ({} where there is none, or the file is not one fairseq
+    could restore, which fairseq itself then reports). Memory-mapped: the weights are not read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not for this reader to explain: fairseq's restore of the same file does
+        return {}
+    task_state = state.get("task_state") if isinstance(state, dict) else None
+    return task_state if isinstance(task_state, dict) else {}
+
+
+def _cut_short(path: str) -> bool:
+    """A zip file (as torch.save writes) whose end is missing; never a complete or a legacy checkpoint."""
+    with open(path, "rb") as f:
+        starts_as_zip = f.read(4) == b"PK\x03\x04"
+    return starts_as_zip and not zipfile.is_zipfile(path)
+
+
+def repair_cut_copy(path: str) -> Optional[str]:
+    """Where the checkpoint at PATH is cut short, replace it (atomically) with the newest complete
+    checkpoint*.pt beside it not newer than it, the file fairseq was copying; return that file's path
+    (None: nothing to repair, or nothing to repair it from, which fairseq's restore then reports)."""
+    if not _cut_short(path):
+        return None
+    folder, written = os.path.dirname(os.path.abspath(path)), os.path.getmtime(path)
+    sources = []
+    for name in os.listdir(folder):
+        candidate = os.path.join(folder, name)
+        if (name.startswith("checkpoint") and name.endswith(".pt") and candidate != os.path.abspath(path)
+                and os.path.getmtime(candidate) <= written and zipfile.is_zipfile(candidate)):
+            sources.append((os.path.getmtime(candidate), candidate))
+    if not sources:
+        return None
+    source = max(sources)[1]
+    atomic_copy(source, path)
+    return source
+
+
+class ExactResumeTaskMixin:
+    """Mixed in front of a fairseq task whose config has ResumeConfig's fields (see the module's
+    docstring)."""
+
+    def resume_path(self) -> Optional[str]:
+        """The checkpoint fairseq-train will restore, as fairseq finds it: --restore-file, or
+        checkpoint_last.pt in --save-dir (None where the config has no checkpoint group)."""
+        try:
+            save_dir, restore = getattr(self.cfg, "save_dir", None), getattr(self.cfg, "restore_file", None)
+        except InterpolationResolutionError:
+            return None
+        if not restore:
+            return None
+        return os.path.join(save_dir or ".", restore) if restore == "checkpoint_last.pt" else restore
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        path = None if from_checkpoint else self.resume_path()
+        if path is not None and os.path.isfile(path):
+            source = repair_cut_copy(path)
+            if source is not None:
+                logger.warning(f"{path} was cut short (killed while fairseq copied a checkpoint to it): replaced "
+                               f"with {source}, the complete checkpoint it was a copy of")
+            self._restore_early_stop(saved_task_state(path).get(_EARLY_STOP))
+        return model
+
+    def get_batch_iterator(self, dataset, *args, seed=1, epoch=1, disable_iterator_cache=False,
+                           update_epoch_batch_itr=False, **kwargs):
+        reused = (not disable_iterator_cache and not update_epoch_batch_itr and self.can_reuse_epoch_itr(dataset)
+                  and dataset not in self.dataset_to_epoch_iter)
+        if reused and epoch != 1 and "ordered_indices" not in vars(dataset):
+            ordered_indices = dataset.ordered_indices
+
+            def as_at_epoch_1():
+                with data_utils.numpy_seed(seed + 1):
+                    return ordered_indices()
+
+            dataset.ordered_indices = as_at_epoch_1  # for this call only: fairseq calls it inside
+            try:
+                return super().get_batch_iterator(
+                    dataset, *args, seed=seed, epoch=epoch, disable_iterator_cache=disable_iterator_cache,
+                    update_epoch_batch_itr=update_epoch_batch_itr, **kwargs)
+            finally:
+                del dataset.ordered_indices
+        return super().get_batch_iterator(
+            dataset, *args, seed=seed, epoch=epoch, disable_iterator_cache=disable_iterator_cache,
+            update_epoch_batch_itr=update_epoch_batch_itr, **kwargs)
+
+    def state_dict(self):
+        state = dict(super().state_dict())
+        stop = _should_stop_early()
+        if stop is not None and getattr(stop, "best", None) is not None:
+            state[_EARLY_STOP] = {"best": float(stop.best), "num_runs": int(getattr(stop, "num_runs", 0))}
+        return state
+
+    def _restore_early_stop(self, record) -> None:
+        stop = _should_stop_early()
+        if isinstance(record, dict) and stop is not None:
+            stop.best, stop.num_runs = record["best"], record["num_runs"]
+            logger.info(f"--patience: {record['num_runs']} validations without improvement on the best "
+                        f"{record['best']} so far, as when the checkpoint was saved")
