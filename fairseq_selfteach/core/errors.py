@@ -3,8 +3,8 @@
 Every error a user can cause (a bad option, file or checkpoint) is a SelfteachError. fairseq-train and
 fairseq-generate do not catch exceptions, so importing the plugin installs a sys.excepthook that prints
 these as `error: MESSAGE` (exit status 1), and so a checkpoint torch's safe loader refused inside
-fairseq's own loading (its message would advise weights_only=False); every other exception is left to
-Python's usual report.
+fairseq's own loading (its message would advise weights_only=False) and a full disk met in fairseq's own
+checkpoint saving; every other exception is left to Python's usual report.
 SELFTEACH_TRACEBACK=1 shows the traceback anyway.
 """
 import os
@@ -51,14 +51,35 @@ def _refused_checkpoint(exc, tb):
     return unreadable_checkpoint_message(os.fspath(path), exc)
 
 
+def _disk_full(exc, tb):
+    """The one line for a full device met inside fairseq's own writing (a checkpoint: fairseq writes it to
+    NAME.tmp and renames it, so the previous NAME stays whole), naming the file from the traceback's
+    innermost frame that holds one. None when it is not that."""
+    import traceback
+
+    from fairseq_selfteach.core.checkpoint_io import is_disk_full
+
+    if not is_disk_full(exc):
+        return None
+    path = None
+    for frame, _ in traceback.walk_tb(tb):
+        for name in ("filename", "path", "dst_path", "out_file"):
+            value = frame.f_locals.get(name)
+            if isinstance(value, (str, os.PathLike)):
+                path = os.fspath(value)
+    where = f" writing {path}" if path else ""
+    return (f"no space left on the device{where}: free some space and run the same command again, which "
+            f"continues from the last complete checkpoint")
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if not os.environ.get("SELFTEACH_TRACEBACK"):
         if issubclass(exc_type, SelfteachError):
             print(f"error: {exc}", file=sys.stderr)
             return
-        refused = _refused_checkpoint(exc, tb)
-        if refused:
-            print(f"error: {refused}", file=sys.stderr)
+        line = _refused_checkpoint(exc, tb) or _disk_full(exc, tb)
+        if line:
+            print(f"error: {line}", file=sys.stderr)
             return
     _previous(exc_type, exc, tb)
 

@@ -766,11 +766,10 @@ def test_sentiment_snippets_rules_and_refusals(tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_minilm_on_sentiment_snippets(tmp_path, minilm_dir, vader_sdist):
+def test_finetune_minilm_on_sentiment_snippets(tmp_path, converted_minilm, vader_sdist):
     """convert -> snippets -> binarise -> fairseq-train (sentence_prediction, --finetune-from-model the
     converted checkpoint) -> evaluate_glue. The dev set (123 examples) is not a multiple of 8."""
-    conv = tmp_path / "minilm"
-    run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", conv])
+    conv = converted_minilm
     run(["python", SNIPPETS, "--out", tmp_path, "--sdist", vader_sdist, "--max-examples", 615, "--dev-every", 5])
     bin_dir = tmp_path / "bin"
     run(["python", BINARIZE, "--task", "SST-2", "--glue-dir", tmp_path / "SENT", "--bert-dir", conv,

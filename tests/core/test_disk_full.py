@@ -3,6 +3,7 @@ previous complete file stays in place, no partial file is left under any name, a
 line naming the file (DiskFullError, a SelfteachError: the plugin's excepthook prints just that)."""
 import errno
 import os
+import re
 
 import numpy as np
 import pytest
@@ -91,3 +92,48 @@ def test_a_teacher_cache_that_does_not_fit_is_refused_before_its_memory_map_is_w
     assert_explained(e.value, out, existed=False)
     assert calls and calls[0] >= 2 * 5 * 4  # the whole values array, allocated at once
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------- through the CLIs: fairseq's own writing, simulated
+@pytest.mark.slow
+def test_a_full_disk_in_fairseqs_checkpoint_save_is_one_line_and_the_rerun_goes_on(toy_data, tmp_path):
+    """fairseq-train whose second checkpoint save (end of epoch 2) meets a full disk: one line naming the
+    checkpoint, no traceback, checkpoint_last.pt of epoch 1 whole; the same command again continues."""
+    from tests.helpers import kill_at, train
+
+    args = ["--arch", "transformer_iwslt_de_en", "--encoder-layers", 1, "--decoder-layers", 1,
+            "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-epoch", 2]
+    p = train(toy_data, tmp_path, *args, check=False,
+              env=kill_at("fairseq.checkpoint_utils:_torch_persistent_save:2", "enospc"))
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    last_line = p.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: no space left on the device writing {re.escape(str(tmp_path))}/checkpoint_"
+                        r"(best|last)\.pt: free some space and run the same command again, which continues "
+                        r"from the last complete checkpoint", last_line), last_line
+    saved = torch.load(tmp_path / "checkpoint_last.pt", weights_only=False)["optimizer_history"][-1]
+    assert saved["num_updates"] == 23  # epoch 1's, whole
+    again = train(toy_data, tmp_path, *args)
+    assert "checkpoint_last.pt (epoch 2 @ 23 updates)" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_binarising_is_one_line_and_nothing_is_taken_for_done(tmp_path):
+    """prepare_translation.py whose fairseq-preprocess meets a full disk: one line, exit 2, and no
+    prepared folder under the final name (the partial one stays OUT.tmp, redone by the next run)."""
+    from tests.helpers import REPO, kill_at, run
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for split, n in (("train", 60), ("test", 5)):
+        for lang in ("de", "en"):
+            (raw / f"{split}.{lang}").write_text("".join(f"{lang} satz nummer {i} .\n" for i in range(n)))
+    out = tmp_path / "prep"
+    script = os.path.join(REPO, "preprocess", "prepare_translation.py")
+    args = ["python", script, "--raw", raw, "--src", "de", "--tgt", "en", "--out", out, "--bpe-merges", 20,
+            "--workers", 1]
+    p = run(args, check=False, env=kill_at("fairseq.data.indexed_dataset:MMapIndexedDatasetBuilder.add_item:3",
+                                           "enospc"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.strip() == (f"error: no space left on the device while fairseq-preprocess wrote {out}.tmp/bin: "
+                                f"{out} was not made; free some space and run again")
+    assert not out.exists()

@@ -177,13 +177,6 @@ def _glue_folder(folder, task, n_train, n_dev):
                     f.write(f"{i}\tmain\tx\t2012\t{i}\tnone\tnone\t{first}\t{second}\t{shared:.3f}\n")
 
 
-@pytest.fixture(scope="module")
-def converted_minilm(minilm_dir, tmp_path_factory):
-    conv = tmp_path_factory.mktemp("minilm")
-    run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", conv])
-    return conv
-
-
 def _glue_args(conv, tmp_path, task):
     _glue_folder(tmp_path / task, task, 64, 37)
     run(["python", os.path.join(REPO, "preprocess", "glue_binarize.py"), "--task", task,

@@ -24,7 +24,7 @@ _spec = importlib.util.spec_from_file_location("pipeline_helper", os.path.join(R
 pipeline_helper = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pipeline_helper)
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # text as people's files hold it: any characters, tabs and line breaks of every kind included

@@ -9,9 +9,11 @@ process returns, SIGKILL is sent, to the process alone (SCOPE `process`, the def
 process group (SCOPE `group`: a pipeline and every lane it started, as `kill -9 -PGID` would). Nothing
 after the call runs, no handler, no cleanup, as with a real `kill -9`. SCOPE `halfway` is for a copy
 function called as (source, destination, ...): its N-th call writes the first half of source to
-destination and kills the process, as a kill during the copy would leave it. Without the variable this
-file does nothing. It is test code: the package never imports it.
+destination and kills the process, as a kill during the copy would leave it. SCOPE `enospc` kills
+nothing: the N-th call raises OSError(ENOSPC) instead of running, as a full disk would. Without the
+variable this file does nothing. It is test code: the package never imports it.
 """
+import errno
 import importlib.abc
 import importlib.util
 import os
@@ -38,6 +40,9 @@ def _wrap(module, qualname, n, scope):
     calls = [0]
 
     def wrapper(*args, **kwargs):
+        if scope == "enospc" and calls[0] + 1 == n:
+            calls[0] += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if scope == "halfway" and calls[0] + 1 == n:
             with open(args[0], "rb") as src, open(args[1], "wb") as dst:
                 data = src.read()
@@ -83,8 +88,8 @@ class _AfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 if _SPEC:
     _parts = _SPEC.split(":")
-    if len(_parts) not in (3, 4) or not _parts[2].isdigit() or (len(_parts) == 4 and _parts[3] not in ("process", "group", "halfway")):
-        sys.exit(f"SELFTEACH_KILL_AT={_SPEC!r}: expected MODULE:QUALNAME:N[:process|group|halfway]")
+    if len(_parts) not in (3, 4) or not _parts[2].isdigit() or (len(_parts) == 4 and _parts[3] not in ("process", "group", "halfway", "enospc")):
+        sys.exit(f"SELFTEACH_KILL_AT={_SPEC!r}: expected MODULE:QUALNAME:N[:process|group|halfway|enospc]")
     _module, _qualname, _n = _parts[0], _parts[1], int(_parts[2])
     _scope = _parts[3] if len(_parts) == 4 else "process"
     if _module in sys.modules:

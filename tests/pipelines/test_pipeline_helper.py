@@ -145,7 +145,7 @@ def test_a_broken_settings_table_is_refused_in_one_line(case, content, message, 
 _DEPTH = st.one_of(st.integers(-2, 9).map(str), st.sampled_from(["", " 3", "x", "2.5", "0x3"]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(teacher=st.integers(1, 8), schedule=st.lists(_DEPTH, min_size=1, max_size=5),
        students=st.lists(_DEPTH, min_size=1, max_size=3))
 def test_depths_accepts_exactly_a_decreasing_schedule_from_the_teacher_and_refuses_the_rest_in_one_line(

@@ -400,11 +400,10 @@ def test_teacher_with_another_dictionary_is_refused(teacher, other_vocab_data, t
     assert "teacher dictionary" in p.stderr and "differs from the data dictionary" in p.stderr
 
 
-def test_a_bert_checkpoint_as_a_translation_teacher_is_refused_in_one_line(minilm_dir, toy_data, tmp_path):
+def test_a_bert_checkpoint_as_a_translation_teacher_is_refused_in_one_line(converted_minilm, toy_data, tmp_path):
     """A checkpoint of the other model family (a converted BERT) as --teacher-path of a translation
     student: one line naming the file, no traceback, nothing saved."""
-    bert = tmp_path / "bert"
-    run(["python", "-m", "fairseq_selfteach.cli.convert_hf_bert", "--hf-dir", minilm_dir, "--out", bert])
+    bert = converted_minilm
     p = train(toy_data, tmp_path / "s", "--teacher-path", bert / "model.pt", *OFFLINE, "--max-update", 1,
               check=False)
     assert p.returncode != 0
