@@ -55,6 +55,8 @@ class ResumeConfig(FairseqDataclass):
 
     save_dir: Optional[str] = II("checkpoint.save_dir")
     restore_file: Optional[str] = II("checkpoint.restore_file")
+    reset_optimizer: bool = II("checkpoint.reset_optimizer")
+    reset_meters: bool = II("checkpoint.reset_meters")
 
 
 def saved_task_state(path: str) -> dict:
@@ -118,7 +120,8 @@ class ExactResumeTaskMixin:
             if source is not None:
                 logger.warning(f"{path} was cut short (killed while fairseq copied a checkpoint to it): replaced "
                                f"with {source}, the complete checkpoint it was a copy of")
-            self._restore_early_stop(saved_task_state(path).get(_EARLY_STOP))
+            if not self._starts_afresh():
+                self._restore_early_stop(saved_task_state(path).get(_EARLY_STOP))
         return model
 
     def get_batch_iterator(self, dataset, *args, seed=1, epoch=1, disable_iterator_cache=False,
@@ -149,6 +152,14 @@ class ExactResumeTaskMixin:
         if stop is not None and getattr(stop, "best", None) is not None:
             state[_EARLY_STOP] = {"best": float(stop.best), "num_runs": int(getattr(stop, "num_runs", 0))}
         return state
+
+    def _starts_afresh(self) -> bool:
+        """--reset-optimizer or --reset-meters: a new training from the checkpoint's weights, for which
+        fairseq does not restore the best score either."""
+        try:
+            return bool(getattr(self.cfg, "reset_optimizer", False) or getattr(self.cfg, "reset_meters", False))
+        except InterpolationResolutionError:
+            return False
 
     def _restore_early_stop(self, record) -> None:
         stop = _should_stop_early()

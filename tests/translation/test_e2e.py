@@ -191,6 +191,18 @@ def test_killed_while_fairseq_copies_checkpoint_last_and_rerun_ends_with_the_uni
     assert weight_difference(uninterrupted / "checkpoint_best.pt", tmp_path / "checkpoint_best.pt") == 0.0
 
 
+def test_a_new_training_from_a_checkpoints_weights_does_not_take_its_patience_count(uninterrupted, toy_data, tmp_path):
+    """--restore-file of another run with --reset-optimizer --reset-meters starts afresh: as fairseq does
+    not restore that checkpoint's best score, the patience count is not restored either."""
+    p = train(toy_data, tmp_path, *KILLED, "--task", "self_distill_translation", "--restore-file",
+              uninterrupted / "checkpoint_best.pt", "--reset-optimizer", "--reset-meters", "--max-update", 2)
+    log = p.stdout + p.stderr
+    assert "checkpoint_best.pt" in log and "--patience:" not in log
+    whole = train(toy_data, tmp_path / "resumed", *KILLED, "--task", "self_distill_translation", "--restore-file",
+                  uninterrupted / "checkpoint_best.pt", "--max-update", 38)
+    assert "--patience: " in whole.stdout + whole.stderr  # without the resets it is restored
+
+
 # -------------------------------------------------------------------------------------- online
 @pytest.fixture(scope="module")
 def online(toy_data, tmp_path_factory):
