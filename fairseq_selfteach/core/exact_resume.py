@@ -128,7 +128,8 @@ class ExactResumeTaskMixin:
                            update_epoch_batch_itr=False, **kwargs):
         reused = (not disable_iterator_cache and not update_epoch_batch_itr and self.can_reuse_epoch_itr(dataset)
                   and dataset not in self.dataset_to_epoch_iter)
-        if reused and epoch != 1 and "ordered_indices" not in vars(dataset):
+        patched = reused and epoch != 1 and "ordered_indices" not in vars(dataset)
+        if patched:
             ordered_indices = dataset.ordered_indices
 
             def as_at_epoch_1():
@@ -136,15 +137,13 @@ class ExactResumeTaskMixin:
                     return ordered_indices()
 
             dataset.ordered_indices = as_at_epoch_1  # for this call only: fairseq calls it inside
-            try:
-                return super().get_batch_iterator(
-                    dataset, *args, seed=seed, epoch=epoch, disable_iterator_cache=disable_iterator_cache,
-                    update_epoch_batch_itr=update_epoch_batch_itr, **kwargs)
-            finally:
+        try:
+            return super().get_batch_iterator(
+                dataset, *args, seed=seed, epoch=epoch, disable_iterator_cache=disable_iterator_cache,
+                update_epoch_batch_itr=update_epoch_batch_itr, **kwargs)
+        finally:
+            if patched:
                 del dataset.ordered_indices
-        return super().get_batch_iterator(
-            dataset, *args, seed=seed, epoch=epoch, disable_iterator_cache=disable_iterator_cache,
-            update_epoch_batch_itr=update_epoch_batch_itr, **kwargs)
 
     def state_dict(self):
         state = dict(super().state_dict())
