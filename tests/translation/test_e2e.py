@@ -204,16 +204,7 @@ def test_a_new_training_from_a_checkpoints_weights_does_not_take_its_patience_co
 
 
 # -------------------------------------------------------------------------------------- online
-@pytest.fixture(scope="module")
-def online(toy_data, tmp_path_factory):
-    save = tmp_path_factory.mktemp("online")
-    p = train(toy_data, save, "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
-              "--decoder-layers", 4, "--criterion", "self_distill", "--student-exits", "2",
-              "--kd-alpha", 0.5, "--kd-direction", "symmetric", "--lr", "3e-3",
-              "--warmup-updates", 100, "--max-epoch", 8)
-    return {"dir": save, "log": p.stdout + p.stderr}
-
-
+# the online fixture (exit 2 of a 4-layer decoder) is in tests/conftest.py: test_decoding.py decodes it too
 def test_online_exits_learn_and_are_logged(online):
     rows = valid_metrics(online["log"])
     for term in ("loss", "nll_loss", "exit2_nll_loss", "exit2_gold_loss", "exit2_kd_loss"):
