@@ -4,9 +4,12 @@ Every error a user can cause (a bad option, file or checkpoint) is a SelfteachEr
 fairseq-generate do not catch exceptions, so importing the plugin installs a sys.excepthook that prints
 these as `error: MESSAGE` (exit status 1), and so a checkpoint torch's safe loader refused inside
 fairseq's own loading (its message would advise weights_only=False) and a full disk met in fairseq's own
-checkpoint saving; every other exception is left to Python's usual report.
-SELFTEACH_TRACEBACK=1 shows the traceback anyway.
+checkpoint saving (whose traceback fairseq also logs before re-raising: a logging filter drops that
+one); every other exception is left to Python's usual report. SELFTEACH_TRACEBACK=1 shows the traceback
+anyway.
 """
+import errno
+import logging
 import os
 import sys
 
@@ -85,3 +88,17 @@ def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
 
 
 sys.excepthook = _excepthook
+
+
+class _DiskFullTraceback(logging.Filter):
+    """fairseq logs the traceback of a checkpoint write that failed three times before it re-raises the
+    error (checkpoint_utils._torch_persistent_save); for a full disk the excepthook's line says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if os.environ.get("SELFTEACH_TRACEBACK") or record.levelno < logging.ERROR:
+            return True
+        text = record.getMessage()
+        return not (text.startswith("Traceback") and os.strerror(errno.ENOSPC) in text)
+
+
+logging.getLogger("fairseq.checkpoint_utils").addFilter(_DiskFullTraceback())

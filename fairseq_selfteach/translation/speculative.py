@@ -122,9 +122,10 @@ class SelfSpeculativeGenerator(nn.Module):
         """Decoder layers first..last-1 on the T new positions x (T x B x C), appended to their caches;
         each new position sees the cached ones (less the holes) and the new ones up to itself."""
         t, b = x.shape[:2]
-        future = torch.triu(torch.full((t, t), float("-inf"), device=x.device), 1).to(x.dtype)
-        cached = self._cached_length(state, first)
-        attn_mask = torch.cat([future.new_zeros(t, cached), future], 1) if t > 1 else None
+        attn_mask = None
+        if t > 1:
+            future = torch.triu(torch.full((t, t), float("-inf"), device=x.device), 1).to(x.dtype)
+            attn_mask = torch.cat([future.new_zeros(t, self._cached_length(state, first)), future], 1)
         enc = encoder_out["encoder_out"][0] if encoder_out["encoder_out"] else None
         enc_mask = encoder_out["encoder_padding_mask"][0] if encoder_out["encoder_padding_mask"] else None
         new_mask = torch.zeros(b, t, dtype=torch.bool, device=x.device)  # keeps the caches' masks materialised
@@ -190,9 +191,10 @@ class SelfSpeculativeGenerator(nn.Module):
                 pos = (pad_pos + 1 + length + j).clamp(max=pad_pos + 1 + max_len)
                 h = self._layers(self._embed(feed[:, None], pos[:, None]), 0, e, encoder_out, state)
                 hidden.append(h)
-                if j < n:
-                    lp = self._lprobs(exit_projection(self.decoder, h[0], e), length + j, max_len)
-                    feed = lp.argmax(-1)
+                if j < n:  # a draft's rules only change how many are accepted, so the raw logits do
+                    logits = exit_projection(self.decoder, h[0], e)
+                    logits[:, self.pad] = -math.inf
+                    feed = logits.argmax(-1)
                     drafts.append(feed)
             # verify: layers e.. once over the n+1 positions; v_j is the full model's choice at step length+j
             h = self._layers(torch.cat(hidden, 0), e, top, encoder_out, state)
@@ -225,7 +227,8 @@ class SelfSpeculativeGenerator(nn.Module):
             self.stats["steps"] += b
             self.stats["drafted"] += b * n
             self.stats["accepted"] += int(agree.sum())
-            self._mark_holes(state, holes)
+            if holes.any():
+                self._mark_holes(state, holes)
             last, score, length = new_last, new_score, length + agree + 1
             if done.any():
                 keep = (~done).nonzero().squeeze(1)

@@ -693,6 +693,20 @@ def test_the_wrong_familys_criterion_is_named(glue_bins, minilm_dir, tmp_path, t
     assert message in p.stderr and "use --criterion sentence_prediction_self_distill" in p.stderr
 
 
+def test_a_translation_checkpoint_as_a_bert_teacher_is_refused_in_one_line(glue_bins, minilm_dir, teacher, tmp_path):
+    """The reverse of test_e2e's BERT-as-translation-teacher case: the wrong family, named in one line."""
+    p = run(["fairseq-train", glue_bins["MRPC"]["bin"], "--user-dir", USER_DIR, "--task", "self_distill_glue",
+             "--teacher-path", teacher["path"], "--arch", "bert_from_config", "--bert-config",
+             os.path.join(minilm_dir, "config.json"), "--encoder-layers", 2, "--criterion",
+             "sentence_prediction_self_distill", "--optimizer", "adam", "--lr", "1e-4", "--batch-size", 2,
+             "--max-update", 1, "--cpu", "--save-dir", tmp_path], check=False)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
+    assert p.returncode != 0 and len(errors) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert teacher["path"] in errors[0] and "needs a model with classification heads, not transformer_iwslt_de_en" \
+        in errors[0]
+    assert not os.path.exists(tmp_path / "checkpoint_last.pt")
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end: the real MiniLM fine-tuned on real movie-review snippets
 

@@ -97,14 +97,15 @@ def test_a_teacher_cache_that_does_not_fit_is_refused_before_its_memory_map_is_w
 # ------------------------------------------------- through the CLIs: fairseq's own writing, simulated
 @pytest.mark.slow
 def test_a_full_disk_in_fairseqs_checkpoint_save_is_one_line_and_the_rerun_goes_on(toy_data, tmp_path):
-    """fairseq-train whose second checkpoint save (end of epoch 2) meets a full disk: one line naming the
-    checkpoint, no traceback, checkpoint_last.pt of epoch 1 whole; the same command again continues."""
+    """fairseq-train whose second checkpoint save (end of epoch 2) meets a full disk in torch.save, and so
+    do fairseq's two retries: one line naming the checkpoint, no traceback (fairseq logs one, dropped),
+    checkpoint_last.pt of epoch 1 whole; the same command again continues."""
     from tests.helpers import kill_at, train
 
     args = ["--arch", "transformer_iwslt_de_en", "--encoder-layers", 1, "--decoder-layers", 1,
             "--criterion", "label_smoothed_cross_entropy", "--lr", "1e-3", "--max-epoch", 2]
     p = train(toy_data, tmp_path, *args, check=False,
-              env=kill_at("fairseq.checkpoint_utils:_torch_persistent_save:2", "enospc"))
+              env=kill_at("torch:save:2", "enospc"))
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
     last_line = p.stderr.strip().splitlines()[-1]
     assert re.fullmatch(rf"error: no space left on the device writing {re.escape(str(tmp_path))}/checkpoint_"

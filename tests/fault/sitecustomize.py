@@ -10,7 +10,7 @@ process group (SCOPE `group`: a pipeline and every lane it started, as `kill -9 
 after the call runs, no handler, no cleanup, as with a real `kill -9`. SCOPE `halfway` is for a copy
 function called as (source, destination, ...): its N-th call writes the first half of source to
 destination and kills the process, as a kill during the copy would leave it. SCOPE `enospc` kills
-nothing: the N-th call raises OSError(ENOSPC) instead of running, as a full disk would. Without the
+nothing: the N-th call and every later one raise OSError(ENOSPC) instead of running, as a full disk would. Without the
 variable this file does nothing. It is test code: the package never imports it.
 """
 import errno
@@ -40,7 +40,7 @@ def _wrap(module, qualname, n, scope):
     calls = [0]
 
     def wrapper(*args, **kwargs):
-        if scope == "enospc" and calls[0] + 1 == n:
+        if scope == "enospc" and calls[0] + 1 >= n:  # a full disk stays full: retries fail too
             calls[0] += 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if scope == "halfway" and calls[0] + 1 == n:
