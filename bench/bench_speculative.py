@@ -15,7 +15,10 @@ medians reported. Every speculative run's hypotheses are compared with plain gre
 table says whether all were identical. Columns:
 
   sent/s     sentences per second (generation only: encoder and decoder, no loading or printing)
-  ratio      spec sent/s ÷ plain sent/s
+  ratio      sent/s ÷ plain's
+  ÷ lean     spec sent/s ÷ lean greedy's: lean greedy is SelfSpeculativeGenerator with no drafts (plain
+             greedy decoding in the speculative generator's own loop, without SequenceGenerator's beam
+             bookkeeping), so this is what speculation itself gains, and ratio ÷ this what the loop gains
   accept     drafts accepted ÷ drafts made
   tok/step   tokens emitted per sentence-step (1 to N+1)
   c          exit K's seconds per token ÷ the full model's (plain greedy, both)
@@ -107,6 +110,10 @@ def main(argv=None):
         cut_decoder_to_exit(cut[k].decoder, k)
     gen = {"plain": (plain, model)}
     gen.update({f"exit {k}": (task.build_generator([cut[k]], cfg.generation), cut[k]) for k in exits})
+    # this generator with no drafts is plain greedy decoding in its own loop: what the loop alone gains
+    lean = SelfSpeculativeGenerator([model], task.target_dictionary, exits[0], 0, max_len_a=args.max_len_a,
+                                    max_len_b=args.max_len_b)
+    gen["lean greedy"] = (lean, model)
     spec = {}
     for k in exits:
         for n in drafts:
@@ -123,7 +130,7 @@ def main(argv=None):
         samples = batches(task, args.subset, args.sentences, bs, args.device)
         n_sent = sum(len(s["id"]) for s in samples)
         outputs, tokens = {}, {}
-        for g in spec.values():
+        for g in list(spec.values()) + [lean]:
             g.stats = dict.fromkeys(g.stats, 0)
         watch = common.Stopwatch(args.device)
 
@@ -136,11 +143,16 @@ def main(argv=None):
         times, wall = common.interleaved(list(gen), args.rounds, run, warmup=1)
         base = common.median(times["plain"])
         print(f"\nbatch size {bs}: {n_sent} sentences, {len(samples)} batches; {wall:.0f} s in all")
-        print(f"{'decoder':<12}{'sent/s':>9}{'ratio':>8}{'accept':>8}{'tok/step':>10}{'c':>7}{'ideal':>7}  identical")
+        lean_t = common.median(times["lean greedy"])
+        print(f"{'decoder':<12}{'sent/s':>9}{'ratio':>8}{'÷ lean':>8}{'accept':>8}{'tok/step':>10}{'c':>7}"
+              f"{'ideal':>7}  identical")
         for key in gen:
             t = common.median(times[key])
             line = f"{key:<12}{n_sent / t:>9.2f}{base / t:>8.2f}"
+            if key == "lean greedy":
+                line += f"{'':>8}{'':>8}{'':>10}{'':>7}{'':>7}  {'yes' if outputs[key] == outputs['plain'] else 'NO'}"
             if key.startswith("spec"):
+                line += f"{lean_t / t:>8.2f}"
                 k, n = (int(x) for x in key.split()[1].split("/"))
                 s = spec[(k, n)].stats
                 c = (common.median(times[f"exit {k}"]) / tokens[f"exit {k}"]) / (base / tokens["plain"])

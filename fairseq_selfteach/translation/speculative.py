@@ -200,7 +200,8 @@ class SelfSpeculativeGenerator(nn.Module):
             h = self._layers(torch.cat(hidden, 0), e, top, encoder_out, state)
             steps = length[None, :] + torch.arange(n + 1, device=device)[:, None]  # (n+1) x B
             lprobs = self._lprobs(exit_projection(self.decoder, h, top), steps, max_len)
-            drafted = torch.stack(drafts)  # n x B
+            # n x B; with n = 0 (draft_tokens 0, the benchmark's baseline) this loop is plain greedy decoding
+            drafted = torch.stack(drafts) if drafts else torch.empty(0, b, dtype=torch.long, device=device)
             chosen = torch.empty(n + 1, b, dtype=torch.long, device=device)
             running = torch.empty(n + 1, b, device=device)
             run = score  # BeamSearch.step with one beam: the top of topk(2) over score + lprobs
