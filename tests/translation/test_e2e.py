@@ -213,11 +213,15 @@ def test_online_exits_learn_and_are_logged(online):
     assert rows[-1]["nll_loss"] < 0.5 * rows[0]["nll_loss"]
 
 
+MAX_LEN = 30  # tokens a hypothesis may have: a weak exit's repetitions stop there (and the O(T²) loop below)
+GREEDY_LIMIT = ("--max-len-a", 0, "--max-len-b", MAX_LEN)
+
+
 def greedy_with_exit(checkpoint, data, exit_layer, *task_args):
     """Greedy decoding of the test set with exit `exit_layer` of the *training* model (full depth),
     re-running the whole forward pass at each step: no incremental state, no export involved.
-    Same rules as fairseq-generate --beam 1: no EOS at step 0 (min_len 1), at most 200 tokens
-    (max_len_b), pad never chosen."""
+    Same rules as fairseq-generate --beam 1 GREEDY_LIMIT: no EOS at step 0 (min_len 1), at most MAX_LEN
+    tokens, pad never chosen."""
     parser = options.get_generation_parser()
     a = options.parse_args_and_arch(parser, [data, "--user-dir", USER_DIR, "--cpu", "--path", checkpoint,
                                              *task_args])
@@ -234,7 +238,7 @@ def greedy_with_exit(checkpoint, data, exit_layer, *task_args):
             net = sample["net_input"]
             prev = torch.full((len(sample["id"]), 1), d.eos(), dtype=torch.long)
             done = torch.zeros(len(sample["id"]), dtype=torch.bool)
-            for step in range(200):
+            for step in range(MAX_LEN):
                 _, extra = model(net["src_tokens"], net["src_lengths"], prev)
                 last = torch.zeros_like(prev, dtype=torch.bool)
                 last[:, -1] = True
@@ -257,7 +261,7 @@ def test_exported_exit_translates_exactly_as_the_exit_did(online, toy_data, tmp_
     run(["python", "-m", "fairseq_selfteach.cli.export_student", "--checkpoint",
          online["dir"] / "checkpoint_last.pt", "--out", student, "--decoder-layers", 2])
     # plain fairseq: no --user-dir, run from / so the plugin cannot be imported
-    p = generate(toy_data, student, user_dir=False, beam=1)
+    p = generate(toy_data, student, *GREEDY_LIMIT, user_dir=False, beam=1)
     exported = hypotheses(p.stdout)
     assert len(exported) == TEST_SENTENCES
     inside = greedy_with_exit(str(online["dir"] / "checkpoint_last.pt"), toy_data, 2)
@@ -285,7 +289,7 @@ def test_exit_layer_norms_are_trained_apart_and_exported_with_their_exit(toy_dat
     exported = exported["model"]
     assert not any("exit_layer_norms" in key for key in exported)
     assert torch.equal(exported["decoder.layer_norm.weight"], state["decoder.exit_layer_norms.2.weight"])
-    p = generate(toy_data, student, user_dir=False, beam=1)  # plain fairseq
+    p = generate(toy_data, student, *GREEDY_LIMIT, user_dir=False, beam=1)  # plain fairseq
     inside = greedy_with_exit(str(save / "checkpoint_last.pt"), toy_data, 2, "--task", "self_distill_translation")
     assert hypotheses(p.stdout) == inside and len(inside) == TEST_SENTENCES
 
