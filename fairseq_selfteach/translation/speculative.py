@@ -23,6 +23,7 @@ import math
 from typing import Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairseq_selfteach.core.errors import OptionError
@@ -68,8 +69,8 @@ def _position_vectors(embed_positions, tokens: Tensor, positions: Tensor) -> Ten
     """The positional embeddings of `positions` (fairseq's position ids: padding_idx + 1 for the first
     token), B x T x C, for learned and sinusoidal tables alike."""
     weights = getattr(embed_positions, "weights", None)
-    if weights is None:  # LearnedPositionalEmbedding
-        return embed_positions(tokens, positions=positions)
+    if weights is None:  # LearnedPositionalEmbedding (its forward refuses given positions when it has a pad)
+        return F.embedding(positions, embed_positions.weight, embed_positions.padding_idx)
     need = int(positions.max()) + 1
     if need > weights.size(0):
         weights = embed_positions.get_embedding(need, embed_positions.embedding_dim,

@@ -7,8 +7,6 @@ import pytest
 from tests.conftest import TEST_SENTENCES
 from tests.helpers import REPO, USER_DIR, generate, run
 
-pytestmark = pytest.mark.slow
-
 OURS = ("--task", "self_distill_translation")
 LIMIT = ("--max-len-a", 1.5, "--max-len-b", 10)  # the pipeline's: a weak model's repetitions stop early
 
@@ -30,6 +28,7 @@ def speculative_stats(stderr):
     return dict(zip(("steps", "accepted", "drafted", "eos_in_draft", "length_limit"), map(int, m[-1])))
 
 
+@pytest.mark.slow
 def test_exit_layer_decodes_exactly_as_the_exported_student(online, toy_data, tmp_path):
     """Beam search (5) over the first 2 decoder layers of the online checkpoint, cut at load time, gives
     the exported 2-layer student's hypotheses and scores, decoded by plain fairseq."""
@@ -42,6 +41,7 @@ def test_exit_layer_decodes_exactly_as_the_exported_student(online, toy_data, tm
     assert len(exported) == TEST_SENTENCES and at_exit == exported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("draft_exit,draft_tokens,limit", [
     (2, 3, LIMIT),  # the trained exit
     # exit 1 was never trained (bad drafts change the speed, never the output); every hypothesis is cut
@@ -64,6 +64,7 @@ def test_speculative_decoding_gives_plain_greedy_decodings_output(online, toy_da
         assert any(len(tokens.split()) == 6 for _, tokens in plain.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (("--speculative-exit", 2, "--beam", 5), "--speculative-exit is exact greedy decoding: give --beam 1 (got --beam 5)"),
     (("--speculative-exit", 4, "--beam", 1), "--speculative-exit 4: the model's decoder has 4 layers, so the draft "
@@ -76,3 +77,52 @@ def test_decoding_options_out_of_range_fail_in_one_line(online, toy_data, args, 
     errors = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
     assert p.returncode != 0 and errors == ["error: " + message] and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "H-" not in p.stdout
+
+
+def random_model(folder, *options):
+    """A random 1+3-layer transformer_iwslt_de_en (d=32) over a 40-word dictionary, in eval mode, built as
+    fairseq-train builds it (the translation task's build_model)."""
+    from fairseq import options as fairseq_options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    for lang in ("src", "tgt"):
+        (folder / f"dict.{lang}.txt").write_text("".join(f"w{i} 1\n" for i in range(40)))
+    parser = fairseq_options.get_training_parser()
+    args = fairseq_options.parse_args_and_arch(parser, [
+        str(folder), "--task", "translation", "--source-lang", "src", "--target-lang", "tgt", "--arch",
+        "transformer_iwslt_de_en", "--encoder-layers", "1", "--decoder-layers", "3", "--encoder-embed-dim", "32",
+        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
+        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--max-target-positions", "64",
+        "--cpu", *options])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    return task.build_model(cfg.model).eval(), task.target_dictionary
+
+
+@pytest.mark.parametrize("options", [(), ("--decoder-learned-pos",), ("--decoder-normalize-before",)],
+                         ids=["sinusoidal", "learned positions", "pre-norm"])
+def test_speculative_greedy_equals_fairseqs_greedy_on_random_models(options, tmp_path):
+    """In-process, the generators side by side: every draft exit and length, batches with sentences of
+    different lengths (left-padded sources), and a length limit every hypothesis reaches."""
+    import torch
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_selfteach.translation.speculative import SelfSpeculativeGenerator
+
+    torch.manual_seed(0)
+    model, d = random_model(tmp_path, *options)
+    lengths = torch.tensor([7, 3, 5, 2, 6, 4])
+    src = torch.full((len(lengths), int(lengths.max())), d.pad())
+    for i, n in enumerate(lengths.tolist()):  # fairseq's translation sources: left-padded, EOS last
+        src[i, -n:] = torch.cat([torch.randint(d.nspecial, len(d), (n - 1,)), torch.tensor([d.eos()])])
+    sample = {"net_input": {"src_tokens": src, "src_lengths": lengths}}
+    plain = SequenceGenerator([model], d, beam_size=1, max_len_a=0, max_len_b=12).generate([model], sample)
+    want = [h[0]["tokens"].tolist() for h in plain]
+    for draft_exit in (1, 2):
+        for draft_tokens in (1, 3, 5):
+            g = SelfSpeculativeGenerator([model], d, draft_exit, draft_tokens, max_len_a=0, max_len_b=12)
+            got = g.generate([model], sample)
+            assert [h[0]["tokens"].tolist() for h in got] == want, (draft_exit, draft_tokens)
+            assert all(torch.allclose(a[0]["positional_scores"], b[0]["positional_scores"], atol=1e-4)
+                       for a, b in zip(got, plain))
+            assert g.stats["accepted"] > 0

@@ -377,6 +377,8 @@ def other_vocab_data(tmp_path_factory):
          "unknown --student-encoder-layer-map 'middle'"),
         ("exit norms, post-norm", ["--exit-layer-norms", "all"],
          "--exit-layer-norms needs a pre-norm decoder (--decoder-normalize-before)"),
+        ("a decoding option in training", ["--exit-layer", 2],
+         "--exit-layer and --speculative-exit are decoding options (fairseq-generate)"),
         # the issue's own case: 5 random bytes as the teacher ended in `IndexError: pop from empty list`
         ("garbage teacher", ["--teacher-path", "RANDOM_BYTES"], "it is not a PyTorch checkpoint"),
         ("truncated teacher", ["--teacher-path", "TRUNCATED"], "it ends early"),
