@@ -5,18 +5,16 @@ Every expected failure raises PrepareError, which the scripts print without a tr
 The scripts import it as `download`: Python puts a script's own folder first on its path, and
 the tests name preprocess/ in pytest.ini's pythonpath.
 """
-import contextlib
 import http.client
 import os
 import re
-import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 
 # the package's own file helpers (it is installed: pip install -e .), one copy for all
-from fairseq_selfteach.core.checkpoint_io import current_umask, sha256_of_file
+# staged_dir is the package's (core/checkpoint_io.py); the scripts import it from here, beside them
+from fairseq_selfteach.core.checkpoint_io import sha256_of_file, staged_dir  # noqa: F401
 
 DEFAULT_TIMEOUT = 60.0  # seconds per socket operation, not for the whole download
 _CHUNK = 1 << 20  # bytes read at a time from a download
@@ -51,37 +49,6 @@ def cli_main(parser, run, argv=None, timeout=True):
     except PrepareError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-# ---------------------------------------------------------------- output folders
-
-
-def publish_dir(tmp, final):
-    """Make the complete folder tmp (made by mkdtemp beside final, so private) the folder final, with
-    the usual permissions. An older final is replaced only once the new one is complete, then removed."""
-    os.chmod(tmp, 0o777 & ~current_umask())
-    if os.path.lexists(final):
-        old = tempfile.mkdtemp(prefix=os.path.basename(final) + ".old-", dir=os.path.dirname(final))
-        os.replace(final, os.path.join(old, "replaced"))
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-@contextlib.contextmanager
-def staged_dir(final):
-    """A private temporary folder beside final to fill in the with block; it becomes final
-    (publish_dir) when the block ends without error, and is removed when it does not."""
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(final) + ".tmp-", dir=parent)
-    try:
-        yield tmp
-        publish_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---------------------------------------------------------------- checksums

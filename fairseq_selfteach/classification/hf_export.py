@@ -15,14 +15,13 @@ or more than one classification head. The folder appears complete or not at all.
 """
 import json
 import os
-import shutil
-import tempfile
 from typing import Dict, Optional
 
 import torch
 
 from fairseq_selfteach.classification.bert.config import HF_CONFIG_FIELDS
 from fairseq_selfteach.classification.bert.hf_names import hf_key
+from fairseq_selfteach.core.checkpoint_io import staged_dir
 from fairseq_selfteach.core.errors import SelfteachError
 
 
@@ -73,7 +72,7 @@ def hf_config(model_cfg: Dict, layers: int, meta: Optional[dict], pad: int) -> d
     return config
 
 
-def _lowercase(data: str, meta: Optional[dict], vocab) -> bool:
+def _lowercase(meta: Optional[dict], vocab) -> bool:
     """As the data was binarised (meta.json); for a converted model (no meta.json), as
     preprocess/glue_binarize.py would decide from its folder."""
     if meta is not None and "lowercase" in meta:
@@ -106,15 +105,12 @@ def write_hf_folder(state: dict, out: str, source: str) -> dict:
     if config["vocab_size"] is None:
         config["vocab_size"] = len(dictionary)
     vocab = list(dictionary.symbols)
-    lowercase = _lowercase(data, meta, vocab)
+    lowercase = _lowercase(meta, vocab)
 
     from safetensors.torch import save_file
     from tokenizers import BertWordPieceTokenizer
 
-    out = os.path.abspath(out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
-    try:
+    with staged_dir(os.path.abspath(out)) as tmp:
         save_file(weights, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         _write_json(os.path.join(tmp, "config.json"), config)
         with open(os.path.join(tmp, "vocab.txt"), "w", encoding="utf-8") as f:
@@ -127,17 +123,6 @@ def write_hf_folder(state: dict, out: str, source: str) -> dict:
         _write_json(os.path.join(tmp, "tokenizer_config.json"), {
             "tokenizer_class": "BertTokenizer", "do_lower_case": lowercase,
             "model_max_length": config["max_position_embeddings"], **specials})
-        os.chmod(tmp, 0o755)
-        old = None
-        if os.path.lexists(out):  # an older folder goes only once the new one is complete
-            old = tempfile.mkdtemp(prefix=os.path.basename(out) + ".old-", dir=os.path.dirname(out))
-            os.replace(out, os.path.join(old, "replaced"))
-        os.replace(tmp, out)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"layers": layers, "labels": config.get("id2label"), "lowercase": lowercase,
             "parameters": sum(v.numel() for v in weights.values())}
 

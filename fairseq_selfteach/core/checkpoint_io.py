@@ -162,3 +162,34 @@ def is_disk_full(error: BaseException) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+# output folders: filled privately beside the final name, then renamed into place whole
+
+
+def publish_dir(tmp, final):
+    """Make the complete folder tmp (made by mkdtemp beside final, so private) the folder final, with
+    the usual permissions. An older final is replaced only once the new one is complete, then removed."""
+    os.chmod(tmp, 0o777 & ~current_umask())
+    if os.path.lexists(final):
+        old = tempfile.mkdtemp(prefix=os.path.basename(final) + ".old-", dir=os.path.dirname(final))
+        os.replace(final, os.path.join(old, "replaced"))
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def staged_dir(final):
+    """A private temporary folder beside final to fill in the with block; it becomes final
+    (publish_dir) when the block ends without error, and is removed when it does not."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(final) + ".tmp-", dir=parent)
+    try:
+        yield tmp
+        publish_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -101,10 +101,6 @@ class SelfSpeculativeGenerator(nn.Module):
         # accepted draft, and sentences stopped by the length limit
         self.stats = {"steps": 0, "drafted": 0, "accepted": 0, "emitted": 0, "eos_in_draft": 0, "length_limit": 0}
 
-    def cuda(self):
-        self.model.cuda()
-        return self
-
     # -- the decoder, a block of positions at a time
     def _embed(self, tokens: Tensor, positions: Tensor) -> Tensor:
         d = self.decoder  # as TransformerDecoderBase.extract_features_scriptable embeds them
