@@ -10,9 +10,12 @@ renamed once the run succeeded). Why: a fairseq-generate process spends about 10
 fairseq imports, on 2 CPU cores) and decodes a small test set in 1-2 s; a pipeline decoding twenty
 models starts once per lane instead of twenty times.
 
-The plugin is never imported: this file lives outside the package, imports only fairseq and the jobs
-reader (loaded from its file, not through the package), and checks after every run that
-fairseq_selfteach is not in sys.modules. So a model that decodes here decodes with plain fairseq.
+The plugin is never imported unless a run asks for it: this file lives outside the package, imports
+only fairseq and the jobs reader (loaded from its file, not through the package), and checks after every
+run without --user-dir that fairseq_selfteach is not in sys.modules. So a model that decodes here without
+--user-dir decodes with plain fairseq. A run with --user-dir (the pipeline's decodings at any exit,
+--exit-layer) loads the plugin for the rest of the process, so the plain runs must come in a process
+of their own: a plain run after a plugin run is refused.
 """
 import contextlib
 import importlib.util
@@ -50,6 +53,8 @@ def generate_one(argv) -> int:
     out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
     from fairseq_cli import generate
 
+    plugin_run = any(a == "--user-dir" or a.startswith("--user-dir=") for a in argv)
+    plugin_loaded = "fairseq_selfteach" in sys.modules
     tmp = out + ".tmp"
     rc = 0
     root = logging.getLogger()
@@ -68,9 +73,10 @@ def generate_one(argv) -> int:
             rc = 1
         finally:
             root.handlers, root.level = saved
-    if "fairseq_selfteach" in sys.modules:
-        print(f"{PROG}: error: decoding {out} imported the plugin (fairseq_selfteach): not plain fairseq",
-              file=sys.stderr)
+    if "fairseq_selfteach" in sys.modules and not plugin_run:
+        print(f"{PROG}: error: decoding {out} imported the plugin (fairseq_selfteach): not plain fairseq"
+              + (" (an earlier run here had --user-dir: give the plain runs a process of their own)"
+                 if plugin_loaded else ""), file=sys.stderr)
         return 1
     if rc:
         with open(tmp, encoding="utf-8") as f:

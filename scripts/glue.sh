@@ -3,13 +3,13 @@
 #   data → BERT conversion → binarisation → teacher (fine-tuned, cross-entropy) → baselines (teacher
 #   pruned to k layers without training; the first k pretrained layers fine-tuned with cross-entropy
 #   only) → offline students → online exits → gradual schedule → export → evaluate_glue on every dev
-#   example → results.md (depth × metric, exact parameters) + metric_vs_depth.png
+#   example → results.md (depth × metric, exact parameters, the depth pick) + metric_vs_depth.png
 #
 # Usage: bash scripts/glue.sh SETTING [--out DIR] [--bert-dir HF_DIR] [--glue-dir DIR | --mirror URL |
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
 #                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--seeds 1,2,3]
 #                                     [--sweep] [--sweep-grid SPEC] [--heldout-every N] [--teacher-cache] [--cpu]
-#                                     [--world-size N] [--only-data]
+#                                     [--world-size N] [--quality-floor F] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -30,6 +30,9 @@
 #             training validates on (default: the table's heldout_every; "-" none: dev)
 #   --teacher-cache  offline, gradual and sweep students read their teacher's logits from a cache
 #             (OUT/caches, one per teacher, built once) instead of running it
+#   --quality-floor F  the report names the shallowest student or exit whose validation score (on the
+#             split heldout; where there is none, on dev, the reported split) is at least F × the
+#             teacher's (default: the table's quality_floor, e.g. 0.97)
 #   --cpu     train and evaluate on CPU even where CUDA is available
 #   --world-size N  processes per training on GPUs (default: every visible GPU, as fairseq-train does)
 #   --only-data  stop once the data is binarised (OUT/data/bin)
@@ -66,6 +69,7 @@ student_depths=${depths_opt:-$student_depths}
 gradual_schedule=${schedule_opt:-$gradual_schedule}
 teacher_layers=${teacher_layers_opt:-$teacher_layers}
 heldout_every=${heldout_opt:-$heldout_every}
+set_quality_floor
 if [ "$heldout_every" != - ] && ! [[ $heldout_every =~ ^[0-9]+$ && $heldout_every -ge 2 ]]; then
   echo "glue.sh: --heldout-every takes a whole number of at least 2 (or - for none), not '$heldout_every'" >&2; exit 2
 fi
@@ -398,14 +402,20 @@ fi
 
 export_queued
 # ---- evaluation: every exported model on every dev example, with plain checkpoints --------------
+# The teacher and the self-taught rows (the depth pick's candidates) are also scored on the validation
+# split: heldout where the table holds one out, otherwise the scored split itself (dev)
 evaluate_row() {  # evaluate_row JOBS MODEL NAME METHOD ROW: a line of JOBS per evaluated subset
-  local jobs=$1 model=$2 name=$3 method=$4 pair subset dataset
+  local jobs=$1 model=$2 name=$3 method=$4 pair subset dataset valid
   IFS=, read -r -a pairs <<< "$eval_subsets"
   for pair in "${pairs[@]}"; do
-    subset=${pair%%:*} dataset=${pair#*:}
+    subset=${pair%%:*} dataset=${pair#*:} valid=()
     [ "$dataset" != "$pair" ] || dataset=""
+    case $method in
+      teacher|offline|online|gradual|online-gradual)
+        valid=(--valid-subset "$([ "$heldout_every" != - ] && echo heldout || echo "$subset")") ;;
+    esac
     printf '%s\n' --path "$out/models/$model.pt" --subset "$subset" --name "$name" --method "$method" \
-      ${dataset:+--dataset "$dataset"} --json "$out/results/$5.$subset.json" | paste -sd '\t' >> "$jobs"
+      ${dataset:+--dataset "$dataset"} --json "$out/results/$5.$subset.json" "${valid[@]}" | paste -sd '\t' >> "$jobs"
   done
 }
 score_jobs() {  # score_jobs JOBS: results/ROW.SUBSET.json for every line of JOBS (evaluate_all)
@@ -440,6 +450,9 @@ title="$setting: teacher = $L layers of $(basename "$(dirname "$bert_dir")")/$(b
 [ "$source" = snippets ] && title="movie-review sentiment snippets (SST-2 layout): MiniLM teacher, $L layers"
 report_sweep=()
 [ $sweep = 0 ] || report_sweep=(--sweep "$out/sweep.json")
+echo "glue.sh: quality floor $quality_floor: the report names the shallowest student or exit scoring at least" \
+  "$quality_floor × the teacher's on $([ "$heldout_every" != - ] && echo "the split heldout" ||
+    echo "dev (no held-out split: the pick is made on the split it reports)")"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
-  --plot "$out/metric_vs_depth.png" --title "$title" "${report_sweep[@]}"
+  --plot "$out/metric_vs_depth.png" --title "$title" --quality-floor "$quality_floor" "${report_sweep[@]}"
 echo "glue.sh: table $out/results.md, plot $out/metric_vs_depth.png"

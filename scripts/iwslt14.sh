@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One translation pipeline per setting of scripts/translation_settings.tsv:
 #   data → teacher → baselines (pruned teacher, scratch student) → offline students → online exits
-#   → gradual schedule → [sequence-level KD] → export → fairseq-generate (beam, every test sentence)
-#   → sacreBLEU + tokenised BLEU, parameters, speed → results.md + bleu_vs_params.png
+#   → gradual schedule → [sequence-level KD] → [anydepth: one model, every exit] → export
+#   → fairseq-generate (beam, every test sentence) → sacreBLEU + tokenised BLEU, parameters, speed
+#   → results.md (with the depth pick) + bleu_vs_params.png
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
 #                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--teacher-cache]
-#                                        [--world-size N] [--only-data]
+#                                        [--world-size N] [--anydepth] [--quality-floor F] [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 archive: the pair's ({src}-en.tgz) or the whole 2014-01 release (2014-01.tgz)
@@ -22,6 +23,11 @@
 #             kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'
 #   --teacher-cache  offline, gradual and sweep students read their teacher's top 8 logits per target
 #             token from a cache (OUT/caches, one per teacher, built once) instead of running it
+#   --anydepth  also train one model with every decoder exit (--student-exits all, the teacher's budget)
+#             and decode it at each exit without exporting (--exit-layer K): the anydepth table (default:
+#             the table's anydepth)
+#   --quality-floor F  the report names the shallowest student or exit whose valid sacreBLEU is at least
+#             F × the teacher's (default: the table's quality_floor, e.g. 0.97)
 #   --debs    (bible settings) a folder with the sword-text-kjv/sparv .deb files instead of apt-get
 #   --only-data  stop once the data is prepared (OUT/data/prep)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -35,7 +41,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 script=iwslt14.sh table="$root/scripts/translation_settings.tsv"
 source "$root/scripts/pipeline_lib.sh"  # usage, options, settings, stages, lanes: shared with glue.sh
 source "$root/scripts/translation_lib.sh"  # training and decoding options, decoding and scoring
-archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0 sweep_grid_opt=""
+archive="" url="" debs="" seqkd=0 seeds_opt="" sweep=0 sweep_grid_opt="" anydepth_opt=""
 script_option() {  # this script's own options (parse_options has --out, --cpu, --only-data, --help)
   case $1 in
     --archive) archive=${2-}; took=2 ;;
@@ -45,6 +51,7 @@ script_option() {  # this script's own options (parse_options has --out, --cpu, 
     --seeds) seeds_opt=${2-}; took=2 ;;
     --sweep) sweep=1; took=1 ;;
     --sweep-grid) sweep_grid_opt=${2-}; sweep=1; took=2 ;;
+    --anydepth) anydepth_opt=yes; took=1 ;;
   esac
 }
 parse_options "$@"
@@ -53,6 +60,8 @@ if [ -n "$sweep_grid_opt" ]; then
   sweep_grid=$sweep_grid_opt
   echo "iwslt14.sh: the sweep's grid is --sweep-grid's ($sweep_grid), not the table's"
 fi
+anydepth=${anydepth_opt:-$anydepth}
+set_quality_floor
 if [ $sweep = 1 ] && [ "$sweep_grid" != - ]; then helper sweep-grid "$sweep_grid" > /dev/null || exit 2; fi
 if [ $sweep = 1 ] && [ "$sweep_grid" = - ]; then
   echo "iwslt14.sh: --sweep: setting $setting has no sweep_grid ($table)" >&2; exit 2
@@ -121,6 +130,10 @@ student_schedule=(--lr "$student_lr" --warmup-updates "$student_warmup_updates")
 # teacher_max_update and the teacher trains in a lane beside the teacher-free work.
 teacher_stop=() teacher_budget=$teacher_max_update
 if [ "$teacher_patience" != - ]; then teacher_stop=(--patience "$teacher_patience"); fi
+if [ "$anydepth" = yes ]; then
+  echo "iwslt14.sh: anydepth: one $L-layer model with every decoder exit trained (--student-exits all, the" \
+    "teacher's budget, seed $teacher_seed), decoded at exits 1-$L with fairseq-generate --exit-layer K"
+fi
 if [ "$online_gradual_from_teacher" = yes ]; then
   echo "iwslt14.sh: online_gradual_from_teacher: the trained teacher walked through ${gradual_schedule//,/→}" \
     "in one model, stages of $student_max_update updates at lr $student_lr (the offline chain's)"
@@ -196,6 +209,25 @@ online_gradual_teacher_seed() {
     from=$out/models/$name/checkpoint_best.pt from_name=online_gradual_from_teacher_dec$k
   done
 }
+# where the table's anydepth is yes (or --anydepth): one L-layer model with every decoder exit a student
+# of the top (--student-exits all), the teacher's budget, the first seed; it is decoded at every exit
+# from its training checkpoint, without exporting (fairseq-generate --exit-layer K, evaluate_anydepth)
+anydepth_model() {
+  stage anydepth_s$1 train anydepth_s$1 "$bin" "$teacher_budget" --decoder-layers "$L" --criterion self_distill \
+    --student-exits all "${kd[@]}" --seed "$1"
+}
+evaluate_anydepth() {  # every exit K of the anydepth model: decoded with the plugin (--exit-layer K), scored
+  local k jobs
+  jobs=$(mktemp "$out/stages/eval_jobs.XXXXXX")
+  for (( k = 1; k <= L; k++ )); do
+    row_generate=(--user-dir "$root/fairseq_selfteach" --task self_distill_translation --exit-layer "$k")
+    row_score=(--decoder-layers "$k" --started-from "random initialisation (exit $k of one $L-layer model, every exit trained)")
+    evaluate_row "$jobs" "anydepth_s$teacher_seed/checkpoint_best" "anydepth_exit$k" anydepth "anydepth_exit${k}_s$teacher_seed"
+  done
+  row_generate=() row_score=()
+  score_jobs "$jobs" || { rm -f "$jobs"; return 1; }
+  rm -f "$jobs"
+}
 scratch_same_seed() { local k; for k in "${depths[@]}"; do scratch same "$1" "$k"; done; }
 scratch_teacher_seed() { local k; for k in "${depths[@]}"; do scratch teacher "$1" "$k"; done; }
 scratch_seed() { scratch_same_seed "$1"; scratch_teacher_seed "$1"; }
@@ -242,6 +274,7 @@ online_branch() {
     online_seed "$s"
     [ "$online_gradual" != yes ] || online_gradual_seed "$s"
   done
+  [ "$anydepth" != yes ] || anydepth_model "$teacher_seed"
 }
 scratch_same_branch() { local s; for s in "${seed_values[@]}"; do scratch_same_seed "$s"; done; }
 scratch_teacher_branch() { local s; for s in "${seed_values[@]}"; do scratch_teacher_seed "$s"; done; }
@@ -309,6 +342,7 @@ else
     [ "$online_gradual" != yes ] || items+=("online_gradual_seed $s")
     [ "$online_gradual_from_teacher" != yes ] || items+=("online_gradual_teacher_seed $s")
   done
+  [ "$anydepth" != yes ] || items+=("anydepth_model $teacher_seed")
   run_queue "$parallel_jobs" "$threads" "${items[@]}"
 fi
 export_queued
@@ -328,8 +362,13 @@ for s in "${seed_values[@]}"; do
   done
 done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
+# the anydepth exits after the plain decodings: their process loads the plugin (generate_jobs.py)
+[ "$anydepth" != yes ] || stage eval_anydepth_s$teacher_seed evaluate_anydepth
 report_sweep=()
 [ $sweep = 0 ] || report_sweep=(--sweep "$out/sweep.json")
+echo "iwslt14.sh: quality floor $quality_floor: the report names the shallowest student or exit whose valid" \
+  "sacreBLEU is at least $quality_floor × the teacher's"
 python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
-  --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)" "${report_sweep[@]}"
+  --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)" --quality-floor "$quality_floor" \
+  "${report_sweep[@]}"
 echo "iwslt14.sh: table $out/results.md, results.json, plot $out/bleu_vs_params.png"

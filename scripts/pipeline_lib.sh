@@ -22,8 +22,9 @@ usage() {
 # handles: it sets its variable and `took` to the words used (1: a flag, 2: an option and its value),
 # or leaves took=0. An option neither knows, or one missing its value, is refused (usage, exit 2).
 # --teacher-cache: offline, gradual and sweep students read their teacher's outputs from a cache
-# (teacher_cache_for); --world-size N: processes per training on GPUs (detect_device). Sets setting, out,
-# force_cpu, only_data, teacher_cache, world_size_opt.
+# (teacher_cache_for); --world-size N: processes per training on GPUs (detect_device); --quality-floor F:
+# the report's depth pick (set_quality_floor). Sets setting, out, force_cpu, only_data, teacher_cache,
+# world_size_opt, floor_opt.
 parse_options() {
   [ $# -ge 1 ] || usage
   case $1 in
@@ -31,7 +32,7 @@ parse_options() {
     -*) echo "$script: the SETTING comes first, before $1" >&2; usage ;;
   esac
   setting=$1; shift
-  out="" force_cpu=0 only_data=0 teacher_cache=0 world_size_opt=""
+  out="" force_cpu=0 only_data=0 teacher_cache=0 world_size_opt="" floor_opt=""
   while [ $# -gt 0 ]; do
     took=0
     case $1 in
@@ -40,6 +41,7 @@ parse_options() {
       --only-data) only_data=1; took=1 ;;
       --teacher-cache) teacher_cache=1; took=1 ;;
       --world-size) world_size_opt=${2-}; took=2 ;;
+      --quality-floor) floor_opt=${2-}; took=2 ;;
       -h|--help) usage ;;
       *) script_option "$@" ;;
     esac
@@ -62,6 +64,17 @@ load_settings() {
     fi
     printf -v "$_name" '%s' "$_value"
   done <<< "$_lines"
+}
+
+# set_quality_floor: quality_floor, --quality-floor's or the table's: the fraction of the teacher's
+# validation score that the report's depth pick asks of the shallowest model; refused unless 0 < F <= 1
+set_quality_floor() {
+  quality_floor=${floor_opt:-$quality_floor}
+  if ! [[ $quality_floor =~ ^(0?\.[0-9]*[1-9][0-9]*|1(\.0*)?)$ ]]; then
+    echo "$script: --quality-floor takes a fraction of the teacher's validation score, 0 < F <= 1, e.g. 0.97" \
+      "(not '$quality_floor')" >&2
+    exit 2
+  fi
 }
 
 # use_project_env: the project's .venv (created or updated by setup_env.sh, which installs the package

@@ -17,8 +17,11 @@ checkpoint; head_params: those of the classification head), plus name and method
 row labels of a pipeline's results table, see fairseq_selfteach.cli.report), mean_nll (the mean gold
 cross-entropy, nats), collapsed (a reason when every example got one class or the loss is at chance
 level, else null), the model's seed, updates, train_seconds and started_from (the exported
-checkpoint's record) and `outputs` (outputs/NAME.json beside it: predictions and targets, which
-the report resamples). The checkpoint is loaded by fairseq's loader in torch's safe mode.
+checkpoint's record), examples_per_s, and `outputs` (outputs/NAME.json beside it: predictions and
+targets, which the report resamples). --valid-subset S also scores the split S (a held-out part of
+train, or the scored split itself where there is none) into valid_glue_score and valid_subset: what the
+report's depth pick (--quality-floor) reads. The checkpoint is loaded by fairseq's loader in torch's
+safe mode.
 """
 import argparse
 import json
@@ -132,7 +135,7 @@ def size_of(state_model, head):
             count_parameters(head_state)["total"])
 
 
-def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, exit_layer=0):
+def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, exit_layer=0, valid_subset=None):
     from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
     from fairseq_selfteach.reporting import collapse
 
@@ -151,6 +154,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
         "examples": len(task.datasets[subset]),
         "scored": int(len(ids)),
         "seconds": round(time.time() - start, 3),
+        "examples_per_s": round(len(ids) / max(time.time() - start, 1e-9), 1),
         "encoder_layers": layers,
         "params": params,
         "head_params": head_params,
@@ -162,6 +166,15 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
         if mean_nll is not None:
             result["mean_nll"] = round(mean_nll, 4)
         result["collapsed"] = collapse.classification(preds, targets, task.num_classes, mean_nll, task.regression)
+    if valid_subset:  # the depth pick's evidence: the same metric on the validation split
+        if valid_subset == subset:
+            valid_score = result.get(SCORE_NAME)
+        else:
+            _, valid_preds, valid_targets, _ = predict(model, task, valid_subset, head, batch_size, use_cuda)
+            if valid_targets is None:
+                raise EvaluationError(f"--valid-subset {valid_subset}: the split has no labels to score")
+            valid_score = compute_metrics(task.glue_task, valid_preds, valid_targets)[SCORE_NAME]
+        result.update({"valid_glue_score": valid_score, "valid_subset": valid_subset})
     return result, preds, targets, task
 
 
@@ -193,6 +206,8 @@ def evaluate_one(argv) -> int:
     p.add_argument("--exit-layer", type=int, default=0, metavar="K",
                    help="score exit K of an online checkpoint (its first K layers, exit K's own head where it "
                    "has one): what export_student --encoder-layers K would write, without writing it")
+    p.add_argument("--valid-subset", metavar="SPLIT", help="also score this split into valid_glue_score (the "
+                   "depth pick's validation score; the scored split itself where there is no held-out one)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
     p.add_argument("--cpu", action="store_true", help="score on the CPU even when a GPU is there")
     p.add_argument(
@@ -209,7 +224,7 @@ def evaluate_one(argv) -> int:
     errors = (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError)
     try:
         result, preds, targets, task = evaluate(a.data, a.path, a.subset, a.batch_size, a.cpu,
-                                                a.classification_head_name, a.exit_layer)
+                                                a.classification_head_name, a.exit_layer, a.valid_subset)
     except errors as e:
         print(f"evaluate_glue: error: {e}", file=sys.stderr)
         return 1

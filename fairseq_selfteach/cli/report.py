@@ -10,8 +10,12 @@ table row states the model's budget (updates, training seconds) and what it star
 over seeds ± their standard deviation, the 95 % bootstrap interval of that mean, its same-budget
 baseline and the p-values against the baseline and the teacher (reporting.significance), and a flag
 where a seed collapsed. results.json (default: beside --out) holds the same rows with the per-seed
-values. Translation: one table, the plot BLEU against exact parameter counts. Classification: a table
-per dataset, a task × depth overview for several, the plot the metric against depth.
+values. Translation: one table, the plot BLEU against exact parameter counts, and where the rows hold
+a model decoded at every exit (method anydepth) a table of its exits beside the separately trained
+models of each depth. Classification: a table per dataset, a task × depth overview for several, the plot
+the metric against depth. --quality-floor F adds the depth pick (reporting.depth_pick): the shallowest
+self-taught model whose validation score is at least F × the teacher's (depth_pick.json beside
+results.json).
 """
 import argparse
 import json
@@ -89,7 +93,37 @@ def common_notes(rows):
     return notes
 
 
+def anydepth_section(rows):
+    """One model at every exit (method anydepth) beside the separately trained models of each depth."""
+    exits = sorted((r for r in rows if r["method"] == "anydepth"), key=lambda r: r["depth"])
+    if not exits:
+        return ""
+    full = exits[-1]
+    table = []
+    for r in exits:
+        others = [o for o in rows if o["depth"] == r["depth"] and o["method"] != "anydepth"]
+        speed_up = (r["sentences_per_s"] / full["sentences_per_s"]) if r.get("sentences_per_s") and \
+            full.get("sentences_per_s") else None
+        table.append({**cells(r), "exit": r["depth"], "valid": r.get("valid_mean"),
+                      "speed_up": f"{speed_up:.2f}×" if speed_up else None,
+                      "others": "; ".join(f"{o['name']} {o['mean']:.2f}" for o in others) or "–"})
+    columns = (("exit", "exit"), ("name", "model"), ("params", "parameters"), ("updates", "updates"),
+               ("value", "sacreBLEU (test)"), ("ci", "95 % CI"), ("valid", "sacreBLEU (valid)"),
+               ("sentences_per_s", "sentences/s"), ("speed_up", f"speed vs exit {full['depth']}"),
+               ("baseline", "baseline"), ("p_value", "p vs baseline"),
+               ("others", "trained separately at this depth (sacreBLEU, test)"))
+    notes = [f"one {full['depth']}-layer model trained once (seed {full['seeds'][0]['seed']}) with every "
+             "decoder exit a student of the top (--student-exits all) for the teacher's budget, decoded "
+             "at exit K from its training checkpoint with fairseq-generate --exit-layer K (no export)",
+             f"speed: fairseq-generate's sentences/s, the exits one after another in one process; exit "
+             f"{full['depth']} is the whole model decoded the same way",
+             "baseline: the same-depth scratch model with the same number of updates, where the pipeline "
+             "trains one (student depths only)"]
+    return markdown_table(table, columns, "One model, every exit (anydepth)", notes)
+
+
 def translation_report(rows, title):
+    rows, all_rows = [r for r in rows if r["method"] != "anydepth"], rows
     first = rows[0]
     notes = [
         "sacreBLEU (detok): hypotheses detokenised with sacremoses, scored against the raw references, "
@@ -101,7 +135,9 @@ def translation_report(rows, title):
         "(exported checkpoints, no --user-dir); sentences/s from fairseq-generate's own timing",
         "parameters: exact count of the decoded checkpoint (tied embeddings counted once)",
     ] + common_notes(rows)
-    return markdown_table([cells(r) for r in rows], TRANSLATION_COLUMNS, title, notes)
+    text = markdown_table([cells(r) for r in rows], TRANSLATION_COLUMNS, title, notes)
+    section = anydepth_section(all_rows)
+    return text + ("\n" + section if section else "")
 
 
 def classification_report(rows, title):
@@ -154,6 +190,25 @@ def sweep_section(path):
     return markdown_table(table, columns, "Distillation options chosen on validation (--sweep)", notes)
 
 
+def pick_sections(rows, floor, json_path):
+    """The depth pick of each dataset as markdown; the picks written to json_path."""
+    from fairseq_selfteach.reporting import depth_pick
+
+    translation = results_rows.family(rows) == "translation"
+    picks, text = [], []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        choice = depth_pick.pick([r for r in rows if r["dataset"] == dataset], floor)
+        if choice is None:
+            text.append(f"## Picking a depth\n\nNo pick{f' for {dataset}' if dataset else ''}: the teacher "
+                        "has no validation score in these rows.\n")
+            continue
+        picks.append(choice)
+        label = "sacreBLEU" if translation else "score"
+        text.append(depth_pick.markdown(choice, label, "sentences/s" if translation else "examples/s"))
+    atomic_write_text(json_path, json.dumps(picks, indent=1) + "\n")
+    return "\n".join(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model, per-seed JSON rows")
@@ -162,7 +217,12 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="machine-readable rows to write (default: results.json beside --out)")
     ap.add_argument("--title", default=None, help="title of the table and plot")
     ap.add_argument("--sweep", default=None, help="a pipeline's sweep.json: its table is added to --out")
+    ap.add_argument("--quality-floor", type=float, default=None, metavar="F",
+                    help="name the shallowest self-taught model whose validation score is at least F × the "
+                         "teacher's (0 < F ≤ 1), with its test score, parameters and speed-up")
     args = ap.parse_args(argv)
+    if args.quality_floor is not None and not 0 < args.quality_floor <= 1:
+        ap.error(f"--quality-floor {args.quality_floor}: a fraction of the teacher's score, 0 < F <= 1")
     try:
         rows = results_rows.aggregate(results_rows.load(args.results))
     except (results_rows.RowsError, OSError, KeyError, ValueError) as e:
@@ -183,6 +243,9 @@ def main(argv=None):
             print(f"report: error: --sweep {args.sweep}: {e}", file=sys.stderr)
             return 2
     json_path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.out)), "results.json")
+    if args.quality_floor is not None:
+        text += "\n" + pick_sections(rows, args.quality_floor, os.path.join(os.path.dirname(json_path),
+                                                                            "depth_pick.json"))
     atomic_write_text(json_path, json.dumps([results_rows.public(r) for r in rows], indent=1) + "\n")
     atomic_write_text(args.out, text)
     print(text)

@@ -12,9 +12,12 @@ Moses-tokenised, lowercased hypotheses. Two BLEU scores are written, labelled:
                  references, lowercased (the model outputs lowercase); its signature is recorded
   tok_bleu       BLEU on the tokenised, lowercased text (sacreBLEU with tokenize=none, i.e. what
                  multi-bleu.perl and fairseq's own BLEU4 print): the figure fairseq's IWSLT14 papers quote
-Every test sentence must be in the log; a partial log is an error, never a score. The row also holds
-the model's seed, training updates and seconds and what it started from (the exported checkpoint's
-record), `collapsed` (a reason when half the test set decoded to one sentence, else null) and
+Every test sentence must be in the log; a partial log is an error, never a score. With
+--valid-generate-log (and --valid-tok-ref/--valid-raw-ref) the row also holds `valid_sacrebleu`, the same
+score on the validation set: what the report's depth pick (--quality-floor) reads, never the test score.
+The row also holds the model's seed, training updates and seconds and what it started from (the exported
+checkpoint's record; for a training checkpoint, its run's own, with --started-from), `collapsed` (a
+reason when half the test set decoded to one sentence, else null) and
 `outputs`: outputs/NAME.json beside it, the detokenised hypotheses and raw references that
 fairseq_selfteach.cli.report resamples for intervals and paired tests.
 """
@@ -73,6 +76,16 @@ def score(hyps, tok_refs, raw_refs, lang, log_path="generate log"):
     }, detok_hyps
 
 
+def valid_score(args) -> dict:
+    """valid_sacrebleu (and the number of sentences) of the validation decoding."""
+    if not (args.valid_tok_ref and args.valid_raw_ref):
+        raise ScoreError("--valid-generate-log needs --valid-tok-ref and --valid-raw-ref")
+    hyps, _ = read_generate_log(args.valid_generate_log)
+    scores, _ = score(hyps, read_lines(args.valid_tok_ref), read_lines(args.valid_raw_ref), args.lang,
+                      args.valid_generate_log)
+    return {"valid_sacrebleu": scores["sacrebleu"], "valid_sentences": scores["test_sentences"]}
+
+
 def main(argv=None):
     return run_jobs(score_one, argv, "score_translation")
 
@@ -86,6 +99,12 @@ def score_one(argv):
     ap.add_argument("--lang", default="en", help="target language, for the detokeniser")
     ap.add_argument("--checkpoint", required=True, help="the decoded checkpoint (for parameter counts)")
     ap.add_argument("--decoder-layers", type=int, help="count only this many decoder layers (an exit)")
+    ap.add_argument("--started-from", help="what the model started from, for a training checkpoint (an "
+                                           "exported one records it itself)")
+    ap.add_argument("--valid-generate-log", help="the same model's fairseq-generate --remove-bpe output on "
+                                                 "the validation set: scored into valid_sacrebleu")
+    ap.add_argument("--valid-tok-ref", help="tokenised, lowercased validation references")
+    ap.add_argument("--valid-raw-ref", help="raw validation references")
     ap.add_argument("--name", required=True, help="row name")
     ap.add_argument("--method", required=True, help="row method (teacher, offline, online, gradual, …)")
     ap.add_argument("--out", required=True, help="JSON file to write (atomically)")
@@ -98,6 +117,8 @@ def score_one(argv):
         scores, detok_hyps = score(hyps, read_lines(args.tok_ref), raw_refs, args.lang, args.generate_log)
         row.update(scores)
         row.update(speed)
+        if args.valid_generate_log:
+            row.update(valid_score(args))
     except (ScoreError, OSError, generate_log.GenerateLogError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -111,6 +132,10 @@ def score_one(argv):
     counts = count_parameters(model_state, layers)
     row.update({"encoder_layers": layers["encoder.layers"], "decoder_layers": layers["decoder.layers"],
                 "params": counts["total"], "checkpoint": args.checkpoint})
+    if "selfteach" not in state:  # a training checkpoint: its own run's record (core/export)
+        from fairseq_selfteach.core.export import training_record
+
+        state = {**state, "selfteach": {"training": training_record(args.checkpoint, state, args.started_from)}}
     row.update(rows.provenance_fields(state))
     # the per-sentence outputs the paired tests resample (the report reads them)
     row["outputs"] = rows.write_outputs(args.out, {"hypotheses": detok_hyps, "references": raw_refs})

@@ -16,8 +16,9 @@ METHOD_LABELS = {
     "truncated-same-budget": "baseline: first k pretrained layers, student's budget",
     "truncated-teacher-budget": "baseline: first k pretrained layers, teacher's budget",
     "pruned": "baseline: teacher pruned, no training",
+    "anydepth": "one model, every exit (--exit-layer)",
 }
-MARKERS = dict(zip(METHOD_ORDER, "*osDdP^<>xv"))
+MARKERS = dict(zip(METHOD_ORDER, "*osDdPh^<>xv"))
 
 
 def _pyplot():
@@ -43,8 +44,10 @@ def bleu_vs_params(rows, out_png, metric_label, title=None):
     labelled = set()
     for method in _methods(rows):
         sel = [r for r in rows if r["method"] == method]
+        sel.sort(key=lambda r: r["params"])  # the anydepth exits are joined by a line
         ax.errorbar([r["params"] / 1e6 for r in sel], [r["mean"] for r in sel],
-                    yerr=[r["sd"] or 0.0 for r in sel], fmt=MARKERS.get(method, "o"), markersize=8,
+                    yerr=[r["sd"] or 0.0 for r in sel], fmt=MARKERS.get(method, "o") + ("-" * (method == "anydepth")),
+                    markersize=8,
                     capsize=3, label=METHOD_LABELS.get(method, method))
         for r in sel:
             if r["params"] not in labelled:  # one depth label per model size, not one per method

@@ -5,7 +5,9 @@ baseline and p-values: the rows of results.md and results.json.
 A per-seed row holds name, method, params, the depth (decoder_layers or encoder_layers), the metric
 (sacrebleu or glue_score), seed, updates, train_seconds, started_from (from the exported checkpoint's
 provenance, see core/export.training_record), collapsed (a reason, or null) and `outputs`: a file,
-relative to the row's folder, with the per-sentence or per-example outputs the tests resample.
+relative to the row's folder, with the per-sentence or per-example outputs the tests resample. A row may
+also hold its metric on validation (valid_sacrebleu, valid_glue_score), which the depth pick reads
+(reporting.depth_pick). Method `anydepth`: one exit of the model trained with every exit, decoded at it.
 """
 import glob
 import json
@@ -16,7 +18,7 @@ import numpy as np
 
 from fairseq_selfteach.reporting import significance
 
-SELF_TAUGHT = ("offline", "online", "gradual", "online-gradual", "seqkd")
+SELF_TAUGHT = ("offline", "online", "gradual", "online-gradual", "seqkd", "anydepth")
 BASELINES = {
     "translation": ("scratch-same-budget", "scratch-teacher-budget"),
     "classification": ("truncated-same-budget", "truncated-teacher-budget"),
@@ -126,12 +128,14 @@ def _summary(seed_rows: List[dict], metric: str) -> dict:
         "mean": round(float(values.mean()), 2),
         "sd": round(float(values.std(ddof=1)), 2) if len(values) > 1 else None,
         "collapsed": [r["collapsed"] for r in seed_rows if r.get("collapsed")] or None,
+        # the metric on validation, where every seed has it (the depth pick's evidence)
+        "valid_mean": _mean(valid) if None not in (valid := [r.get("valid_" + metric) for r in seed_rows]) else None,
     }
     for key in ("encoder_layers", "decoder_layers", "task", "head_params", "scored", "test_sentences",
-                "sacrebleu_signature"):
+                "sacrebleu_signature", "subset", "valid_subset", "valid_sentences"):
         if key in first:
             row[key] = first[key]
-    for key in ("tok_bleu", "sentences_per_s"):
+    for key in ("tok_bleu", "sentences_per_s", "examples_per_s"):
         if key in first:
             row[key] = _mean([r.get(key) for r in seed_rows])
     if "metrics" in first:

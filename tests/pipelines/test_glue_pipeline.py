@@ -241,6 +241,26 @@ def test_students_read_their_teachers_from_caches(pipeline):
         assert not _state(out / "models" / f"online_s{s}" / "checkpoint_last.pt")["cfg"]["task"].get("teacher_cache")
 
 
+def test_the_depth_pick_says_it_chose_on_dev_where_nothing_is_held_out(pipeline):
+    """sentiment-ci holds no split out, so the candidates' validation score is dev's own (the report says
+    so); the pick is the shallowest self-taught model at 0.97 × the teacher's, recomputed here."""
+    rows, res = pipeline["rows"], pipeline["results"]
+    for stem, r in res.items():
+        if r["method"] in ("teacher", "offline", "online", "gradual", "online-gradual"):
+            assert r["valid_subset"] == "valid" and r["valid_glue_score"] == r["glue_score"], stem
+        else:
+            assert "valid_glue_score" not in r, stem
+    (pick,) = json.loads((pipeline["out"] / "depth_pick.json").read_text())
+    teacher = rows[f"teacher_enc{pipeline['schedule'][0]}"]
+    assert pick["same_split_as_reported"] and pick["teacher_valid"] == teacher["mean"]
+    candidates = [r for r in rows.values() if r["method"] in ("offline", "online", "gradual", "online-gradual")]
+    meeting = [r for r in candidates if r["mean"] >= 0.97 * teacher["mean"]]
+    expected = min(meeting, key=lambda r: (r["depth"], -r["mean"], r["params"]))["name"] if meeting else teacher["name"]
+    assert pick["name"] == expected and pick["met"] == bool(meeting)
+    assert "the pick is made on valid, the split the table reports" in (pipeline["out"] / "results.md").read_text()
+    assert "the pick is made on the split it reports" in pipeline["stdout"]
+
+
 def test_rerun_skips_every_stage_and_keeps_the_results(pipeline, vader_sdist):  # noqa: F811
     out = pipeline["out"]
     before = (out / "results.md").read_text()
@@ -262,6 +282,8 @@ def test_bad_settings_are_refused(tmp_path):
             env=ENV, check=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "must decrease at every step (2 then 2)" in p.stderr
     for option, value, words in (("--seeds", "1,x", "--seeds takes whole numbers, e.g. 1,2,3 (not '1,x')"),
+                                 ("--quality-floor", "0", "--quality-floor takes a fraction of the teacher's "
+                                  "validation score, 0 < F <= 1, e.g. 0.97 (not '0')"),
                                  ("--heldout-every", "1", "--heldout-every takes a whole number of at least 2")):
         p = run(["bash", GLUE_SH, "sentiment-ci", "--out", tmp_path / "s", option, value], env=ENV, check=False)
         assert p.returncode == 2 and p.stderr.count("\n") == 1 and words in p.stderr, (option, p.stderr)

@@ -72,6 +72,8 @@ def test_unknown_setting_is_named(tmp_path):
 @pytest.mark.parametrize("args,words", [
     (["--seeds", "1,two"], "iwslt14.sh: --seeds takes whole numbers, e.g. 1,2,3 (not '1,two')"),
     (["--sweep-grid", "kd_alpha=2"], "iwslt14.sh: sweep: kd_alpha='2' is not a valid value"),
+    (["--quality-floor", "1.5"], "iwslt14.sh: --quality-floor takes a fraction of the teacher's validation "
+                                 "score, 0 < F <= 1, e.g. 0.97 (not '1.5')"),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(args, words, tmp_path):
     p = pipeline("bible-ci", "--out", tmp_path / "run", *args, check=False)
@@ -110,8 +112,12 @@ PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": 
             "scratch_teacher_budget_dec1": "scratch-teacher-budget",
             "online_gradual_dec2": "online-gradual", "online_gradual_dec1": "online-gradual",
             "online_gradual_from_teacher_dec2": "online-gradual", "online_gradual_from_teacher_dec1": "online-gradual"}
+ANYDEPTH = {f"anydepth_exit{k}": "anydepth" for k in (1, 2, 3)}  # one model (seed 1), every exit
 EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
-                 **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS}}
+                 **{f"{name}_s{s}": method for name, method in PER_SEED.items() for s in SEEDS},
+                 **{f"{name}_s1": method for name, method in ANYDEPTH.items()}}
+# the rows decoded on the valid set too: the depth pick's candidates and the teacher (not the baselines)
+VALID_DECODED = ("teacher", "offline", "online", "gradual", "online-gradual", "anydepth")
 TEACHER_UPDATES, STUDENT_UPDATES = 100, 40  # bible-ci's teacher_max_update, student_max_update
 
 
@@ -148,9 +154,20 @@ def test_bible_ci_table_rows_and_scores(bible_ci):
         assert r["sentences_per_s"] > 0
         assert r["seed"] == (None if r["method"] == "pruned" else 1 if r["method"] == "teacher" else int(stem[-1]))
     # exact parameters: same depth, same count, whatever the method; fewer layers, fewer parameters
-    depth1 = {rows[k]["params"] for k in rows if "_dec1" in k}
+    depth1 = {rows[k]["params"] for k in rows if "_dec1" in k or "_exit1" in k}
     assert len(depth1) == 1
     assert rows["teacher_dec3"]["params"] > rows["gradual_dec2_s1"]["params"] > depth1.pop()
+    assert rows["anydepth_exit3_s1"]["params"] == rows["teacher_dec3"]["params"]
+    assert rows["anydepth_exit2_s1"]["params"] == rows["gradual_dec2_s1"]["params"]
+    # the candidates of the depth pick were scored on every valid sentence, the baselines were not
+    valid_refs = lines(out / "data" / "prep" / "ref" / "valid.en")
+    for stem, r in rows.items():
+        if r["method"] not in VALID_DECODED:
+            assert "valid_sacrebleu" not in r, stem
+            continue
+        hyps = detok_hypotheses(out / "generate" / f"{stem}.valid.txt", len(valid_refs))
+        assert r["valid_sentences"] == len(valid_refs)
+        assert abs(sacrebleu.corpus_bleu(hyps, [valid_refs], lowercase=True).score - r["valid_sacrebleu"]) < 0.01
 
 
 @pytest.mark.slow
@@ -158,7 +175,7 @@ def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
     out, _ = bible_ci
     rows = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))}
     for stem, r in rows.items():
-        expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES,
+        expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES, "anydepth": TEACHER_UPDATES,
                     "scratch-teacher-budget": TEACHER_UPDATES}.get(r["method"], STUDENT_UPDATES)
         if r["method"] == "online-gradual" and "from_teacher" in stem:  # each stage the students' budget
             expected = STUDENT_UPDATES
@@ -178,12 +195,15 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
     out, _ = bible_ci
     table = (out / "results.md").read_text()
     results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
-    assert set(results) == {"teacher_dec3", "pruned_dec1", *PER_SEED}
+    assert set(results) == {"teacher_dec3", "pruned_dec1", *PER_SEED, *ANYDEPTH}
     n_test = len(lines(out / "data" / "raw" / "test.en"))
     refs = lines(out / "data" / "raw" / "test.en")
     for name, r in results.items():
-        assert f"| {name} | {r['method']} |" in table
-        assert len(r["seeds"]) == (1 if r["method"] in ("teacher", "pruned") else len(SEEDS))
+        if r["method"] == "anydepth":  # the anydepth table, not the main one
+            assert f"| {r['depth']} | {name} |" in table and f"| {name} | anydepth | {r['depth']} |" not in table
+        else:
+            assert f"| {name} | {r['method']} |" in table
+        assert len(r["seeds"]) == (1 if r["method"] in ("teacher", "pruned", "anydepth") else len(SEEDS))
         assert r["metric"] == "sacrebleu" and r["updates"] is not None and r["depth"] >= 1
         assert r["ci_low"] <= r["ci_high"] and r["mean"] == pytest.approx(
             np.mean([s["value"] for s in r["seeds"]]), abs=0.01)
@@ -227,13 +247,58 @@ def test_bible_ci_sweep_picks_on_valid(bible_ci):
     picked = [p for p in points if p["picked"]]
     assert len(picked) == 1 and picked[0]["value"] == max(p["value"] for p in points)
     alpha = float(picked[0]["options"]["kd_alpha"])
-    for name in ("offline_dec1_s1", "gradual_dec2_s2", "online_s1"):
+    for name in ("offline_dec1_s1", "gradual_dec2_s2", "online_s1", "anydepth_s1"):
         cfg = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)["cfg"]
         assert cfg["criterion"]["kd_alpha"] == alpha, name
     assert f"sweep picked {picked[0]['point']}" in log
     assert "Distillation options chosen on validation" in (out / "results.md").read_text()
     # the teacher stopped on its valid loss or at its cap, and the teacher-budget rows got its updates
     assert f"the teacher stopped after {TEACHER_UPDATES} updates" in log
+
+
+@pytest.mark.slow
+def test_bible_ci_anydepth_table_and_depth_pick(bible_ci):
+    """anydepth: one 3-layer model trained with every exit, decoded at each exit from its training
+    checkpoint (--exit-layer K, no export), beside the separately trained models; and the depth pick:
+    the shallowest self-taught model whose valid sacreBLEU is at least 0.97 × the teacher's, recomputed
+    here from the per-seed rows."""
+    out, log = bible_ci
+    cfg = torch.load(out / "models" / "anydepth_s1" / "checkpoint_last.pt", weights_only=False)["cfg"]
+    assert cfg["criterion"]["student_exits"] == "all" and cfg["model"].decoder_layers == 3
+    assert not list((out / "models").glob("anydepth*.pt"))  # decoded without exporting
+    for k in (1, 2, 3):
+        gen = (out / "generate" / f"anydepth_exit{k}_s1.txt").read_text()
+        assert f"'exit_layer': {k}" in gen and "'user_dir': " in gen
+    assert "exits 1-3 with fairseq-generate --exit-layer K" in log
+    table = (out / "results.md").read_text()
+    section = table[table.index("## One model, every exit (anydepth)"):]
+    assert "| 1 | anydepth_exit1 |" in section and "speed vs exit 3" in section
+    assert "offline_dec1 " in section.split("| 1 | anydepth_exit1 |")[1].split("\n")[0]
+    results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
+    assert results["anydepth_exit1"]["baseline"] == "scratch_teacher_budget_dec1"  # same updates
+    # the pick, recomputed from the per-seed rows: mean valid sacreBLEU over seeds, floor 0.97
+    per_seed = [json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))]
+    valid = {}
+    for r in per_seed:
+        valid.setdefault((r["name"], r["method"], r["decoder_layers"]), []).append(r.get("valid_sacrebleu"))
+    teacher_valid = valid[("teacher_dec3", "teacher", 3)][0]
+    candidates = {key: np.mean(v) for key, v in valid.items()
+                  if key[1] in VALID_DECODED and key[1] != "teacher"}
+    meeting = [key for key, v in candidates.items() if round(v, 2) >= 0.97 * teacher_valid]
+    (pick,) = json.loads((out / "depth_pick.json").read_text())
+    assert pick["floor"] == 0.97 and pick["teacher_valid"] == teacher_valid
+    if meeting:
+        best = min(meeting, key=lambda key: (key[2], -candidates[key]))
+        assert pick["met"] and (pick["name"], pick["depth"]) == (best[0], best[2])
+        assert pick["valid"] == pytest.approx(candidates[best], abs=0.01)
+        assert f"**Pick: {pick['name']}**" in table
+    else:
+        assert not pick["met"] and pick["name"] == "teacher_dec3"
+        assert "No self-taught model meets the floor" in table
+    assert pick["test_mean"] == results[pick["name"]]["mean"] and pick["params"] == results[pick["name"]]["params"]
+    assert pick["speed_up"] == pytest.approx(
+        results[pick["name"]]["sentences_per_s"] / results["teacher_dec3"]["sentences_per_s"], abs=0.01)
+    assert [d["depth"] for d in pick["best_per_depth"]] == [1, 2, 3]
 
 
 @pytest.mark.slow
@@ -255,7 +320,7 @@ def test_bible_ci_students_read_their_teachers_from_caches(bible_ci):
     for name, cache in uses.items():
         last = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)
         assert last["cfg"]["task"]["teacher_cache"] == str(out / "caches" / cache), name
-    for name in ("online_s1", "scratch_same_budget_dec1_s1"):
+    for name in ("online_s1", "scratch_same_budget_dec1_s1", "anydepth_s1"):
         cfg = torch.load(out / "models" / name / "checkpoint_last.pt", weights_only=False)["cfg"]
         assert not cfg["task"].get("teacher_cache"), name
 
