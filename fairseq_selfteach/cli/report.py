@@ -200,7 +200,8 @@ def pick_sections(rows, floor, json_path):
         choice = depth_pick.pick([r for r in rows if r["dataset"] == dataset], floor)
         if choice is None:
             text.append(f"## Picking a depth\n\nNo pick{f' for {dataset}' if dataset else ''}: the teacher "
-                        "has no validation score in these rows.\n")
+                        "has no positive validation score in these rows, so there is no fraction of it to "
+                        "reach.\n")
             continue
         picks.append(choice)
         label = "sacreBLEU" if translation else "score"

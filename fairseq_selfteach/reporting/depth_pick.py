@@ -22,9 +22,10 @@ def _speed(row) -> Optional[float]:
 
 def pick(rows: List[dict], floor: float) -> Optional[dict]:
     """The pick among aggregated rows of one dataset (reporting.rows.aggregate), or None where the
-    teacher has no validation score (nothing to measure the floor against)."""
+    teacher has no positive validation score (nothing to measure a fraction of: a score of 0, or a
+    negative correlation or MCC, makes every or no model "within F" of it)."""
     teacher = next((r for r in rows if r["method"] == "teacher"), None)
-    if teacher is None or teacher.get("valid_mean") is None:
+    if teacher is None or teacher.get("valid_mean") is None or teacher["valid_mean"] <= 0:
         return None
     target = floor * teacher["valid_mean"]
     candidates = [r for r in rows if r["method"] in SELF_TAUGHT and r.get("valid_mean") is not None]
@@ -45,8 +46,7 @@ def pick(rows: List[dict], floor: float) -> Optional[dict]:
         "method": chosen["method"],
         "depth": chosen["depth"],
         "valid": chosen["valid_mean"],
-        "valid_fraction_of_teacher": round(chosen["valid_mean"] / teacher["valid_mean"], 4)
-        if teacher["valid_mean"] else None,
+        "valid_fraction_of_teacher": round(chosen["valid_mean"] / teacher["valid_mean"], 4),
         "test_mean": chosen["mean"],
         "test_sd": chosen.get("sd"),
         "test_ci": [chosen.get("ci_low"), chosen.get("ci_high")],

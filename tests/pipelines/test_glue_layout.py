@@ -70,6 +70,19 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
     assert "| MNLI-m: accuracy | MNLI-mm: accuracy |" in table and "## MNLI-mm: every model" in table
     assert re.search(rf"\| teacher_enc3 \| teacher \| 3 \| {rows[('teacher_enc3', 'MNLI-m')]['glue_score']:.2f} \| "
                      rf"{rows[('teacher_enc3', 'MNLI-mm')]['glue_score']:.2f} \|", table)
+    # the depth pick's validation score is the held-out example's (the dev sets choose nothing): the
+    # candidates score 0 or 100 on it; a teacher at 0 leaves no fraction to reach, and the report says so
+    for (name, dataset), r in rows.items():
+        if r["method"] in ("teacher", "offline", "online", "gradual", "online-gradual"):
+            assert r["valid_subset"] == "heldout" and r["valid_glue_score"] in (0.0, 100.0), name
+        else:
+            assert "valid_glue_score" not in r, name
+    picks = {p["dataset"]: p for p in json.loads((out / "depth_pick.json").read_text())}
+    for dataset in ("MNLI-m", "MNLI-mm"):
+        if rows[("teacher_enc3", dataset)]["valid_glue_score"] > 0:
+            assert picks[dataset]["validated_on"] == "heldout" and not picks[dataset]["same_split_as_reported"]
+        else:
+            assert dataset not in picks and f"No pick for {dataset}: the teacher has no positive validation" in table
     online_gradual_chains_in_one_model(out, [3, 2, 1], seeds=[1])
     online_gradual_from_teacher_starts_at_the_teacher(out, [3, 2, 1], seed=1)
 

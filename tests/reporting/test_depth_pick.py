@@ -39,6 +39,8 @@ def test_no_candidate_meeting_the_floor_picks_the_teacher_and_no_validation_pick
     assert not choice["met"] and choice["name"] == "teacher_dec3"
     assert "No self-taught model meets the floor" in depth_pick.markdown(choice, "sacreBLEU", "sentences/s")
     assert depth_pick.pick([{**TEACHER, "valid_mean": None}], 0.97) is None
+    # a teacher at 0 (or a negative MCC) has no fraction to reach: no pick rather than every model
+    assert depth_pick.pick([{**TEACHER, "valid_mean": 0.0}, row("offline_dec1", "offline", 1, 1.0, 0.0)], 0.97) is None
 
 
 def test_report_writes_the_pick_from_per_seed_rows(tmp_path):
