@@ -204,8 +204,13 @@ def pick_sections(rows, floor, json_path):
                         "reach.\n")
             continue
         picks.append(choice)
-        label = "sacreBLEU" if translation else "score"
-        text.append(depth_pick.markdown(choice, label, "sentences/s" if translation else "examples/s"))
+        if translation:
+            text.append(depth_pick.markdown(choice, "sacreBLEU", "sentences/s"))
+        else:
+            from fairseq_selfteach.classification.metrics import score_label
+
+            task = next(r["task"] for r in rows if r["dataset"] == dataset)
+            text.append(depth_pick.markdown(choice, score_label(task), "examples/s", reported="dev"))
     atomic_write_text(json_path, json.dumps(picks, indent=1) + "\n")
     return "\n".join(text)
 

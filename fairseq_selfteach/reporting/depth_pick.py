@@ -63,7 +63,7 @@ def pick(rows: List[dict], floor: float) -> Optional[dict]:
     }
 
 
-def markdown(choice: dict, metric_label: str, speed_label: str) -> str:
+def markdown(choice: dict, metric_label: str, speed_label: str, reported: str = "test") -> str:
     """The pick as a results.md section: each depth's best candidate on validation, then the pick."""
     f = choice["floor"]
     lines = [f"## Picking a depth: the shallowest student within {f:g} × the teacher on validation", "",
@@ -80,16 +80,16 @@ def markdown(choice: dict, metric_label: str, speed_label: str) -> str:
     speed = (f"; {choice['speed']:.1f} {speed_label}, {choice['speed_up']:.2f}× the teacher's"
              if choice.get("speed_up") else "")
     verdict = (f"**Pick: {choice['name']}** ({choice['method']}, depth {choice['depth']}): valid "
-               f"{choice['valid']:.2f} ({choice['valid_fraction_of_teacher']:.1%} of the teacher's); test "
+               f"{choice['valid']:.2f} ({choice['valid_fraction_of_teacher']:.1%} of the teacher's); {reported} "
                f"{choice['test_mean']:.2f}{sd}{ci_text} against the teacher's {choice['teacher_test']:.2f}; "
                f"{choice['params']:,} parameters ({choice['params_fraction_of_teacher']:.0%} of the "
                f"teacher's){speed}."
                if choice["met"] else
                f"**No self-taught model meets the floor on validation**: the pick is the teacher itself "
-               f"({choice['name']}, test {choice['test_mean']:.2f}).")
-    notes = ["only validation scores choose (the mean over seeds); the test score is the pick's, reported, "
-             "not compared; the baselines are not candidates",
-             "speed-up: the pick's decoding speed over the teacher's, each from its own run in the pipeline "
+               f"({choice['name']}, {reported} {choice['test_mean']:.2f}).")
+    notes = [f"only validation scores choose (the mean over seeds); the {reported} score is the pick's, "
+             "reported, not compared; the baselines are not candidates",
+             "speed-up: the pick's speed over the teacher's, each from its own run in the pipeline "
              "(other work may have shared the cores), so a rough figure; bench/ measures speed properly"]
     if choice.get("same_split_as_reported"):
         notes.append(f"there is no held-out split here, so the pick is made on {choice['validated_on']}, the "
