@@ -146,6 +146,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
         model.cuda()
     start = time.time()
     ids, preds, targets, mean_nll = predict(model, task, subset, head, batch_size, use_cuda)
+    elapsed = time.time() - start
     result = {
         "task": task.glue_task,
         "subset": subset,
@@ -153,8 +154,8 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
         "checkpoint": os.path.abspath(path),
         "examples": len(task.datasets[subset]),
         "scored": int(len(ids)),
-        "seconds": round(time.time() - start, 3),
-        "examples_per_s": round(len(ids) / max(time.time() - start, 1e-9), 1),
+        "seconds": round(elapsed, 3),
+        "examples_per_s": round(len(ids) / max(elapsed, 1e-9), 1),
         "encoder_layers": layers,
         "params": params,
         "head_params": head_params,
