@@ -24,7 +24,7 @@ prep="$out/data/prep" bin="$out/data/prep/bin"
 device=(--cpu) distributed=()
 translation_options  # the pipeline's training and decoding options (scripts/translation_lib.sh)
 L=$teacher_decoder_layers teacher="$out/models/teacher/checkpoint_best.pt"
-kd=(--kd-alpha 0.5 --kd-temperature 1)  # the study's sweep pick (docs/results/bible-study/sweep.md)
+kd=(--kd-alpha 0.5 --kd-temperature 1)  # the study's sweep pick (docs/results/bible-study/students-200/sweep.md)
 student_schedule=(--lr "$student_lr" --warmup-updates "$student_warmup_updates")
 read -r -a budgets <<< "${BUDGETS:-200 400}"
 read -r -a seeds <<< "${SEEDS:-1 2 3}"
