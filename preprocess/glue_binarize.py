@@ -27,7 +27,12 @@ Splits: train (train.tsv), valid (dev.tsv), for MNLI valid (dev_matched.tsv) and
 (dev_mismatched.tsv); test splits (test*.tsv, AX's diagnostic.tsv) are unlabelled and binarised when
 the file is there. --heldout-every N moves every N-th training example (the N-th, 2N-th, ...) into a
 split `heldout`: the trainings validate on it (checkpoint choice, early stopping, the pipelines'
-sweep), so that the dev set, which is what GLUE reports, chooses nothing. Malformed input stops with FILE:LINE and a non-zero exit: a row with the wrong
+sweep), so that the dev set, which is what GLUE reports, chooses nothing.
+--transfer FILE binarises unlabelled text in the task's test layout (SST-2: `index<TAB>sentence`) as
+the split `transfer`, for a teacher to label (evaluate_glue --subset transfer --predictions LABELS);
+--transfer-labels LABELS then also appends those examples, with the teacher's labels, to train, after
+the held-out split is taken (so heldout, valid and test are those of the binarisation without them):
+a transfer set for the students (meta.json: splits.train.transfer_examples). Malformed input stops with FILE:LINE and a non-zero exit: a row with the wrong
 number of columns, a label outside the task's label set (or an STS-B score that is not a number in
 [0, 5]), an empty file, bytes that are not UTF-8.
 """
@@ -208,8 +213,18 @@ def binarize(args):
             print(f"glue_binarize: {split}: {path} not found, skipped (unlabelled test split)")
             continue
         todo.append((split, layout, path, read_tsv(path, layout, labels)))
+    transfer_labels = None
+    if args.transfer:
+        layout = spec["splits"].get("test")
+        if layout is None or layout["label"] is not None:
+            raise GlueFormatError(f"--transfer: {task} has no unlabelled test layout to read {args.transfer} with")
+        todo.append(("transfer", layout, args.transfer, read_tsv(args.transfer, layout, labels)))
+        if args.transfer_labels:
+            transfer_labels = read_teacher_labels(args.transfer_labels, len(todo[-1][3][0]), labels, args.transfer)
     if args.heldout_every:
         todo = split_heldout(todo, args.heldout_every)
+    if transfer_labels is not None:
+        todo = append_transfer(todo, transfer_labels)
 
     from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
 
@@ -248,6 +263,11 @@ def binarize(args):
             }
             if not regression and ys is not None:
                 meta["splits"][split]["label_counts"] = [ys.count(i) for i in range(len(labels))]
+            if split == "train" and transfer_labels is not None:
+                meta["splits"]["train"].update(
+                    transfer_examples=len(transfer_labels), transfer=os.path.abspath(args.transfer),
+                    transfer_labels=os.path.abspath(args.transfer_labels),
+                    transfer_labels_sha256=sha256_of_file(args.transfer_labels))
             print(
                 f"glue_binarize: {task} {split}: {n} examples from {path}"
                 f"{f', {truncated} truncated to {args.max_len} tokens' if truncated else ''}"
@@ -279,6 +299,34 @@ def split_heldout(todo, every):
     return out
 
 
+def read_teacher_labels(path, n, labels, transfer):
+    """The labels of evaluate_glue --predictions (`index<TAB>prediction`, a header, then one row per
+    example of the transfer split, in order), as class indices (or scores for STS-B)."""
+    layout = {"a": 0, "b": None, "label": 1, "columns": 2, "header": True}
+    index, _, ys = read_tsv(path, layout, labels)
+    for i, cell in enumerate(index):
+        if cell != str(i):
+            raise GlueFormatError(f"{path}:{i + 2}: index {cell!r}, expected {i} (one row per example of "
+                                  f"{transfer}, in order)")
+    if len(ys) != n:
+        raise GlueFormatError(f"{path}: {len(ys)} labels for the {n} examples of {transfer}")
+    return ys
+
+
+def append_transfer(todo, ys):
+    """train gains the transfer split's examples with the teacher's labels ys (after heldout was taken)."""
+    transfer = next(item for item in todo if item[0] == "transfer")
+    out = []
+    for split, layout, path, (texts_a, texts_b, labels) in todo:
+        if split == "train":
+            t_a, t_b, _ = transfer[3]
+            texts_a = texts_a + t_a
+            texts_b = None if texts_b is None else texts_b + t_b
+            labels = labels + list(ys)
+        out.append((split, layout, path, (texts_a, texts_b, labels)))
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python preprocess/glue_binarize.py",
@@ -304,7 +352,14 @@ def main(argv=None):
         "--heldout-every", type=int, default=0,
         help="every N-th training example goes to the split heldout (validation for training), not to train",
     )
+    p.add_argument("--transfer", metavar="FILE",
+                   help="unlabelled text in the task's test layout, binarised as the split transfer")
+    p.add_argument("--transfer-labels", metavar="FILE",
+                   help="a teacher's labels of --transfer (evaluate_glue --predictions): those examples are "
+                        "appended to train, after the held-out split is taken")
     args = p.parse_args(argv)
+    if args.transfer_labels and not args.transfer:
+        p.error("--transfer-labels needs --transfer (the text they label)")
     if args.heldout_every == 1 or args.heldout_every < 0:
         p.error("--heldout-every must be 0 (none) or at least 2")
     try:

@@ -6,7 +6,7 @@ holds movieReviewSnippets_GroundTruth.txt, 10,605 movie-review sentences (`id TA
 in -4..+4 TAB text`, CRLF). See ../shared/DATA.md.
 
     python preprocess/sentiment_snippets.py --out DIR [--sdist vaderSentiment-3.3.2.tar.gz]
-        [--min-abs-score 0.0] [--dev-every 10] [--max-examples N] [--seed 1]
+        [--min-abs-score 0.0] [--dev-every 10] [--max-examples N] [--seed 1] [--transfer N]
 
 Writes DIR/SENT/train.tsv and DIR/SENT/dev.tsv (header `sentence<TAB>label`, label 1 when the mean
 score is > 0, else 0), ready for `preprocess/glue_binarize.py --task SST-2 --glue-dir DIR/SENT`, and
@@ -16,7 +16,11 @@ DIR/SENT/SOURCE.json (sdist sha256, counts, what was dropped). Rules:
 - --max-examples N keeps N of the remaining examples, drawn uniformly with --seed but kept in file
   order (the file is sorted by polarity, so a prefix would be one-sided);
 - dev is every --dev-every-th kept example (the 10th, 20th, ...), train the rest;
-- whitespace in the text (tabs included) is folded to single spaces, so the TSV stays well-formed.
+- whitespace in the text (tabs included) is folded to single spaces, so the TSV stays well-formed;
+- --transfer N (with --max-examples) also writes DIR/SENT/transfer.tsv: N of the examples that
+  --max-examples left out, drawn with --seed, in SST-2's test layout (`index<TAB>sentence`) and with no
+  label: unlabelled text a teacher labels for its students (glue_binarize.py --transfer). A sentence
+  whose text is also in train or dev is skipped, and counted.
 Without --sdist the sdist is fetched with `python -m pip download --no-deps --no-binary :all:
 vadersentiment==3.3.2` into DIR/download (skipped when already there). The archives are read in
 memory (tarfile.extractfile on the one regular-file member needed; nothing is extracted to disk),
@@ -139,20 +143,39 @@ def make(args):
     rows = read_snippets(sdist)
     kept = [(score, text) for _, score, text in rows if abs(score) > args.min_abs_score]
     dropped = len(rows) - len(kept)
+    left_out = []
     if args.max_examples is not None and args.max_examples < len(kept):
         chosen = sorted(random.Random(args.seed).sample(range(len(kept)), args.max_examples))
+        picked = set(chosen)
+        left_out = [kept[i][1] for i in range(len(kept)) if i not in picked]
         kept = [kept[i] for i in chosen]
+    if args.transfer and args.max_examples is None:
+        raise SnippetError("--transfer N draws from the snippets --max-examples leaves out: give --max-examples")
     train, dev = [], []
     for i, (score, text) in enumerate(kept, start=1):
         (dev if i % args.dev_every == 0 else train).append((text, 1 if score > 0 else 0))
     if not train or not dev:
         raise SnippetError(f"{len(kept)} examples are too few for a train and a dev set")
+    transfer, repeats = [], 0
+    if args.transfer:
+        seen = {text for text, _ in train + dev}
+        fresh = [text for text in left_out if text not in seen]
+        repeats = len(left_out) - len(fresh)
+        if args.transfer > len(fresh):
+            raise SnippetError(f"--transfer {args.transfer}: only {len(fresh)} snippets are left out of train "
+                               f"and dev (--max-examples {args.max_examples})")
+        # a draw of its own (seed + 1), file order kept, so --transfer never changes train or dev
+        transfer = [fresh[i] for i in sorted(random.Random(args.seed + 1).sample(range(len(fresh)), args.transfer))]
 
     with staged_dir(os.path.join(os.path.abspath(args.out), "SENT")) as tmp:
         for name, examples in (("train.tsv", train), ("dev.tsv", dev)):
             with open(os.path.join(tmp, name), "w", encoding="utf-8", newline="\n") as f:
                 f.write("sentence\tlabel\n")
                 f.writelines(f"{text}\t{label}\n" for text, label in examples)
+        if transfer:
+            with open(os.path.join(tmp, "transfer.tsv"), "w", encoding="utf-8", newline="\n") as f:
+                f.write("index\tsentence\n")
+                f.writelines(f"{i}\t{text}\n" for i, text in enumerate(transfer))
         source = {
             "sdist": os.path.abspath(sdist),
             "sdist_sha256": sha256_of_file(sdist),
@@ -165,6 +188,7 @@ def make(args):
             "dev_every": args.dev_every,
             "train": {"examples": len(train), "positive": sum(y for _, y in train)},
             "dev": {"examples": len(dev), "positive": sum(y for _, y in dev)},
+            "transfer": {"examples": len(transfer), "skipped_as_in_train_or_dev": repeats},
         }
         with open(os.path.join(tmp, "SOURCE.json"), "w", encoding="utf-8") as f:
             json.dump(source, f, indent=1)
@@ -187,7 +211,11 @@ def main(argv=None):
     p.add_argument("--dev-every", type=int, default=10, help="every N-th kept example goes to dev (default 10)")
     p.add_argument("--max-examples", type=int, help="keep only N examples (uniform sample, file order kept)")
     p.add_argument("--seed", type=int, default=1, help="seed of the --max-examples sample (default 1)")
+    p.add_argument("--transfer", type=int, default=0, metavar="N",
+                   help="also write transfer.tsv: N unlabelled snippets that --max-examples left out (default 0)")
     args = p.parse_args(argv)
+    if args.transfer < 0:
+        p.error("--transfer must be >= 0")
     try:
         s = make(args)
     except SnippetError as e:
@@ -196,7 +224,10 @@ def main(argv=None):
     print(
         f"sentiment_snippets: {s['snippets']} snippets, {s['dropped']} dropped (|score| <= "
         f"{args.min_abs_score:g}); train {s['train']['examples']} ({s['train']['positive']} positive), "
-        f"dev {s['dev']['examples']} ({s['dev']['positive']} positive) in "
+        f"dev {s['dev']['examples']} ({s['dev']['positive']} positive)"
+        + (f", transfer {s['transfer']['examples']} unlabelled ({s['transfer']['skipped_as_in_train_or_dev']} "
+           f"skipped as also in train or dev)" if s["transfer"]["examples"] else "")
+        + f" in "
         f"{os.path.join(os.path.abspath(args.out), 'SENT')}"
     )
     return 0
