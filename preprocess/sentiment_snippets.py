@@ -20,7 +20,7 @@ DIR/SENT/SOURCE.json (sdist sha256, counts, what was dropped). Rules:
 - --transfer N (with --max-examples) also writes DIR/SENT/transfer.tsv: N of the examples that
   --max-examples left out, drawn with --seed, in SST-2's test layout (`index<TAB>sentence`) and with no
   label: unlabelled text a teacher labels for its students (glue_binarize.py --transfer). A sentence
-  whose text is also in train or dev is skipped, and counted.
+  whose text is also in train or dev, or already drawn, is skipped, and counted.
 Without --sdist the sdist is fetched with `python -m pip download --no-deps --no-binary :all:
 vadersentiment==3.3.2` into DIR/download (skipped when already there). The archives are read in
 memory (tarfile.extractfile on the one regular-file member needed; nothing is extracted to disk),
@@ -158,8 +158,12 @@ def make(args):
         raise SnippetError(f"{len(kept)} examples are too few for a train and a dev set")
     transfer, repeats = [], 0
     if args.transfer:
-        seen = {text for text, _ in train + dev}
-        fresh = [text for text in left_out if text not in seen]
+        # the corpus repeats some sentences: a repeat of train, dev or an earlier transfer text is skipped
+        seen, fresh = {text for text, _ in train + dev}, []
+        for text in left_out:
+            if text not in seen:
+                seen.add(text)
+                fresh.append(text)
         repeats = len(left_out) - len(fresh)
         if args.transfer > len(fresh):
             raise SnippetError(f"--transfer {args.transfer}: only {len(fresh)} snippets are left out of train "
@@ -188,7 +192,7 @@ def make(args):
             "dev_every": args.dev_every,
             "train": {"examples": len(train), "positive": sum(y for _, y in train)},
             "dev": {"examples": len(dev), "positive": sum(y for _, y in dev)},
-            "transfer": {"examples": len(transfer), "skipped_as_in_train_or_dev": repeats},
+            "transfer": {"examples": len(transfer), "skipped_as_repeats": repeats},
         }
         with open(os.path.join(tmp, "SOURCE.json"), "w", encoding="utf-8") as f:
             json.dump(source, f, indent=1)
@@ -225,8 +229,8 @@ def main(argv=None):
         f"sentiment_snippets: {s['snippets']} snippets, {s['dropped']} dropped (|score| <= "
         f"{args.min_abs_score:g}); train {s['train']['examples']} ({s['train']['positive']} positive), "
         f"dev {s['dev']['examples']} ({s['dev']['positive']} positive)"
-        + (f", transfer {s['transfer']['examples']} unlabelled ({s['transfer']['skipped_as_in_train_or_dev']} "
-           f"skipped as also in train or dev)" if s["transfer"]["examples"] else "")
+        + (f", transfer {s['transfer']['examples']} unlabelled ({s['transfer']['skipped_as_repeats']} "
+           f"skipped as repeats of train, dev or each other)" if s["transfer"]["examples"] else "")
         + f" in "
         f"{os.path.join(os.path.abspath(args.out), 'SENT')}"
     )
