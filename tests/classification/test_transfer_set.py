@@ -5,7 +5,9 @@ as the split `transfer`, evaluate_glue --subset transfer --predictions labels it
 --transfer-labels appends it, so labelled, to train, after the held-out split is taken."""
 import os
 
+import glue_binarize  # preprocess/ is on pytest's pythonpath
 import pytest
+import sentiment_snippets
 
 from tests.classification.test_glue import (
     SNIPPETS, SST2_TRAIN, _fake_sdist, _meta, _read, _save_tiny_checkpoint, _task, binarize_cli, sst2_files,
@@ -67,20 +69,27 @@ def test_teacher_labels_join_train_after_the_heldout_split(tmp_path, minilm_dir)
     ("index\tprediction\n0\t1\n2\t0\n1\t1\n", "labels.tsv:3: index '2', expected 1"),
     ("index\tprediction\n0\t1\n1\tpositive\n2\t0\n", "labels.tsv:3: label 'positive' is not one of the task's labels"),
 ])
-def test_bad_teacher_labels_are_refused_in_one_line(tmp_path, minilm_dir, labels_text, message):
+def test_bad_teacher_labels_are_refused_in_one_line(tmp_path, minilm_dir, capsys, labels_text, message):
+    # in-process (the CLI's own main, its exit code and stderr): the refusal comes before any tokenising
     raw = write_files(tmp_path / "raw", sst2_files())
     labels = tmp_path / "labels.tsv"
     labels.write_text(labels_text)
-    p = binarize_cli("SST-2", raw, tmp_path / "out", os.path.join(minilm_dir, "vocab.txt"), "--transfer",
-                     _transfer_tsv(tmp_path), "--transfer-labels", labels, check=False)
-    assert p.returncode == 1 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    args = ["--task", "SST-2", "--glue-dir", str(raw), "--vocab", os.path.join(minilm_dir, "vocab.txt"),
+            "--out", str(tmp_path / "out"), "--transfer", _transfer_tsv(tmp_path), "--transfer-labels", str(labels)]
+    assert glue_binarize.main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
-    p = binarize_cli("SST-2", raw, tmp_path / "out", os.path.join(minilm_dir, "vocab.txt"), "--transfer-labels",
-                     labels, check=False)
-    assert p.returncode == 2 and "--transfer-labels needs --transfer" in p.stderr
 
 
-def test_sentiment_snippets_transfer_is_left_out_text_and_changes_nothing_else(tmp_path):
+def test_teacher_labels_without_their_text_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        glue_binarize.main(["--task", "SST-2", "--glue-dir", str(tmp_path), "--vocab", "vocab.txt", "--out",
+                            str(tmp_path / "out"), "--transfer-labels", "labels.tsv"])
+    assert stop.value.code == 2 and "--transfer-labels needs --transfer" in capsys.readouterr().err
+
+
+def test_sentiment_snippets_transfer_is_left_out_text_and_changes_nothing_else(tmp_path, capsys):
     scores = [2.5, -1.0, 0.4, 1.2, -2.2, 3.0, -0.9, 1.5, -1.5, 0.8, -0.6, 2.0, -3.1, 1.1]
     texts = [f"snippet number {i}" for i in range(len(scores))]
     texts[-1] = texts[0]  # a repeated sentence: at most once in the transfer set, never if in train or dev
@@ -98,8 +107,11 @@ def test_sentiment_snippets_transfer_is_left_out_text_and_changes_nothing_else(t
                for line in (tmp_path / "t" / "SENT" / name).read_text().splitlines()[1:]}
     drawn = [r[1] for r in rows[1:]]
     assert len(set(drawn)) == 5 and not set(drawn) & sampled and set(drawn) <= set(texts)
-    # more than is left out, or nothing left out at all: refused in one line, nothing written
-    p = run(["python", SNIPPETS, "--out", tmp_path / "many", *sample, "--transfer", 9], check=False)
-    assert p.returncode == 1 and "--transfer 9: only" in p.stderr and not (tmp_path / "many" / "SENT").exists()
-    p = run(["python", SNIPPETS, "--out", tmp_path / "all", "--sdist", sdist, "--transfer", 2], check=False)
-    assert p.returncode == 1 and "give --max-examples" in p.stderr
+    # more than is left out, or nothing left out at all: refused in one line, nothing written (in-process)
+    sample = [str(a) for a in sample]
+    assert sentiment_snippets.main(["--out", str(tmp_path / "many"), *sample, "--transfer", "9"]) == 1
+    err = capsys.readouterr().err
+    assert "--transfer 9: only 7 snippets" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "many" / "SENT").exists()
+    assert sentiment_snippets.main(["--out", str(tmp_path / "all"), "--sdist", str(sdist), "--transfer", "2"]) == 1
+    assert "give --max-examples" in capsys.readouterr().err
