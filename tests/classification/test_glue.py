@@ -279,14 +279,20 @@ MAKERS = {"SST-2": sst2_files, "MRPC": mrpc_files, "STS-B": stsb_files, "CoLA": 
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_input_stops_with_file_and_line(tmp_path, minilm_dir, case):
+def test_malformed_input_stops_with_file_and_line(tmp_path, minilm_dir, capsys, case):
+    # in-process, through the CLI's own main (its exit code, its stderr): a process per case would spend
+    # its 4 s importing fairseq; test_failed_run_keeps_the_previous_output refuses through the real CLI
+    import glue_binarize  # preprocess/ is on pytest's pythonpath
+
     task, corrupt, where, what = MALFORMED[case]
     raw = write_files(tmp_path / "raw", corrupt(MAKERS[task]()))
     out = tmp_path / "out" / "bin"
-    p = binarize_cli(task, raw, out, os.path.join(minilm_dir, "vocab.txt"), check=False)
-    assert p.returncode != 0
-    assert where in p.stderr and what in p.stderr, p.stderr
-    assert os.path.join(raw, where.split(":")[0]) in p.stderr  # the full path of the file
+    code = glue_binarize.main(["--task", task, "--glue-dir", str(raw), "--vocab", os.path.join(minilm_dir, "vocab.txt"),
+                               "--out", str(out), "--max-len", str(MAX_LEN)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert where in err and what in err, err
+    assert os.path.join(raw, where.split(":")[0]) in err  # the full path of the file
     assert not out.exists()
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []  # no temporary left
 

@@ -1,5 +1,6 @@
 """The project installs (`pip install -e .`, scripts/setup_env.sh) with a console script per tool, and
 the tools also run as `python -m fairseq_selfteach.cli.NAME`."""
+import importlib.metadata
 import os
 import re
 import sys
@@ -20,21 +21,29 @@ def console_scripts():
 
 
 @pytest.mark.skipif(tomllib is None, reason="needs Python 3.11's tomllib")
-def test_every_console_script_answers_help():
+def test_every_console_script_answers_help(capsys, monkeypatch):
     scripts = console_scripts()
     assert len(scripts) == 8
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")}
     for name, target in scripts.items():
         assert os.path.exists(os.path.join(BIN, name)), f"{name} is not installed (pip install -e .)"
-        p = run([name, "--help"])
-        assert p.stdout.startswith("usage:"), (name, p.stdout[:200])
+        # the installed entry point's function, called as its wrapper calls it (in-process: a process per
+        # script would spend its 4 s importing fairseq; the first script runs as a process below)
+        assert installed[name].value == target, (name, installed[name].value)
+        monkeypatch.setattr(sys, "argv", [name, "--help"])
+        with pytest.raises(SystemExit) as stop:
+            installed[name].load()()
+        out = capsys.readouterr().out
+        assert stop.value.code == 0 and out.startswith("usage:"), (name, out[:200])
         # `python -m MODULE` runs the same main: each module ends with the __main__ guard calling it
         module, function = target.split(":")
         with open(os.path.join(REPO, *module.split(".")) + ".py", encoding="utf-8") as f:
             assert re.search(rf'if __name__ == "__main__":\n    sys\.exit\({function}\(\)\)', f.read()), module
-    # and one of them run that way (each such run costs a fairseq import, seconds on 2 cores)
-    module = next(iter(scripts.values())).split(":")[0]
-    p = run([sys.executable, "-m", module, "--help"])
-    assert p.stdout.startswith("usage:"), (module, p.stdout[:200])
+    # one installed wrapper and one `python -m` run as the user runs them
+    name, target = next(iter(scripts.items()))
+    for command in ([name, "--help"], [sys.executable, "-m", target.split(":")[0], "--help"]):
+        p = run(command)
+        assert p.stdout.startswith("usage:"), (command, p.stdout[:200])
 
 
 def test_the_package_comes_from_the_installation_not_the_working_directory(tmp_path):
