@@ -73,9 +73,28 @@ def command_group(argv):
     return os.path.basename(words[0]) if words and words[0] else "?"
 
 
+def read_log(path):
+    """The log's records; a missing file or a line that is not one of the hook's records is one line
+    on stderr and exit status 1."""
+    records = []
+    try:
+        with open(path) as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    record = json.loads(line)
+                    missing = {"argv", "cpu_s", "fairseq", "torch._dynamo"} - set(record)
+                    if missing:
+                        raise ValueError(f"no {', '.join(sorted(missing))}")
+                    records.append(record)
+    except OSError as e:
+        sys.exit(f"bench_startup.py: cannot read --process-log {path}: {e.strerror}")
+    except ValueError as e:  # json.JSONDecodeError included
+        sys.exit(f"bench_startup.py: {path}:{number}: not a record of bench/process_log/sitecustomize.py ({e})")
+    return records
+
+
 def summarise_log(path, medians):
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = read_log(path)
     cpu = sum(r["cpu_s"] for r in records)
     with_fairseq = [r for r in records if r["fairseq"]]
     with_dynamo = [r for r in records if r["torch._dynamo"]]
@@ -104,6 +123,8 @@ def main(argv=None):
     print(common.cpu_line())
     print(common.versions_line())
     print(f"{args.repeats} interleaved rounds of fresh processes, one thread each; medians of CPU seconds")
+    if args.process_log:
+        read_log(args.process_log)  # a bad log is refused before the minutes of timing
     medians = time_variants(args.repeats)
     print(f"\n{'variant':12s} {'median CPU s':>12s}")
     for name, value in medians.items():
