@@ -93,8 +93,7 @@ def read_log(path):
     return records
 
 
-def summarise_log(path, medians):
-    records = read_log(path)
+def summarise_log(path, records, medians):
     cpu = sum(r["cpu_s"] for r in records)
     with_fairseq = [r for r in records if r["fairseq"]]
     with_dynamo = [r for r in records if r["torch._dynamo"]]
@@ -123,8 +122,7 @@ def main(argv=None):
     print(common.cpu_line())
     print(common.versions_line())
     print(f"{args.repeats} interleaved rounds of fresh processes, one thread each; medians of CPU seconds")
-    if args.process_log:
-        read_log(args.process_log)  # a bad log is refused before the minutes of timing
+    records = read_log(args.process_log) if args.process_log else None  # refused before the minutes of timing
     medians = time_variants(args.repeats)
     print(f"\n{'variant':12s} {'median CPU s':>12s}")
     for name, value in medians.items():
@@ -135,8 +133,8 @@ def main(argv=None):
     print(f"torch._dynamo at the first optimizer       {dynamo:5.2f} s")
     print(f"a training process's fixed start-up        {medians['train_cli'] + dynamo:5.2f} s "
           f"(train_cli + torch._dynamo)")
-    if args.process_log:
-        summarise_log(args.process_log, medians)
+    if records is not None:
+        summarise_log(args.process_log, records, medians)
 
 
 if __name__ == "__main__":

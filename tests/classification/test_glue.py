@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 
+import glue_binarize  # preprocess/ is on pytest's pythonpath
 import numpy as np
 import pytest
 import torch
@@ -149,9 +150,14 @@ def reference_tokenizer(minilm_dir):
     return tok
 
 
+def binarize_args(task, glue_dir, out, vocab, *extra):
+    """glue_binarize.py's command line (as strings, for its main in-process too)."""
+    return [str(a) for a in ("--task", task, "--glue-dir", glue_dir, "--vocab", vocab, "--out", out,
+                             "--max-len", MAX_LEN, *extra)]
+
+
 def binarize_cli(task, glue_dir, out, vocab, *extra, check=True):
-    return run(["python", BINARIZE, "--task", task, "--glue-dir", glue_dir, "--vocab", vocab, "--out", out,
-                "--max-len", MAX_LEN, *extra], check=check)
+    return run(["python", BINARIZE, *binarize_args(task, glue_dir, out, vocab, *extra)], check=check)
 
 
 @pytest.fixture(scope="module")
@@ -282,13 +288,10 @@ MAKERS = {"SST-2": sst2_files, "MRPC": mrpc_files, "STS-B": stsb_files, "CoLA": 
 def test_malformed_input_stops_with_file_and_line(tmp_path, minilm_dir, capsys, case):
     # in-process, through the CLI's own main (its exit code, its stderr): a process per case would spend
     # its 4 s importing fairseq; test_failed_run_keeps_the_previous_output refuses through the real CLI
-    import glue_binarize  # preprocess/ is on pytest's pythonpath
-
     task, corrupt, where, what = MALFORMED[case]
     raw = write_files(tmp_path / "raw", corrupt(MAKERS[task]()))
     out = tmp_path / "out" / "bin"
-    code = glue_binarize.main(["--task", task, "--glue-dir", str(raw), "--vocab", os.path.join(minilm_dir, "vocab.txt"),
-                               "--out", str(out), "--max-len", str(MAX_LEN)])
+    code = glue_binarize.main(binarize_args(task, raw, out, os.path.join(minilm_dir, "vocab.txt")))
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert where in err and what in err, err

@@ -10,8 +10,8 @@ import pytest
 import sentiment_snippets
 
 from tests.classification.test_glue import (
-    SNIPPETS, SST2_TRAIN, _fake_sdist, _meta, _read, _save_tiny_checkpoint, _task, binarize_cli, sst2_files,
-    write_files,
+    SNIPPETS, SST2_TRAIN, _fake_sdist, _meta, _read, _save_tiny_checkpoint, _task, binarize_args, binarize_cli,
+    sst2_files, write_files,
 )
 from tests.helpers import run
 
@@ -74,8 +74,8 @@ def test_bad_teacher_labels_are_refused_in_one_line(tmp_path, minilm_dir, capsys
     raw = write_files(tmp_path / "raw", sst2_files())
     labels = tmp_path / "labels.tsv"
     labels.write_text(labels_text)
-    args = ["--task", "SST-2", "--glue-dir", str(raw), "--vocab", os.path.join(minilm_dir, "vocab.txt"),
-            "--out", str(tmp_path / "out"), "--transfer", _transfer_tsv(tmp_path), "--transfer-labels", str(labels)]
+    args = binarize_args("SST-2", raw, tmp_path / "out", os.path.join(minilm_dir, "vocab.txt"),
+                         "--transfer", _transfer_tsv(tmp_path), "--transfer-labels", labels)
     assert glue_binarize.main(args) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
