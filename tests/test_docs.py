@@ -1,0 +1,152 @@
+"""The documentation cannot silently rot: the README's tools table, its command blocks' options, the
+relative links and anchors of README.md and docs/, and no reference outside the repository.
+
+In-process and fast: fairseq's parsers are built once (one fairseq import), the plugin's tools and
+pipeline scripts are read statically, nothing is trained or run as a process.
+"""
+import argparse
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted([README, ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md")])
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+OPTION = re.compile(r"(?<![\w/.=-])--[a-zA-Z][\w-]*")
+
+# Options of commands that are not installed here (Slurm's srun) or not worth a parser (pip).
+EXTERNAL = {"--nodes", "--ntasks-per-node", "--gres", "--no-deps", "--no-build-isolation"}
+
+
+def _strip_code(text):
+    """Markdown without fenced blocks (a '# comment' in bash is no heading, a link in code no link)."""
+    return FENCE.sub("", text)
+
+
+def slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path):
+    seen, out = {}, set()
+    for line in _strip_code(path.read_text()).splitlines():
+        m = re.match(r"^#{1,6} (.*)", line)
+        if m:
+            s = slug(m.group(1))
+            n = seen.get(s, 0)
+            seen[s] = n + 1
+            out.add(s if n == 0 else f"{s}-{n}")
+    return out
+
+
+def links(path):
+    text = _strip_code(path.read_text())
+    text = re.sub(r"`[^`\n]*`", "", text)  # inline code holds no links
+    return re.findall(r"\]\(([^)\s]+)\)", text)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves(doc):
+    broken = []
+    for target in links(doc):
+        if re.match(r"^[a-z]+:", target):
+            continue  # http(s), mailto
+        file_part, _, anchor = target.partition("#")
+        dest = (doc.parent / file_part).resolve() if file_part else doc
+        if not dest.exists():
+            broken.append(f"{target}: no such file")
+        elif not dest.is_relative_to(ROOT):
+            broken.append(f"{target}: outside the repository")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            broken.append(f"{target}: no heading #{anchor} in {dest.relative_to(ROOT)}")
+    assert not broken, f"{doc.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_nothing_points_outside_the_repository():
+    files = [*DOCS, ROOT / "requirements.txt", *(ROOT / "scripts").iterdir()]
+    bad = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.is_file()
+           for i, line in enumerate(p.read_text().splitlines(), 1) if "../shared" in line]
+    assert not bad, "references to ../shared (not part of the project): " + ", ".join(bad)
+
+
+def test_every_console_script_is_in_the_readmes_tools_table():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \| `([\w.]+)` \|", README.read_text(), re.M)}
+    missing = [name for name in scripts if name not in rows]
+    assert not missing, f"console scripts missing from the README's tools table: {missing}"
+    wrong = [n for n, target in scripts.items() if rows[n] != target.split(":")[0]]
+    assert not wrong, f"the README's tools table names another module for: {wrong}"
+
+
+def test_readme_is_short_and_keeps_the_two_set_up_commands():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 320
+    first_block = FENCE.search(text).group(2)
+    assert "bash scripts/demo.sh" in first_block and "bash scripts/test.sh" in first_block
+
+
+# --- every option the README's commands name exists somewhere -----------------------------------
+
+def _static_options():
+    """Options the plugin's tools, preprocessing, benchmarks and pipeline scripts accept, read from their
+    sources (argparse calls; the shell scripts' case patterns)."""
+    found = set()
+    for path in [*(ROOT / "fairseq_selfteach").rglob("*.py"), *(ROOT / "preprocess").glob("*.py"),
+                 *(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
+        for call in re.finditer(r"add_argument\(((?:\s*[\"']-[^\"']*[\"']\s*,)+)", path.read_text()):
+            found.update(re.findall(r"[\"'](--[\w-]+)[\"']", call.group(1)))
+    for path in (ROOT / "scripts").glob("*.sh"):
+        for pattern in re.finditer(r"^\s*((?:-\w\|)?--[\w-]+(?:\|--[\w-]+)*)\)", path.read_text(), re.M):
+            found.update(o for o in pattern.group(1).split("|") if o.startswith("--"))
+    return found
+
+
+def _fairseq_options():
+    """fairseq-train's and fairseq-generate's options with the plugin's tasks, criteria, models,
+    optimizers and schedulers registered (argparse gains their dataclass options once they are chosen)."""
+    from fairseq import options, utils
+
+    utils.import_user_module(argparse.Namespace(user_dir=str(ROOT / "fairseq_selfteach")))
+    translation = ["--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
+                   "--optimizer", "adam", "--lr-scheduler", "inverse_sqrt"]
+    combos = [
+        (options.get_training_parser, translation + ["--criterion", "self_distill"]),
+        (options.get_training_parser, translation + ["--criterion", "label_smoothed_cross_entropy"]),
+        (options.get_training_parser, ["--task", "glue", "--arch", "selfteach_bert_base", "--criterion",
+                                       "sentence_prediction_self_distill", "--optimizer", "adam_head_lr",
+                                       "--lr-scheduler", "polynomial_decay"]),
+        (options.get_training_parser, ["--task", "self_distill_glue", "--arch", "selfteach_bert_base",
+                                       "--criterion", "sentence_prediction", "--optimizer", "adam"]),
+        (options.get_generation_parser, ["--task", "self_distill_translation"]),
+        (options.get_generation_parser, ["--task", "translation"]),
+    ]
+    found = set()
+    for make, argv in combos:
+        parser = make()
+        options.parse_args_and_arch(parser, ["DATA", *argv], parse_known=True)
+        found.update(o for o in parser._option_string_actions if o.startswith("--"))
+    return found
+
+
+def _torchrun_options():
+    from torch.distributed.run import get_args_parser
+
+    return {o for o in get_args_parser()._option_string_actions if o.startswith("--")}
+
+
+def _readme_command_options():
+    blocks = [body for lang, body in FENCE.findall(README.read_text()) if lang in ("bash", "sh", "")]
+    return {o.rstrip("-") for body in blocks for o in OPTION.findall(body)}
+
+
+def test_every_option_in_the_readmes_commands_exists():
+    named = _readme_command_options()
+    assert "--kd-alpha" in named and "--max-update" in named  # the extraction itself works
+    known = _static_options() | _fairseq_options() | _torchrun_options() | EXTERNAL
+    unknown = sorted(named - known)
+    assert not unknown, f"options in README.md's commands that no tool, script or fairseq parser has: {unknown}"
