@@ -169,3 +169,38 @@ def test_every_option_the_documentation_names_exists(doc, known_options):
     unknown = sorted(_named_options(doc) - known_options)
     assert not unknown, (f"{doc.relative_to(ROOT)} names options that no tool, pipeline script or "
                          f"fairseq parser (with the plugin's components) has: {unknown}")
+
+
+# --- the names the commands use exist too ------------------------------------------------------
+
+def _command_blocks(doc):
+    return [body for lang, body in FENCE.findall(doc.read_text()) if lang in ("bash", "sh", "")]
+
+
+@pytest.fixture(scope="module")
+def registries(known_options):  # after known_options: the plugin is registered with fairseq
+    from fairseq import criterions, models, optim, tasks
+    from fairseq.optim import lr_scheduler
+
+    return {"--arch": models.ARCH_MODEL_REGISTRY, "--task": tasks.TASK_REGISTRY,
+            "--criterion": criterions.CRITERION_REGISTRY, "--optimizer": optim.OPTIMIZER_REGISTRY,
+            "--lr-scheduler": lr_scheduler.LR_SCHEDULER_REGISTRY}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_arch_task_criterion_tool_and_script_in_the_commands_exists(doc, registries):
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    missing = []
+    for body in _command_blocks(doc):
+        for line in re.sub(r"\\\n", " ", body).splitlines():
+            if not re.search(r"fairseq-(train|generate|preprocess)|teacher[-_]cache", line):
+                continue  # another tool's --task (glue_binarize.py --task RTE) is a GLUE task's name
+            for option, value in re.findall(r"(--arch|--task|--criterion|--optimizer|--lr-scheduler)[ =]([\w$]+)", line):
+                if "$" not in value and value not in registries[option]:  # $k: a shell variable
+                    missing.append(f"{option} {value}")
+        missing += [tool for tool in re.findall(r"\bselfteach-[\w-]+", body) if tool not in scripts]
+        missing += [f"python -m {m}" for m in re.findall(r"-m (fairseq_selfteach[\w.]+)", body)
+                    if not (ROOT / (m.replace(".", "/") + ".py")).exists()]
+        missing += [path for path in re.findall(r"\b((?:scripts|preprocess|bench)/[\w/]+\.(?:sh|py))", body)
+                    if not (ROOT / path).exists()]
+    assert not missing, f"{doc.relative_to(ROOT)}: its commands name what does not exist: {missing}"
