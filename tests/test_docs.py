@@ -95,46 +95,59 @@ def test_readme_is_short_and_keeps_the_two_set_up_commands():
     assert "bash scripts/demo.sh" in first_block and "bash scripts/test.sh" in first_block
 
 
-# --- every option the README's commands name exists somewhere -----------------------------------
+# --- every option the documentation names exists, for the command that takes it --------------------
+
+def _py_options(path):
+    """A Python tool's options, read from its argparse calls."""
+    calls = re.finditer(r"add_argument\(((?:\s*[\"']-[^\"']*[\"']\s*,)+)", path.read_text())
+    return {o for call in calls for o in re.findall(r"[\"'](--[\w-]+)[\"']", call.group(1))}
+
+
+def _sh_options(path):
+    """A shell script's options, read from its `case` patterns (`--out)`, `-h|--help)`)."""
+    patterns = re.finditer(r"^\s*((?:-\w\|)?--[\w-]+(?:\|--[\w-]+)*)\)", path.read_text(), re.M)
+    return {o for m in patterns for o in m.group(1).split("|") if o.startswith("--")}
+
 
 def _static_options():
-    """Options the plugin's tools, preprocessing, benchmarks and pipeline scripts accept, read from their
-    sources (argparse calls; the shell scripts' case patterns)."""
+    """Options the plugin's tools, preprocessing, benchmarks and pipeline scripts accept."""
     found = set()
     for path in [*(ROOT / "fairseq_selfteach").rglob("*.py"), *(ROOT / "preprocess").glob("*.py"),
                  *(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
-        for call in re.finditer(r"add_argument\(((?:\s*[\"']-[^\"']*[\"']\s*,)+)", path.read_text()):
-            found.update(re.findall(r"[\"'](--[\w-]+)[\"']", call.group(1)))
+        found |= _py_options(path)
     for path in (ROOT / "scripts").glob("*.sh"):
-        for pattern in re.finditer(r"^\s*((?:-\w\|)?--[\w-]+(?:\|--[\w-]+)*)\)", path.read_text(), re.M):
-            found.update(o for o in pattern.group(1).split("|") if o.startswith("--"))
+        found |= _sh_options(path)
     return found
 
 
 def _fairseq_options():
-    """fairseq-train's and fairseq-generate's options with the plugin's tasks, criteria, models,
-    optimizers and schedulers registered (argparse gains their dataclass options once they are chosen)."""
+    """fairseq-train's, fairseq-generate's and fairseq-preprocess's options with the plugin's tasks,
+    criteria, models, optimizers and schedulers registered (argparse gains their dataclass options once
+    they are chosen)."""
     from fairseq import options, utils
 
     utils.import_user_module(argparse.Namespace(user_dir=str(ROOT / "fairseq_selfteach")))
     translation = ["--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en",
                    "--optimizer", "adam", "--lr-scheduler", "inverse_sqrt"]
-    combos = [
-        (options.get_training_parser, translation + ["--criterion", "self_distill"]),
-        (options.get_training_parser, translation + ["--criterion", "label_smoothed_cross_entropy"]),
-        (options.get_training_parser, ["--task", "glue", "--arch", "selfteach_bert_base", "--criterion",
-                                       "sentence_prediction_self_distill", "--optimizer", "adam_head_lr",
-                                       "--lr-scheduler", "polynomial_decay"]),
-        (options.get_training_parser, ["--task", "self_distill_glue", "--arch", "selfteach_bert_base",
-                                       "--criterion", "sentence_prediction", "--optimizer", "adam"]),
-        (options.get_generation_parser, ["--task", "self_distill_translation"]),
-        (options.get_generation_parser, ["--task", "translation"]),
-    ]
-    found = {o for o in options.get_preprocessing_parser()._option_string_actions if o.startswith("--")}
-    for make, argv in combos:
-        parser = make()
-        options.parse_args_and_arch(parser, ["DATA", *argv], parse_known=True)
-        found.update(o for o in parser._option_string_actions if o.startswith("--"))
+    combos = {
+        "fairseq-train": [
+            translation + ["--criterion", "self_distill"],
+            translation + ["--criterion", "label_smoothed_cross_entropy"],
+            ["--task", "glue", "--arch", "selfteach_bert_base", "--criterion", "sentence_prediction_self_distill",
+             "--optimizer", "adam_head_lr", "--lr-scheduler", "polynomial_decay"],
+            ["--task", "self_distill_glue", "--arch", "selfteach_bert_base", "--criterion", "sentence_prediction",
+             "--optimizer", "adam"]],
+        "fairseq-generate": [["--task", "self_distill_translation"], ["--task", "translation"]],
+    }
+    makers = {"fairseq-train": options.get_training_parser, "fairseq-generate": options.get_generation_parser}
+    found = {"fairseq-preprocess": {o for o in options.get_preprocessing_parser()._option_string_actions
+                                    if o.startswith("--")}}
+    for command, argvs in combos.items():
+        found[command] = set()
+        for argv in argvs:
+            parser = makers[command]()
+            options.parse_args_and_arch(parser, ["DATA", *argv], parse_known=True)
+            found[command] |= {o for o in parser._option_string_actions if o.startswith("--")}
     return found
 
 
@@ -153,8 +166,13 @@ def _named_options(doc):
 
 
 @pytest.fixture(scope="module")
-def known_options():
-    return _static_options() | _fairseq_options() | _torchrun_options() | EXTERNAL
+def fairseq_options():
+    return _fairseq_options()
+
+
+@pytest.fixture(scope="module")
+def known_options(fairseq_options):
+    return _static_options() | set().union(*fairseq_options.values()) | _torchrun_options() | EXTERNAL
 
 
 def test_the_option_extraction_finds_the_readmes_options(known_options):
@@ -178,7 +196,7 @@ def _command_blocks(doc):
 
 
 @pytest.fixture(scope="module")
-def registries(known_options):  # after known_options: the plugin is registered with fairseq
+def registries(fairseq_options):  # after fairseq_options: the plugin is registered with fairseq
     from fairseq import criterions, models, optim, tasks
     from fairseq.optim import lr_scheduler
 
@@ -204,3 +222,38 @@ def test_every_arch_task_criterion_tool_and_script_in_the_commands_exists(doc, r
         missing += [path for path in re.findall(r"\b((?:scripts|preprocess|bench)/[\w/]+\.(?:sh|py))", body)
                     if not (ROOT / path).exists()]
     assert not missing, f"{doc.relative_to(ROOT)}: its commands name what does not exist: {missing}"
+
+
+def _command_options(line, fairseq_options):
+    """The options the command on this line accepts, or None where the line's command is not one of the
+    project's tools, pipeline scripts or fairseq's (then the options are checked against all of them)."""
+    m = re.match(r"\s*(?:\w+=\S+\s+)*(fairseq-\w+|selfteach-[\w-]+|python -m fairseq_selfteach\.cli\.\w+|"
+                 r"python (?:preprocess|scripts|bench)/\w+\.py|bash scripts/\w+\.sh)\b", line)
+    if not m:
+        return None
+    command = m.group(1)
+    if command in fairseq_options:
+        return fairseq_options[command]
+    if command.startswith(("selfteach-", "python -m")):
+        name = command.split(".")[-1] if "." in command else command[len("selfteach-"):].replace("-", "_")
+        own = _py_options(ROOT / "fairseq_selfteach" / "cli" / f"{name}.py") | {"--jobs", "--help"}
+        return own | (fairseq_options["fairseq-train"] if name == "teacher_cache" else set())
+    path = ROOT / command.split()[-1]
+    if path.suffix == ".sh":
+        shared = _sh_options(ROOT / "scripts" / "pipeline_lib.sh") if path.name != "demo.sh" else set()
+        return _sh_options(path) | shared
+    helpers = path.parent.glob("*.py") if path.parent.name == "preprocess" else [path]  # shared argument helpers
+    return set().union(*(_py_options(p) for p in helpers)) | {"--help"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_documented_command_accepts_the_options_it_is_shown_with(doc, fairseq_options):
+    wrong = []
+    for body in _command_blocks(doc):
+        for line in re.sub(r"\\\n", " ", body).splitlines():
+            command = line.split(" # ")[0]  # a comment may name other commands' options
+            accepted = _command_options(command, fairseq_options)
+            if accepted is not None:
+                name = command.split(" --")[0].strip()
+                wrong += [f"{name} {o}" for o in sorted(set(OPTION.findall(command)) - accepted)]
+    assert not wrong, f"{doc.relative_to(ROOT)}: options its commands do not accept: {wrong}"
