@@ -5,6 +5,7 @@ In-process and fast: fairseq's parsers are built once (one fairseq import), the 
 pipeline scripts are read statically, nothing is trained or run as a process.
 """
 import argparse
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -257,3 +258,15 @@ def test_each_documented_command_accepts_the_options_it_is_shown_with(doc, fairs
                 name = command.split(" --")[0].strip()
                 wrong += [f"{name} {o}" for o in sorted(set(OPTION.findall(command)) - accepted)]
     assert not wrong, f"{doc.relative_to(ROOT)}: options its commands do not accept: {wrong}"
+
+
+@pytest.mark.parametrize("script", ["iwslt14.sh", "glue.sh", "demo.sh"])
+def test_each_pipeline_options_are_in_its_help_and_in_the_docs(script):
+    path = ROOT / "scripts" / script
+    accepted = _sh_options(path) - {"--help"}
+    if script != "demo.sh":
+        accepted |= _sh_options(ROOT / "scripts" / "pipeline_lib.sh") - {"--help"}
+    header = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), path.read_text().splitlines()[1:]))
+    assert not accepted - set(OPTION.findall(header)), f"{script} --help does not name: {sorted(accepted - set(OPTION.findall(header)))}"
+    documented = _named_options(ROOT / "docs" / "pipelines.md") | _named_options(README)
+    assert not accepted - documented, f"README.md and docs/pipelines.md do not name {script}'s {sorted(accepted - documented)}"
