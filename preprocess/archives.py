@@ -1,6 +1,6 @@
 """Safe extraction of .tgz / .zip archives, shared by the preprocess/ downloaders: every member is
 checked first, and absolute paths, `..` components, links and devices are refused (naming the member)
-before anything is extracted. Failures raise download.PrepareError."""
+before anything is extracted. Failures raise PrepareError (prepare_errors.py)."""
 import os
 import re
 import shutil
@@ -9,7 +9,7 @@ import tarfile
 import zipfile
 import zlib
 
-from download import PrepareError
+from prepare_errors import PrepareError
 
 
 def archive_kind(path):

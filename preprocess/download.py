@@ -12,9 +12,12 @@ import sys
 import urllib.error
 import urllib.request
 
+from archives import check_readable
+# the scripts import the errors (and staged_dir) from here, beside them
+from prepare_errors import ChecksumError, NotFoundError, PrepareError  # noqa: F401
+
 # the package's own file helpers (it is installed: pip install -e .), one copy for all
-# staged_dir is the package's (core/checkpoint_io.py); the scripts import it from here, beside them
-from fairseq_selfteach.core.checkpoint_io import sha256_of_file, staged_dir  # noqa: F401
+from fairseq_selfteach.core.files import sha256_of_file, staged_dir  # noqa: F401
 
 DEFAULT_TIMEOUT = 60.0  # seconds per socket operation, not for the whole download
 _CHUNK = 1 << 20  # bytes read at a time from a download
@@ -22,18 +25,6 @@ _CHUNK = 1 << 20  # bytes read at a time from a download
 # Appended to the offline and HTTP-error messages when the caller gives no hint of its own;
 # {name} is the file's name. Each script passes a hint naming its own options.
 DEFAULT_HINT = "If you already have {name}, copy it to where the download goes and rerun."
-
-
-class PrepareError(Exception):
-    """An expected failure (offline, bad checksum, bad archive...): main prints it, no traceback."""
-
-
-class ChecksumError(PrepareError):
-    """A file's sha256 is not the expected one."""
-
-
-class NotFoundError(PrepareError):
-    """HTTP 404 or 410: the file is not there (a mirror may hold it under another name)."""
 
 
 def cli_main(parser, run, argv=None, timeout=True):
@@ -111,8 +102,6 @@ def _write_sidecar(path, digest):
 def _trust_first_use(path, digest):
     # Only a readable archive is trusted: without Content-Length a cut download cannot be told from
     # a complete one by its size, and its hash must not become the reference.
-    from archives import check_readable  # here: archives.py imports this module's PrepareError
-
     check_readable(path, delete=True)
     _write_sidecar(path, digest)
     print(

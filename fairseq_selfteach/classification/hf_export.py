@@ -21,7 +21,7 @@ import torch
 
 from fairseq_selfteach.classification.bert.config import HF_CONFIG_FIELDS
 from fairseq_selfteach.classification.bert.hf_names import hf_key
-from fairseq_selfteach.core.checkpoint_io import staged_dir
+from fairseq_selfteach.core.files import staged_dir
 from fairseq_selfteach.core.errors import SelfteachError
 
 

@@ -29,9 +29,10 @@ import torch
 
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary, BertDictionaryError
 from fairseq_selfteach.classification.bert.hf_names import HF_LAYER_KEY, IN_LAYER, TOP_LEVEL, hf_key
-from fairseq_selfteach.core.checkpoint_io import (atomic_torch_save, sha256_of_file, unreadable_checkpoint_message,
-                                                  usual_file_mode)
+from fairseq_selfteach.core import error_report
+from fairseq_selfteach.core.checkpoint_io import atomic_torch_save, unreadable_checkpoint_message
 from fairseq_selfteach.core.export import checkpoint_skeleton
+from fairseq_selfteach.core.files import sha256_of_file, usual_file_mode
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name
@@ -240,6 +241,7 @@ def _write_output(out_dir, checkpoint, dictionary, config_path, vocab_path) -> N
 
 
 def main(argv=None) -> int:
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     p = argparse.ArgumentParser(
         prog="python -m fairseq_selfteach.cli.convert_hf_bert", description=__doc__.splitlines()[0]
     )

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
+from fairseq_selfteach.core import error_report
 
 
 class EvaluationError(RuntimeError):
@@ -180,7 +181,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
 
 
 def write_predictions(path, preds, task):
-    from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+    from fairseq_selfteach.core.files import atomic_write_text
 
     labels = task.meta.get("labels")
     lines = ["index\tprediction\n"]
@@ -190,6 +191,7 @@ def write_predictions(path, preds, task):
 
 
 def main(argv=None) -> int:
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     return run_jobs(evaluate_one, argv, "evaluate_glue")
 
 
@@ -235,7 +237,8 @@ def evaluate_one(argv) -> int:
     if a.predictions:
         write_predictions(a.predictions, preds, task)
     if a.json:
-        from fairseq_selfteach.core.checkpoint_io import atomic_write_text, load_checkpoint
+        from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+        from fairseq_selfteach.core.files import atomic_write_text
         from fairseq_selfteach.reporting import rows
 
         result.update(rows.provenance_fields(load_checkpoint(a.path)))

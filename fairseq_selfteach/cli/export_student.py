@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
+from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
 from fairseq_selfteach.core.errors import SelfteachError
 
@@ -116,6 +117,7 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
 
 
 def main(argv=None):
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     return run_jobs(export_one, argv, "export_student")
 
 

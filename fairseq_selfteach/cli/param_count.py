@@ -12,6 +12,7 @@ import sys
 from collections import OrderedDict
 from typing import Dict, Optional
 
+from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint
 from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
 
@@ -56,6 +57,7 @@ def count_parameters(model_state, layers: Optional[Dict[str, int]] = None) -> "O
 
 
 def main(argv=None):
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     p = argparse.ArgumentParser(
         prog="python -m fairseq_selfteach.cli.param_count", description=__doc__.splitlines()[0]
     )

@@ -22,7 +22,8 @@ import json
 import os
 import sys
 
-from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+from fairseq_selfteach.core import error_report
+from fairseq_selfteach.core.files import atomic_write_text
 from fairseq_selfteach.reporting import plots, rows as results_rows
 
 BUDGET_COLUMNS = (("updates", "updates"), ("train_seconds", "train s"), ("started_from", "started from"))
@@ -216,6 +217,7 @@ def pick_sections(rows, floor, json_path):
 
 
 def main(argv=None):
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model, per-seed JSON rows")
     ap.add_argument("--out", required=True, help="markdown table to write")

@@ -29,9 +29,10 @@ import sacrebleu
 from sacremoses import MosesDetokenizer
 
 from fairseq_selfteach.cli import generate_log
-from fairseq_selfteach.core.checkpoint_io import atomic_write_text
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.cli.param_count import count_parameters
+from fairseq_selfteach.core import error_report
+from fairseq_selfteach.core.files import atomic_write_text
 from fairseq_selfteach.reporting import collapse, rows
 from fairseq_selfteach.reporting.significance import detok_bleu
 
@@ -87,6 +88,7 @@ def valid_score(args) -> dict:
 
 
 def main(argv=None):
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     return run_jobs(score_one, argv, "score_translation")
 
 

@@ -13,9 +13,11 @@ import os
 import sys
 
 from fairseq_selfteach.cli.generate_log import read_generate_log
+from fairseq_selfteach.core import error_report
 
 
 def main(argv=None):
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generate-log", required=True, help="fairseq-generate output on the train subset")
     ap.add_argument("--source", required=True, help="the BPE'd training source, one sentence per line")

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.errors import SelfteachError
 
 logger = logging.getLogger("fairseq_selfteach.cli.teacher_cache")
@@ -105,6 +106,7 @@ def build(argv=None) -> dict:
 
 
 def main(argv=None) -> int:
+    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
     try:
         build(argv)
     except SelfteachError as e:

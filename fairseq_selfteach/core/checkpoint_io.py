@@ -1,5 +1,5 @@
-"""Safe checkpoint loading, atomic writing and the file helpers (sha256, umask) the package and
-preprocess/ share.
+"""Safe checkpoint loading and atomic checkpoint writing (the file helpers without torch, sha256 and
+atomic text writes, are core/files.py's).
 
 torch >= 2.6 loads with weights_only=True, which refuses fairseq checkpoints because they pickle an
 argparse.Namespace (the legacy model arguments). Importing this module allow-lists exactly that class,
@@ -13,14 +13,10 @@ config load_checkpoint_to_cpu built, so the data classes it pickles are allow-li
 """
 import argparse
 import collections
-import contextlib
-import errno
-import hashlib
 import os
 import pickle
 import re
-import shutil
-import tempfile
+import traceback
 import typing
 
 import omegaconf
@@ -29,7 +25,9 @@ from fairseq.distributed.utils import _TensorPlaceholder
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
-from fairseq_selfteach.core.errors import SelfteachError, disk_full
+from fairseq_selfteach.core.errors import SelfteachError
+# sha256_of_file is also imported from here by core/teacher.py
+from fairseq_selfteach.core.files import sha256_of_file, written_beside  # noqa: F401
 
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
 # (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
@@ -59,8 +57,21 @@ def load_checkpoint(path: str):
         raise CheckpointError(f"checkpoint not readable: {path}")
     try:
         return checkpoint_utils.load_checkpoint_to_cpu(path)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, ValueError, OSError) as e:
+    except Exception as e:
+        if not (isinstance(e, _READ_ERRORS) or failed_in_safe_unpickler(e)):
+            raise
         raise CheckpointError(unreadable_checkpoint_message(path, e)) from e
+
+
+# what reading a file that is not a (whole) fairseq checkpoint raises, in torch's loader or fairseq's upgrades
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, ValueError, OSError)
+
+
+def failed_in_safe_unpickler(error: BaseException) -> bool:
+    """Whether error was raised inside torch's weights_only unpickler: on malformed bytes it can fail with
+    any exception (b"abc\\0\\1" pops an empty stack: IndexError), and each means an unreadable file."""
+    return any(frame.f_code.co_filename.endswith("_weights_only_unpickler.py")
+               for frame, _ in traceback.walk_tb(error.__traceback__))
 
 
 def unreadable_checkpoint_message(path: str, error: Exception) -> str:
@@ -84,112 +95,14 @@ def unreadable_checkpoint_message(path: str, error: Exception) -> str:
         return (f"cannot read checkpoint {path}: " + ("the file is empty" if size == 0 else
                 f"it ends early ({size:,} bytes: truncated, or still being written)"))
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    if failed_in_safe_unpickler(error):
+        return f"cannot read checkpoint {path}: its pickle is malformed ({type(error).__name__}: {first})"
     return f"cannot read checkpoint {path}: {first}"
-
-
-def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def _written_beside(path: str, suffix: str = ""):
-    """A temporary file beside path, yielded as (fd, name), renamed onto path when the block ends well;
-    on any error it is removed, and a full device becomes one DiskFullError naming path (whose previous
-    version, if any, is then untouched)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    existed = os.path.exists(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    try:
-        yield fd, tmp
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if is_disk_full(e):
-            raise disk_full(path, existed) from e
-        raise
 
 
 def atomic_torch_save(obj, path: str) -> None:
     """torch.save to a temporary file in the same folder, then rename: a reader never sees a
     half-written checkpoint under the final name."""
-    with _written_beside(path, ".pt") as (fd, _):
+    with written_beside(path, ".pt") as (fd, _):
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
-
-
-def current_umask() -> int:
-    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def usual_file_mode() -> int:
-    """0666 less the umask: what open() would give; mkstemp's temporary files are private (0600)."""
-    return 0o666 & ~current_umask()
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write text to a temporary file beside path, then rename it: path is whole or absent. The file
-    gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
-    with _written_beside(path) as (fd, tmp):
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, usual_file_mode())
-
-
-def atomic_copy(source: str, path: str) -> None:
-    """Copy source to a temporary file beside path, then rename it: path is whole or absent."""
-    with _written_beside(path, ".pt") as (fd, tmp):
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.chmod(tmp, usual_file_mode())
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """An OSError for a full device (ENOSPC, or EDQUOT: over quota), also where torch.save wraps it in a
-    RuntimeError of its zip writer."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(error, RuntimeError) and "No space left on device" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-# output folders: filled privately beside the final name, then renamed into place whole
-
-
-def publish_dir(tmp, final):
-    """Make the complete folder tmp (made by mkdtemp beside final, so private) the folder final, with
-    the usual permissions. An older final is replaced only once the new one is complete, then removed."""
-    os.chmod(tmp, 0o777 & ~current_umask())
-    if os.path.lexists(final):
-        old = tempfile.mkdtemp(prefix=os.path.basename(final) + ".old-", dir=os.path.dirname(final))
-        os.replace(final, os.path.join(old, "replaced"))
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-@contextlib.contextmanager
-def staged_dir(final):
-    """A private temporary folder beside final to fill in the with block; it becomes final
-    (publish_dir) when the block ends without error, and is removed when it does not."""
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(final) + ".tmp-", dir=parent)
-    try:
-        yield tmp
-        publish_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

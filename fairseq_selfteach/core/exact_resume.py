@@ -32,7 +32,7 @@ from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 from omegaconf.errors import InterpolationResolutionError
 
-from fairseq_selfteach.core.checkpoint_io import atomic_copy
+from fairseq_selfteach.core.files import atomic_copy
 
 logger = logging.getLogger(__name__)
 

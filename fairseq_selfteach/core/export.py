@@ -3,7 +3,8 @@ import argparse
 import dataclasses
 from typing import Dict, Optional
 
-from fairseq_selfteach.core.checkpoint_io import load_checkpoint, sha256_of_file
+from fairseq_selfteach.core.checkpoint_io import load_checkpoint
+from fairseq_selfteach.core.files import sha256_of_file
 from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
 
 

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from fairseq_selfteach.core.checkpoint_io import is_disk_full, sha256_of_file
+from fairseq_selfteach.core.files import is_disk_full, sha256_of_file
 from fairseq_selfteach.core.errors import SelfteachError, disk_full
 from fairseq_selfteach.core.teacher import Teacher
 

@@ -39,7 +39,7 @@ def provenance_fields(checkpoint_state: dict) -> dict:
 
 def write_outputs(row_json: str, outputs: dict) -> str:
     """Write a row's per-item outputs beside it (outputs/NAME.json, atomically); the relative path."""
-    from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+    from fairseq_selfteach.core.files import atomic_write_text
 
     rel = os.path.join(OUTPUTS_DIR, os.path.basename(row_json))
     os.makedirs(os.path.join(os.path.dirname(os.path.abspath(row_json)), OUTPUTS_DIR), exist_ok=True)

@@ -78,10 +78,10 @@ def test_read_meta_refuses(tmp_path, content, error, message):
         assert str(path) in str(e.value)  # the file is named
 
 
-def test_checkpoint_io_file_helpers(tmp_path):
+def test_the_file_helpers(tmp_path):
     import hashlib
 
-    from fairseq_selfteach.core.checkpoint_io import current_umask, sha256_of_file, usual_file_mode
+    from fairseq_selfteach.core.files import current_umask, sha256_of_file, usual_file_mode
 
     data = os.urandom(3 << 20)  # several chunks
     (tmp_path / "f").write_bytes(data)

@@ -1,6 +1,7 @@
 """A full disk while writing an output (#13), simulated: the write fails with ENOSPC part-way. The
 previous complete file stays in place, no partial file is left under any name, and the error is one
-line naming the file (DiskFullError, a SelfteachError: the plugin's excepthook prints just that)."""
+line naming the file (DiskFullError, a SelfteachError: the tools, and in fairseq's own the excepthook of
+core/error_report.py, print just that)."""
 import errno
 import os
 import re
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import fairseq_selfteach.core.checkpoint_io as checkpoint_io
+import fairseq_selfteach.core.files as files
 import fairseq_selfteach.core.teacher_cache as teacher_cache
 from fairseq_selfteach.core.errors import DiskFullError, SelfteachError
 
@@ -60,16 +62,16 @@ def test_a_results_file_that_fills_the_disk_is_never_half_written(tmp_path, monk
             self.f.flush()
             raise enospc()
 
-    monkeypatch.setattr(checkpoint_io.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
     with pytest.raises(DiskFullError) as e:
-        checkpoint_io.atomic_write_text(str(path), '{"rows": []}\n' * 100)
+        files.atomic_write_text(str(path), '{"rows": []}\n' * 100)
     assert_explained(e.value, path, existed=False)
     assert os.listdir(tmp_path) == []
     monkeypatch.undo()
-    checkpoint_io.atomic_write_text(str(path), "old\n")
-    monkeypatch.setattr(checkpoint_io.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
+    files.atomic_write_text(str(path), "old\n")
+    monkeypatch.setattr(files.os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
     with pytest.raises(DiskFullError) as e:
-        checkpoint_io.atomic_write_text(str(path), "new\n" * 100)
+        files.atomic_write_text(str(path), "new\n" * 100)
     assert_explained(e.value, path, existed=True)
     assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["results.json"]
 

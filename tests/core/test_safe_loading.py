@@ -44,6 +44,8 @@ def _truncated(path):
 BAD_FILES = {  # kind: (how to make it, what the one line says)
     "a text file": (lambda p: p.write_text("# README\nnot a checkpoint\n"), "it is not a PyTorch checkpoint"),
     "a few random bytes": (lambda p: p.write_bytes(b"\x01\x02\x03\x04\x05"), "it is not a PyTorch checkpoint"),
+    # torch's safe unpickler reads "a" as an opcode and pops an empty stack: an IndexError, not an UnpicklingError
+    "five bytes the unpickler chokes on": (lambda p: p.write_bytes(b"abc\0\1"), "it is not a PyTorch checkpoint"),
     "zero-length": (lambda p: p.write_bytes(b""), "the file is empty"),
     "truncated": (_truncated, "it ends early"),
 }
@@ -103,6 +105,19 @@ def test_teacher_path_to_a_crafted_checkpoint_is_refused(malicious_checkpoint, t
              "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "512", "--cpu",
              "--max-update", "1", "--save-dir", tmp_path / "s"], check=False)
     assert_refused_in_one_line(p, path, marker)
+
+
+def test_a_teacher_path_the_unpickler_chokes_on_is_one_line_naming_it(toy_data, tmp_path):
+    """b"abc\\0\\1" ends in an IndexError inside torch's safe unpickler, not its UnpicklingError."""
+    path = tmp_path / "teacher.pt"
+    path.write_bytes(b"abc\0\1")
+    p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--task", "self_distill_translation",
+             "--teacher-path", path, "--arch", "transformer_iwslt_de_en_dec3", "--criterion",
+             "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "512", "--cpu",
+             "--max-update", "1", "--save-dir", tmp_path / "s"], check=False)
+    assert p.returncode != 0
+    assert f"error: cannot read checkpoint {path}: it is not a PyTorch checkpoint" in p.stderr, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and "IndexError" not in p.stderr, p.stderr[-2000:]
 
 
 def _hf_dir_with_a_crafted_bin(path, minilm_dir):

@@ -89,7 +89,7 @@ class BertDictionary(Dictionary):
             lines.append(f"{symbol} {count}{flag}\n")
         text = "".join(lines)
         if isinstance(f, str):
-            from fairseq_selfteach.core.checkpoint_io import atomic_write_text
+            from fairseq_selfteach.core.files import atomic_write_text
 
             atomic_write_text(f, text)
         else:

@@ -1,0 +1,193 @@
+"""Import hygiene: importing the package changes nothing of the process but fairseq's registries (and
+torch's safe-loading allow-list); no import cycle among the project's own modules; what the light
+modules (the file helpers, the report, the downloaders) pull in."""
+import ast
+import os
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+PACKAGE = "fairseq_selfteach"
+SCRIPTS = "preprocess"  # scripts run with their own folder on sys.path: they import each other by bare name
+
+
+def run_python(code):
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.path.join(REPO, SCRIPTS)))
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+
+def test_importing_the_package_installs_no_excepthook_and_no_log_filter():
+    out = run_python(
+        "import logging, sys\n"
+        "import fairseq_selfteach\n"
+        "import fairseq_selfteach.cli.report, fairseq_selfteach.cli.teacher_cache\n"
+        "print(sys.excepthook is sys.__excepthook__)\n"
+        "loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]\n"
+        "print(sorted(l.name for l in loggers if l.name.startswith('fairseq') and l.filters))\n"
+        "print(' '.join(m for m in ('torch', 'fairseq') if m in sys.modules))\n"
+    )
+    assert out.split("\n")[:2] == ["True", "[]"], out
+    # The measured limit: the package's own import registers the fairseq components (what `--user-dir
+    # fairseq_selfteach` imports it for), so any submodule, even a light one below, brings both along.
+    assert out.split("\n")[2] == "torch fairseq", out
+
+
+def test_fairseq_command_line_processes_are_recognised(monkeypatch):
+    from fairseq_selfteach.core.error_report import is_fairseq_cli
+
+    class Main:
+        __spec__ = None
+
+    monkeypatch.setitem(sys.modules, "__main__", Main())
+    for argv0, expected in [("/venv/bin/fairseq-train", True), ("fairseq-generate", True),
+                            ("/site-packages/fairseq_cli/train.py", True), ("-c", False), ("", False),
+                            ("/venv/bin/pytest", False), ("/venv/bin/selfteach-report", False)]:
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert is_fairseq_cli() is expected, argv0
+
+    class Spec:
+        name = "fairseq_cli.generate"  # python -m fairseq_cli.generate
+
+    Main.__spec__ = Spec()
+    monkeypatch.setattr(sys, "argv", ["/site-packages/fairseq_cli/generate.py"])
+    assert is_fairseq_cli()
+
+
+# ---------------------------------------------------------------- import cycles
+
+
+def project_modules():
+    """{module name: its file} for the package (dotted names) and preprocess/'s scripts (bare names)."""
+    modules = {}
+    for root, dirs, files in os.walk(os.path.join(REPO, PACKAGE)):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                parts = os.path.relpath(os.path.join(root, name), REPO)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts.pop()
+                modules[".".join(parts)] = os.path.join(root, name)
+    for name in os.listdir(os.path.join(REPO, SCRIPTS)):
+        if name.endswith(".py"):
+            modules[name[:-3]] = os.path.join(REPO, SCRIPTS, name)
+    return modules
+
+
+def imported_modules(name, path, modules):
+    """The project's modules that module `name` imports, anywhere in it (at module level or in a
+    function: a cycle through a function-level import is still a cycle, only deferred). `from X import Y`
+    imports X.Y when that is a module, else X. A package's own parents are not counted: importing
+    a.b.c runs a/__init__.py first, which is Python's order, not a cycle the code chose."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, up level - 1 parents
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # import a.b.c of a module a.b.c that is not ours
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_cycles(graph):
+    """Every strongly connected group of two or more modules (Tarjan), each as one cycle through it."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(set(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return [cycle_through(graph, group) for group in groups]
+
+
+def cycle_through(graph, group):
+    """One cycle inside the group, as ['a', 'b', ..., 'a'] (a breadth-first path back to its first module)."""
+    start = min(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph[v] & group):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    raise AssertionError(group)
+
+
+def test_no_import_cycle_among_the_projects_modules():
+    modules = project_modules()
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    assert graph["download"] >= {"archives", "prepare_errors"}  # the scanner sees the scripts' imports
+    assert "fairseq_selfteach.core.errors" in graph["fairseq_selfteach.core.checkpoint_io"]
+    cycles = import_cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_names_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+# ---------------------------------------------------------------- what the light modules pull in
+
+# modules a user runs without training: they need neither torch nor fairseq
+LIGHT = ["fairseq_selfteach.core.files", "fairseq_selfteach.core.errors", "fairseq_selfteach.core.error_report",
+         "fairseq_selfteach.cli.report", "download", "archives", "iwslt14", "bible"]
+
+
+def heavy_modules_imported_alone(modules):
+    """{module: which of torch and fairseq importing it left in sys.modules}, one fresh process each, with
+    an empty package standing in for fairseq_selfteach/__init__.py (whose registrations import fairseq):
+    what the module itself pulls in."""
+    found = {}
+    for module in modules:
+        out = run_python("import importlib, sys, types\n"
+                         f"package = types.ModuleType({PACKAGE!r})\n"
+                         f"package.__path__ = [{os.path.join(REPO, PACKAGE)!r}]\n"
+                         f"sys.modules[{PACKAGE!r}] = package\n"
+                         f"importlib.import_module({module!r})\n"
+                         "print(' '.join(m for m in ('torch', 'fairseq') if m in sys.modules))\n")
+        found[module] = out.split()
+    return found
+
+
+def test_the_light_modules_themselves_import_neither_torch_nor_fairseq():
+    assert heavy_modules_imported_alone(LIGHT) == {module: [] for module in LIGHT}
