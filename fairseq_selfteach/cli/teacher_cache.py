@@ -43,7 +43,13 @@ def build(argv=None) -> dict:
 
     parser = options.get_training_parser()
     add_cache_args(parser)
-    args = options.parse_args_and_arch(parser, argv)
+    try:
+        args = options.parse_args_and_arch(parser, argv)
+    except RuntimeError as e:  # fairseq's parser raises a bare RuntimeError when --arch is missing
+        if str(e) or getattr(parser.parse_known_args(argv)[0], "arch", None):
+            raise
+        raise SelfteachError("--arch is missing: give the architecture of the student this cache is for, "
+                             "as on its fairseq-train command line (e.g. --arch transformer_iwslt_de_en)") from None
     if args.cache_top_k < 1:
         raise SelfteachError(f"--cache-top-k must be at least 1; got {args.cache_top_k}")
     cfg = convert_namespace_to_omegaconf(args)

@@ -86,7 +86,7 @@ def test_the_tool_caches_every_target_token_of_the_teacher(caches, teacher, toy_
     assert not any(name.endswith(".tmp") for name in os.listdir(caches["root"]))
     # the stored logits are the teacher's: sample 7's rows equal its logits at every target token
     from fairseq_selfteach.core.teacher_cache import TeacherCache, data_fingerprint
-    from fairseq_selfteach.core.checkpoint_io import sha256_of_file
+    from fairseq_selfteach.core.files import sha256_of_file
 
     cache = TeacherCache.open(str(caches["top8"]), sha256_of_file(teacher["path"]), toy_data)
     values, indices, counts = cache.rows(torch.tensor([7, 3]))
@@ -189,3 +189,13 @@ def test_what_the_cache_cannot_do_is_refused(caches, teacher, toy_data, tmp_path
     p = build_cache(tmp_path / "empty", teacher["path"], tmp_path / "c", check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith(f"teacher_cache: error: data {tmp_path / 'empty'}: ")
+
+
+def test_a_missing_arch_is_one_line_saying_so(tmp_path):
+    """fairseq's parser raises a bare RuntimeError without --arch; the tool names the option instead (it
+    stops there: neither the data nor the teacher is read)."""
+    p = run(["selfteach-teacher-cache", tmp_path, "--task", "self_distill_translation", "--teacher-path",
+             tmp_path / "teacher.pt", "--cache-out", tmp_path / "cache"], check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1].startswith("teacher_cache: error: --arch is missing: "), p.stderr
+    assert not (tmp_path / "cache").exists()
