@@ -1,12 +1,22 @@
-"""The documentation cannot silently rot: the README's tools table, its command blocks' options, the
-relative links and anchors of README.md and docs/, and no reference outside the repository.
+"""The documentation cannot silently rot. For README.md, CHANGELOG.md and docs/**/*.md:
+- every relative link and `#anchor` resolves, inside the repository; nothing points at ../shared;
+- every console script of pyproject.toml is in the README's tools table, with its module;
+- every option named (in commands and inline code) exists, and each command line (fairseq-train /
+  -generate / -preprocess, the selfteach tools, preprocess scripts, the pipelines) accepts the options it
+  is shown with; each pipeline's options are in its --help header and in the docs;
+- every --arch, --task, --criterion, --optimizer and --lr-scheduler of a fairseq command is registered,
+  and every fairseq-train / fairseq-generate command of a bash block parses with fairseq's own parser
+  and the plugin (its arrays and variables substituted), so a renamed option or a bad value fails here.
 
-In-process and fast: fairseq's parsers are built once (one fairseq import), the plugin's tools and
-pipeline scripts are read statically, nothing is trained or run as a process.
+In-process and fast: fairseq's parsers are built in this process; the tools and pipeline scripts are
+read statically; nothing is trained and no process is started.
 """
 import argparse
+import contextlib
+import io
 import itertools
 import re
+import shlex
 import tomllib
 from pathlib import Path
 
@@ -192,8 +202,8 @@ def test_every_option_the_documentation_names_exists(doc, known_options):
 
 # --- the names the commands use exist too ------------------------------------------------------
 
-def _command_blocks(doc):
-    return [body for lang, body in FENCE.findall(doc.read_text()) if lang in ("bash", "sh", "")]
+def _command_blocks(doc, langs=("bash", "sh", "")):
+    return [body for lang, body in FENCE.findall(doc.read_text()) if lang in langs]
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +280,54 @@ def test_each_pipeline_options_are_in_its_help_and_in_the_docs(script):
     assert not accepted - set(OPTION.findall(header)), f"{script} --help does not name: {sorted(accepted - set(OPTION.findall(header)))}"
     documented = _named_options(ROOT / "docs" / "pipelines.md") | _named_options(README)
     assert not accepted - documented, f"README.md and docs/pipelines.md do not name {script}'s {sorted(accepted - documented)}"
+
+
+# --- the fairseq commands parse: fairseq's own parser, with the plugin, on the command as shown --------
+
+def _fairseq_commands(doc):
+    """(command, argv) for each fairseq-train / fairseq-generate line of the document's bash blocks:
+    continuation lines joined, bash arrays (NAME=(...)) and variables substituted, a loop's variable
+    given its first value (the document's blocks share them, as one shell session). Lines with
+    placeholders (ARGS, "$@", ...) are left out."""
+    arrays, scalars = {}, {}
+    for body in _command_blocks(doc, ("bash", "sh")):  # an untyped block may be a program's output
+        for line in re.sub(r"\\\n", " ", body).splitlines():
+            line = line.split(" # ")[0].strip()
+            if m := re.match(r"^(\w+)=\((.*)\)$", line):
+                arrays[m.group(1)] = shlex.split(m.group(2))
+            elif m := re.match(r"^for (\w+) in (\S+)", line):
+                scalars[m.group(1)] = m.group(2)
+            elif m := re.match(r"^(\w+)=(\S+)$", line):
+                scalars[m.group(1)] = m.group(2)
+            elif (m := re.match(r"(?:\w+=\S+\s+)*fairseq-(train|generate) (.*)", line)) and not re.search(r"ARGS|\.\.\.|…", line):
+                argv = []
+                for token in shlex.split(m.group(2)):
+                    if a := re.fullmatch(r"\$\{(\w+)\[@\]\}", token):
+                        argv += arrays[a.group(1)]
+                    else:
+                        argv.append(re.sub(r"\$\{?(\w+)\}?", lambda v: scalars.get(v.group(1), v.group(1)), token))
+                yield f"fairseq-{m.group(1)}", argv
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_documented_fairseq_command_parses(doc, fairseq_options):
+    from fairseq import options
+    from tests.helpers import minilm_path
+
+    failed = []
+    for command, argv in _fairseq_commands(doc):
+        for i, token in enumerate(argv):  # paths that fairseq reads while parsing
+            if argv[i - 1] == "--user-dir":
+                argv[i] = str(ROOT / "fairseq_selfteach")
+            elif argv[i - 1] == "--bert-config":
+                argv[i] = str(Path(minilm_path()) / "config.json")
+        make = options.get_training_parser if command == "fairseq-train" else options.get_generation_parser
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                options.parse_args_and_arch(make(), argv)
+        except SystemExit:
+            failed.append(f"{command} {' '.join(argv)}: {stderr.getvalue().strip().splitlines()[-1]}")
+        except Exception as e:  # fairseq raises a bare RuntimeError when --arch is missing
+            failed.append(f"{command} {' '.join(argv)}: {type(e).__name__} {e}")
+    assert not failed, f"{doc.relative_to(ROOT)}: fairseq's parser refuses " + "; ".join(failed)
