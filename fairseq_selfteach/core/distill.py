@@ -9,6 +9,7 @@ The online teacher exit is the top layer, or layer --teacher-exit (one stage of 
 schedule: layers above it are left alone); it learns from the gold labels only, and its distribution
 is a constant target unless --kd-teacher-grad.
 """
+import abc
 import logging
 import math
 from dataclasses import dataclass, field
@@ -98,22 +99,58 @@ class KDConfig(FairseqDataclass):
     max_update: int = II("optimization.max_update")
 
 
-class SelfDistillMixin:
-    """The family's criterion provides:
-      family, other_criterion        names for the wrong-family message
-      is_our_model(model)            whether the model is of this family
-      exit_stack(model), stack_side  the layer stack exits are taken from, and its name
-      check_model(model)             heads and output layers fit the model (raises OptionError)
-      gold_and_soft(logits, target)  (gold loss, nll, soft output) of N scored positions
-      teacher_soft(logits)           the soft output of teacher logits
-      exit_logits(model, extra, k, positions), teacher_logits(sample, positions)
-      cached_target(sample, positions)  the teacher's soft output read from its cache (--teacher-cache)
-      layer_batch_dim                where a layer's hidden states hold the sequences (layer dropout)
-      exit_part_layers(model)        the layers whose exits have parameters of their own (heads, norms)
-    """
+def _family_attribute(doc: str):
+    """An abstract attribute: a family's criterion sets it as a class attribute."""
+    def attribute(self):
+        raise NotImplementedError(doc)
+    attribute.__doc__ = doc
+    return property(abc.abstractmethod(attribute))
 
-    family = ""
-    other_criterion = ""
+
+class SelfDistillMixin(abc.ABC):
+    """Mixed in front of a family's fairseq criterion: `class X(SelfDistillMixin, FairseqCriterion subclass)`.
+    What the family supplies is declared below as abstract (a class missing one cannot be instantiated;
+    nn.Module's metaclass is plain `type`, so ABCMeta is the class's); exit_part_layers and exit_counts have
+    defaults."""
+
+    # names, for the options' messages (class attributes in the criterion)
+    criterion_name = _family_attribute("the name it is registered under (--criterion)")
+    family = _family_attribute("what models it is for, for the wrong-family message")
+    other_criterion = _family_attribute("the criterion to use instead, for the wrong-family message")
+    stack_side = _family_attribute('the name of the layer stack exits are taken from ("decoder", "encoder")')
+    layer_batch_dim = _family_attribute("where a layer's hidden states hold the sequences (layer dropout)")
+
+    @abc.abstractmethod
+    def is_our_model(self, model) -> bool:
+        """Whether the model is of this family."""
+
+    @abc.abstractmethod
+    def exit_stack(self, model):
+        """The layer stack exits are taken from (it has .layers)."""
+
+    @abc.abstractmethod
+    def check_model(self, model) -> None:
+        """Raise OptionError unless the heads and output layers fit the model."""
+
+    @abc.abstractmethod
+    def gold_and_soft(self, logits, target):
+        """(gold loss, nll, soft output) of the N scored positions' logits."""
+
+    @abc.abstractmethod
+    def teacher_soft(self, logits):
+        """The soft output (the KL's target) of teacher logits."""
+
+    @abc.abstractmethod
+    def exit_logits(self, model, extra, layer, positions):
+        """The logits of the exit at `layer` (1-based) at the positions that count."""
+
+    @abc.abstractmethod
+    def teacher_logits(self, sample, positions):
+        """The frozen teacher's logits at the positions that count (offline mode)."""
+
+    @abc.abstractmethod
+    def cached_target(self, sample, positions):
+        """The teacher's soft output read from its cache (--teacher-cache) at the positions that count."""
 
     def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                      exit_weights="", teacher_exit=0, exit_curriculum="none", exit_curriculum_period=2,
