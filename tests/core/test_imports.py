@@ -56,6 +56,29 @@ def test_fairseq_command_line_processes_are_recognised(monkeypatch):
     assert is_fairseq_cli()
 
 
+def test_the_installed_hook_prints_a_users_error_in_one_line_and_passes_on_the_rest(monkeypatch, capsys):
+    import logging
+
+    from fairseq_selfteach.core import error_report
+    from fairseq_selfteach.core.errors import OptionError
+
+    passed_on = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: passed_on.append(exc[0]))
+    monkeypatch.setattr(error_report, "_previous_excepthook", sys.__excepthook__)
+    monkeypatch.delenv("SELFTEACH_TRACEBACK", raising=False)
+    checkpoint_logger = logging.getLogger("fairseq.checkpoint_utils")
+    try:
+        error_report.install()
+        error_report.install()  # twice: still one hook, one filter, and the first hook kept for the rest
+        assert checkpoint_logger.filters.count(error_report._disk_full_filter) == 1
+        sys.excepthook(OptionError, OptionError("--kd-alpha must be in [0, 1]; got 2"), None)
+        sys.excepthook(KeyError, KeyError("x"), None)
+    finally:
+        checkpoint_logger.removeFilter(error_report._disk_full_filter)
+    assert capsys.readouterr().err == "error: --kd-alpha must be in [0, 1]; got 2\n"
+    assert passed_on == [KeyError]
+
+
 # ---------------------------------------------------------------- import cycles
 
 
