@@ -9,7 +9,7 @@
 #                                     --archives DIR] [--sdist PATH] [--student-depths K,K]
 #                                     [--gradual-schedule L,K,K] [--teacher-layers L] [--seeds 1,2,3]
 #                                     [--sweep] [--sweep-grid SPEC] [--heldout-every N] [--teacher-cache] [--cpu]
-#                                     [--world-size N] [--quality-floor F] [--only-data]
+#                                     [--fp16 | --no-fp16] [--world-size N] [--quality-floor F] [--only-data]
 #   SETTING   CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI, or sentiment / sentiment-ci (offline demo)
 #   --out     run folder (default runs/glue-SETTING)
 #   --bert-dir  an HF-format BERT folder (config.json, vocab.txt, model.safetensors or
@@ -34,6 +34,8 @@
 #             split heldout; where there is none, on dev, the reported split) is at least F × the
 #             teacher's (default: the table's quality_floor, e.g. 0.97)
 #   --cpu     train and evaluate on CPU even where CUDA is available
+#   --fp16, --no-fp16  half-precision training (fairseq's --fp16): on by default where CUDA is visible;
+#             refused with --cpu or without CUDA, where the pipeline trains in float32
 #   --world-size N  processes per training on GPUs (default: every visible GPU, as fairseq-train does)
 #   --only-data  stop once the data is binarised (OUT/data/bin)
 # SELFTEACH_PYTHON_ENV=current uses the Python environment on PATH instead of the project's .venv (it
@@ -175,7 +177,7 @@ common=(--user-dir "$user_dir" --arch bert_from_config --bert-config "$pretraine
   --lr-scheduler polynomial_decay --batch-size "$batch_size" --required-batch-size-multiple 1
   --no-epoch-checkpoints --log-format simple --log-interval 20 --seed 1 --num-workers 0
   --best-checkpoint-metric glue_score --maximize-best-checkpoint-metric "${target[@]}" "${device[@]}"
-  "${distributed[@]}")
+  "${precision[@]}" "${distributed[@]}")
 if [ "$heldout_every" != - ]; then
   common+=(--valid-subset heldout)
   echo "glue.sh: every training validates on the split heldout (every ${heldout_every}th training example)," \

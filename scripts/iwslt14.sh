@@ -7,13 +7,16 @@
 #
 # Usage: bash scripts/iwslt14.sh SETTING [--out DIR] [--archive PATH] [--url URL] [--seqkd] [--cpu]
 #                                        [--debs DIR] [--seeds 1,2,3] [--sweep] [--sweep-grid SPEC] [--teacher-cache]
-#                                        [--world-size N] [--anydepth] [--quality-floor F] [--only-data]
+#                                        [--fp16 | --no-fp16] [--world-size N] [--anydepth] [--quality-floor F]
+#                                        [--only-data]
 #   SETTING   de | ar | fa | es | he (IWSLT14 X→en), bible | bible-full | bible-ci (offline Es→En Bible)
 #   --out     run folder (default runs/iwslt14-SETTING)
 #   --archive a local IWSLT14 archive: the pair's ({src}-en.tgz) or the whole 2014-01 release (2014-01.tgz)
 #   --url     download the archive from this URL (a mirror); IWSLT14_MIRROR works too
 #   --seqkd   also train sequence-level KD students (the teacher decodes the training set)
 #   --cpu     train and decode on CPU even where CUDA is available
+#   --fp16, --no-fp16  half-precision training (fairseq's --fp16): on by default where CUDA is visible;
+#             refused with --cpu or without CUDA, where the pipeline trains in float32
 #   --world-size N  processes per training on GPUs (default: every visible GPU, as fairseq-train does)
 #   --seeds   every trained row but the teacher is repeated with each seed (default: the table's seeds)
 #   --sweep   choose the distillation options on validation data: train the first offline student

@@ -23,8 +23,8 @@ usage() {
 # or leaves took=0. An option neither knows, or one missing its value, is refused (usage, exit 2).
 # --teacher-cache: offline, gradual and sweep students read their teacher's outputs from a cache
 # (teacher_cache_for); --world-size N: processes per training on GPUs (detect_device); --quality-floor F:
-# the report's depth pick (set_quality_floor). Sets setting, out, force_cpu, only_data, teacher_cache,
-# world_size_opt, floor_opt.
+# the report's depth pick (set_quality_floor); --fp16 / --no-fp16: half-precision training (detect_device).
+# Sets setting, out, force_cpu, only_data, teacher_cache, world_size_opt, floor_opt, fp16_opt.
 parse_options() {
   [ $# -ge 1 ] || usage
   case $1 in
@@ -32,12 +32,14 @@ parse_options() {
     -*) echo "$script: the SETTING comes first, before $1" >&2; usage ;;
   esac
   setting=$1; shift
-  out="" force_cpu=0 only_data=0 teacher_cache=0 world_size_opt="" floor_opt=""
+  out="" force_cpu=0 only_data=0 teacher_cache=0 world_size_opt="" floor_opt="" fp16_opt=""
   while [ $# -gt 0 ]; do
     took=0
     case $1 in
       --out) out=${2-}; took=2 ;;
       --cpu) force_cpu=1; took=1 ;;
+      --fp16) fp16_opt=1; took=1 ;;
+      --no-fp16) fp16_opt=0; took=1 ;;
       --only-data) only_data=1; took=1 ;;
       --teacher-cache) teacher_cache=1; took=1 ;;
       --world-size) world_size_opt=${2-}; took=2 ;;
@@ -97,19 +99,34 @@ start_run() {
 }
 
 # detect_device: the array `device` for fairseq and the evaluations: (--cpu) with --cpu or where torch
-# sees no CUDA device (said, since the user did not ask for it), otherwise empty
+# sees no CUDA device (said, since the user did not ask for it), otherwise empty; the array `precision`
+# for every training: (--fp16) on CUDA devices unless --no-fp16, empty on CPU, where --fp16 is refused
+# (fairseq's fp16 optimizers are a GPU feature); the choice is said
 detect_device() {
-  device=() distributed=()
+  device=() distributed=() precision=()
   local gpus=0 world
   if [ "$force_cpu" = 0 ]; then gpus=$(helper cuda-count) || exit 2; fi
   if [ "$gpus" = 0 ]; then
+    if [ "$fp16_opt" = 1 ]; then
+      echo "$script: --fp16 is fairseq's half-precision training on CUDA devices; on CPU the pipelines train" \
+        "in float32 (leave out --fp16)" >&2
+      exit 2
+    fi
     device=(--cpu)
     [ "$force_cpu" = 1 ] || echo "$script: torch sees no CUDA device: training and evaluating on CPU"
+    echo "$script: training in float32 (CPU)"
     if [ -n "$world_size_opt" ]; then
       echo "$script: --world-size is for CUDA devices; on CPU, run fairseq-train under torchrun (README)" >&2
       exit 2
     fi
     return 0
+  fi
+  if [ "$fp16_opt" = 0 ]; then
+    echo "$script: training in float32 (--no-fp16)"
+  else
+    precision=(--fp16)
+    echo "$script: training in half precision (--fp16, fairseq's mixed precision with a dynamic loss scale;" \
+      "--no-fp16 for float32)"
   fi
   # fairseq-train uses every visible GPU, one process each: the world size is said and passed explicitly
   world=$(helper world-size "$gpus" "$world_size_opt") || exit 2

@@ -15,7 +15,7 @@ translation_options() {
     --warmup-updates "$warmup_updates" --dropout "$dropout" --weight-decay "$weight_decay"
     --label-smoothing "$label_smoothing" --max-tokens "$max_tokens" --no-epoch-checkpoints
     --log-format simple --log-interval 50 --seed 1 --required-batch-size-multiple 1 --num-workers 0
-    --user-dir "$root/fairseq_selfteach" "${device[@]}" "${distributed[@]}")
+    --user-dir "$root/fairseq_selfteach" "${device[@]}" "${precision[@]}" "${distributed[@]}")
   # hypotheses longer than 1.5 × source + 10 tokens are cut (training pairs have a length ratio ≤ 1.5):
   # fairseq's default of 200 extra tokens only lets a weak model's repetitions run on
   # --num-workers 0: the pipelines decode many models in one process (generate_jobs.py), and shutting

@@ -98,7 +98,8 @@ def train_metrics(log_text):
     for line in log_text.splitlines():
         m = re.search(r"epoch \d+: +\d+ / \d+ (.*num_updates=(\d+).*)$", line)
         if m:
-            rows[int(m.group(2))] = {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e]+)", m.group(1))}
+            rows[int(m.group(2))] = {k: float(v) for k, v in re.findall(
+                r"(\w+)=([-+]?(?:\d[\d.]*(?:e[-+]?\d+)?|nan|inf))(?=,|$)", m.group(1))}
     return rows
 
 

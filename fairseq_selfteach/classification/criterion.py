@@ -38,11 +38,11 @@ from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs, regression_kd
 
 
-def _max_update(cfg) -> int:
-    """--max-update (II("optimization.max_update")); 0 where the config stands alone (built in a test or a
-    tool, without fairseq's optimization group)."""
+def _from_training(cfg, name):
+    """A training option the config reads by II() interpolation (--max-update, --bf16, --cpu); 0 where the
+    config stands alone (built in a test or a tool, without fairseq's other groups)."""
     try:
-        return cfg.max_update or 0
+        return getattr(cfg, name) or 0
     except InterpolationResolutionError:
         return 0
 
@@ -77,8 +77,8 @@ class SentencePredictionSelfDistillCriterion(SelfDistillMixin, SentencePredictio
                 "(STS-B) in one process on CPU, or on GPUs")
         self.init_distill(task, cfg.kd_alpha, cfg.kd_temperature, cfg.kd_direction, cfg.student_exits,
                           cfg.kd_teacher_grad, cfg.exit_weights, cfg.teacher_exit, cfg.exit_curriculum,
-                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _max_update(cfg),
-                          cfg.layer_dropout_max)
+                          cfg.exit_curriculum_period, cfg.exit_curriculum_fraction, _from_training(cfg, "max_update"),
+                          cfg.layer_dropout_max, _from_training(cfg, "bf16"), _from_training(cfg, "cpu"))
 
     # --- the family: one distribution (or score) per sentence ---------------------------------
 

@@ -97,6 +97,9 @@ class KDConfig(FairseqDataclass):
                   "where p is this value: never the first layer, p the top one; never in evaluation; 0: off"},
     )
     max_update: int = II("optimization.max_update")
+    # read, never set: fairseq-train's precision and device, for the one refusal fairseq gives as a traceback
+    bf16: bool = II("common.bf16")
+    cpu: bool = II("common.cpu")
 
 
 def _family_attribute(doc: str):
@@ -154,7 +157,10 @@ class SelfDistillMixin(abc.ABC):
 
     def init_distill(self, task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                      exit_weights="", teacher_exit=0, exit_curriculum="none", exit_curriculum_period=2,
-                     exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0):
+                     exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0, bf16=False, cpu=False):
+        if bf16 and cpu:
+            raise OptionError("--bf16 with --cpu: fairseq trains in bfloat16 on CPU only on a TPU (it asks torch_xla "
+                              "for the device); train in float32 on CPU, or with --bf16 or --fp16 on a GPU")
         kd_direction = str(kd_direction)
         try:
             check_kd_options(kd_alpha, kd_temperature, kd_direction)

@@ -14,6 +14,12 @@ dropout seed (seed + update number), but two things it keeps only in memory diff
   saves them in the checkpoint's task state and, as fairseq-train does not hand a resumed task its
   state, reads them back from the checkpoint it will restore when the model is built.
 
+- Half precision (--fp16): fairseq keeps the optimizer's float32 master copy of the weights and the
+  loss scaler's counters in memory only (the checkpoint holds the float16 weights and the loss scale),
+  so a resumed run would go on from weights rounded to float16, and double its loss scale at other
+  updates. The mixin saves both in the checkpoint's task state (4 bytes per parameter) and puts them
+  back before the resumed run's first update.
+
 And one thing fairseq does not write atomically: it saves a checkpoint once (checkpoint_best.pt, say)
 and copies it to the others (checkpoint_last.pt) in place, so a kill during the copy leaves a
 checkpoint_last.pt cut short. Before the restore, such a file is replaced by the complete checkpoint it
@@ -37,6 +43,9 @@ from fairseq_selfteach.core.files import atomic_copy
 logger = logging.getLogger(__name__)
 
 _EARLY_STOP = "early_stop"
+_HALF_PRECISION = "half_precision"
+# fairseq's DynamicLossScaler keeps these between updates (fairseq/optim/dynamic_loss_scaler.py)
+_SCALER_FIELDS = ("loss_scale", "_iter", "_last_overflow_iter", "_last_rescale_iter", "_overflows_since_rescale")
 
 
 def _should_stop_early():
@@ -121,8 +130,21 @@ class ExactResumeTaskMixin:
                 logger.warning(f"{path} was cut short (killed while fairseq copied a checkpoint to it): replaced "
                                f"with {source}, the complete checkpoint it was a copy of")
             if not self._starts_afresh():
-                self._restore_early_stop(saved_task_state(path).get(_EARLY_STOP))
+                saved = saved_task_state(path)
+                self._restore_early_stop(saved.get(_EARLY_STOP))
+                half = saved.get(_HALF_PRECISION)
+                # restored at the first update, once fairseq has built the optimizer and loaded its state
+                self._pending_half_precision = None if half is None else {
+                    "scaler": dict(half["scaler"]), "master": [t.clone() for t in half.get("master", [])]}
         return model
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        self._optimizer = optimizer  # read when a checkpoint is saved (state_dict)
+        pending = getattr(self, "_pending_half_precision", None)
+        if pending is not None:
+            self._pending_half_precision = None
+            restore_half_precision_state(optimizer, model, pending)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def get_batch_iterator(self, dataset, *args, seed=1, epoch=1, disable_iterator_cache=False,
                            update_epoch_batch_itr=False, **kwargs):
@@ -150,6 +172,9 @@ class ExactResumeTaskMixin:
         stop = _should_stop_early()
         if stop is not None and getattr(stop, "best", None) is not None:
             state[_EARLY_STOP] = {"best": float(stop.best), "num_runs": int(getattr(stop, "num_runs", 0))}
+        half = half_precision_state(getattr(self, "_optimizer", None))
+        if half is not None:
+            state[_HALF_PRECISION] = half
         return state
 
     def _starts_afresh(self) -> bool:
@@ -166,3 +191,47 @@ class ExactResumeTaskMixin:
             stop.best, stop.num_runs = record["best"], record["num_runs"]
             logger.info(f"--patience: {record['num_runs']} validations without improvement on the best "
                         f"{record['best']} so far, as when the checkpoint was saved")
+
+
+def _master_params(optimizer) -> list:
+    """fairseq's FP16Optimizer's float32 copy of the weights, as a list of tensors (one per parameter
+    with --fp16-no-flatten-grads, one per device when flattened); [] for --memory-efficient-fp16."""
+    params = getattr(optimizer, "fp32_params", None)
+    if params is None:
+        return []
+    if torch.is_tensor(params):
+        return [params.data]
+    return [p.data for p in (params.values() if isinstance(params, dict) else params)]
+
+
+def half_precision_state(optimizer) -> Optional[dict]:
+    """What a half-precision optimizer keeps only in memory: its loss scaler's counters and its float32
+    master weights (None: not a half-precision optimizer)."""
+    scaler = getattr(optimizer, "scaler", None)
+    if scaler is None or not all(hasattr(scaler, f) for f in _SCALER_FIELDS):
+        return None
+    return {"scaler": {f: getattr(scaler, f) for f in _SCALER_FIELDS},
+            "master": [t.detach().cpu() for t in _master_params(optimizer)]}
+
+
+def restore_half_precision_state(optimizer, model, saved: dict) -> None:
+    """Put back what half_precision_state saved, where it belongs to these weights: the master copy
+    rounded to float16 must be the model's weights, else (another checkpoint's state) nothing is restored."""
+    scaler, master = getattr(optimizer, "scaler", None), _master_params(optimizer)
+    if scaler is None or len(master) != len(saved["master"]) or any(
+            a.shape != b.shape for a, b in zip(master, saved["master"])):
+        logger.warning("the checkpoint's half-precision optimizer state does not fit this run's optimizer: "
+                       "not restored (the run goes on from the float16 weights)")
+        return
+    if master:
+        flat = torch.cat([p.data.reshape(-1) for p in model.parameters() if p.requires_grad])
+        saved_flat = torch.cat([t.reshape(-1) for t in saved["master"]])
+        if flat.numel() != saved_flat.numel() or not torch.equal(saved_flat.to(flat.dtype), flat.cpu()):
+            logger.warning("the checkpoint's float32 master weights are not its model's weights: not restored")
+            return
+        for param, value in zip(master, saved["master"]):
+            param.copy_(value.to(param.device))
+    for field, value in saved["scaler"].items():
+        setattr(scaler, field, value)
+    logger.info(f"half precision: the float32 master weights ({len(master)} tensors) and the loss scaler "
+                f"(scale {scaler.loss_scale}, update {scaler._iter}) restored as they were saved")

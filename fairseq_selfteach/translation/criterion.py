@@ -41,13 +41,14 @@ class SelfDistillCriterion(SelfDistillMixin, LabelSmoothedCrossEntropyCriterion)
     def __init__(self, task, sentence_avg, label_smoothing, ignore_prefix_size=0, report_accuracy=False,
                  kd_alpha=0.5, kd_temperature=1.0, kd_direction="forward", student_exits="",
                  kd_teacher_grad=False, exit_weights="", teacher_exit=0, exit_curriculum="none",
-                 exit_curriculum_period=2, exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0):
+                 exit_curriculum_period=2, exit_curriculum_fraction=0.5, max_update=0, layer_dropout_max=0.0,
+                 bf16=False, cpu=False):
         if getattr(task, "label_dictionary", None) is not None or hasattr(task, "glue_task"):
             self.refuse_other_family(f"--task {type(task).__name__} classifies sentences")
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.init_distill(task, kd_alpha, kd_temperature, kd_direction, student_exits, kd_teacher_grad,
                           exit_weights, teacher_exit, exit_curriculum, exit_curriculum_period,
-                          exit_curriculum_fraction, max_update, layer_dropout_max)
+                          exit_curriculum_fraction, max_update, layer_dropout_max, bf16, cpu)
         if getattr(self.teacher, "cached", False) and ignore_prefix_size > 0:
             raise OptionError("--ignore-prefix-size with --teacher-cache: the cache holds a row for every "
                               "target token, the criterion would read the wrong ones")

@@ -1,8 +1,7 @@
-"""Half precision at the criterion level, on CPU (#12).
-
-fairseq's own --bf16 stops on CPU (its xla_device check), and --fp16 needs CUDA, so the half-precision
-paths are tested here below the CLI: float16 and bfloat16 logits, extreme values, extreme temperatures,
-a fully padded row, and whole criterion steps with the student and the teacher in half precision."""
+"""Half precision at the criterion level, on CPU: float16 and bfloat16 logits, extreme values, extreme
+temperatures, a fully padded row, and whole criterion steps with the student and the teacher in half
+precision. fairseq-train's --fp16 runs are tests/core/test_fp16_train.py; its --bf16 cannot run on CPU
+(fairseq takes bfloat16 on CPU for a TPU), which the criteria say in one line."""
 import copy
 
 import pytest
@@ -14,6 +13,7 @@ from fairseq_selfteach.core.kd import KD_DIRECTIONS, kd_loss
 from fairseq_selfteach.core.teacher import FrozenModelTeacher
 from tests.classification.test_criterion import batch, small_bert
 from tests.classification.test_criterion import criterion as glue_criterion
+from tests.helpers import SMALL, USER_DIR, run
 from tests.translation.test_criterion import setup as criterion_setup
 
 HALF = (torch.float16, torch.bfloat16)
@@ -126,3 +126,26 @@ def test_bert_criterion_online_and_offline_in_half_precision(dtype, temperature)
     assert next(teacher_model.parameters()).dtype == dtype
     assert torch.isfinite(loss) and log["kd_loss"] > 0 and log["kd_loss"].dtype == torch.float32
     assert all(torch.isfinite(p.grad.float()).all() for p in student.parameters() if p.grad is not None)
+
+
+def test_bf16_on_cpu_is_refused_in_one_line_by_both_criteria(toy_data, tmp_path):
+    """fairseq-train --bf16 --cpu would end in fairseq's AttributeError (its TPU device): the criterion
+    says why first; the classification criterion reads the same two options from fairseq's config."""
+    from omegaconf import OmegaConf
+
+    from fairseq_selfteach.core.errors import OptionError
+
+    p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--arch", "transformer_iwslt_de_en", *SMALL,
+             "--criterion", "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", 1024,
+             "--max-update", 1, "--cpu", "--bf16", "--save-dir", tmp_path], check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines()[-1].startswith("error: --bf16 with --cpu: fairseq trains in bfloat16 on "
+                                                         "CPU only on a TPU")
+    cfg = OmegaConf.create({"common": {"bf16": True, "cpu": True}})
+    from fairseq_selfteach.classification.criterion import SentencePredictionSelfDistillCriterion as Criterion
+    from fairseq_selfteach.classification.criterion import SentencePredictionSelfDistillConfig as Config
+
+    criterion_cfg = OmegaConf.merge(OmegaConf.structured(Config), {"classification_head_name": "sentence_classification_head"})
+    cfg.criterion = criterion_cfg  # II("common.bf16") resolves against the whole config, as in fairseq-train
+    with pytest.raises(OptionError, match="--bf16 with --cpu"):
+        Criterion(cfg.criterion, type("Task", (), {"label_dictionary": None, "teacher": None})())

@@ -117,13 +117,18 @@ def test_world_size_is_every_visible_gpu_or_what_was_asked_within_them(visible, 
         assert p.stderr.startswith("test.sh: --world-size")
 
 
-def test_world_size_on_cpu_is_refused_before_any_work(tmp_path):
+@pytest.mark.parametrize("option,message", [
+    (["--world-size", "2"], "--world-size is for CUDA devices"),
+    (["--fp16"], "--fp16 is fairseq's half-precision training on CUDA devices; on CPU the pipelines train in float32"),
+])
+def test_gpu_options_on_cpu_are_refused_before_any_work(option, message, tmp_path):
     for script, setting in (("iwslt14.sh", "bible-ci"), ("glue.sh", "sentiment-ci")):
         p = subprocess.run(["bash", os.path.join(REPO, "scripts", script), setting, "--out", tmp_path / script,
-                            "--cpu", "--world-size", "2"], capture_output=True, text=True,
+                            "--cpu", *option], capture_output=True, text=True,
                            env=dict(os.environ, SELFTEACH_PYTHON_ENV="current",
                                     PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
-        assert p.returncode == 2 and "--world-size is for CUDA devices" in p.stderr, (script, p.stderr[-500:])
+        assert p.returncode == 2 and message in p.stderr, (script, p.stderr[-500:])
+        assert len(p.stderr.strip().splitlines()) == 1
         assert not list((tmp_path / script).glob("stages/*.done"))  # no stage ran
 
 
