@@ -46,6 +46,8 @@ what that variant needs (so one variant's memory never hides in another's):
 
 Example (the real IWSLT size, on a GPU):
     python bench/bench_self_distill.py --device cuda --max-tokens 4096 --steps 50
+    ... --precision fp16: the same in half precision, as fairseq-train --fp16 (bench/gpu_check.py
+    runs both precisions interleaved, with --fairseq-optimizer on the float32 side)
 What docs/benchmarks.md reports, on a 2-core CPU (about 6.5 minutes; one thread because
 oversubscribed OpenMP threads on a shared 2-core machine make every op many times slower):
     python bench/bench_self_distill.py --max-tokens 1024 --steps 25 --warmup 3 --threads 1
@@ -109,9 +111,18 @@ def parse_args(argv=None):
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after timing, run torch.profiler over N updates of full_lsce and "
                         "full_online and print their most expensive operators")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                   help="fp16: an update as fairseq-train --fp16 does it (the model in float16, fairseq's "
+                        "FP16Optimizer: float32 master weights, dynamic loss scale, over fairseq's Adam); "
+                        "CUDA only")
+    p.add_argument("--fairseq-optimizer", action="store_true",
+                   help="fp32 updates through fairseq's own Adam (what fairseq-train builds) instead of "
+                        "torch.optim.Adam, so that fp16 / fp32 compares the precision alone")
     p.add_argument("--memory-variant", choices=ALL_VARIANTS, help=argparse.SUPPRESS)  # internal
     args = p.parse_args(argv)
     common.check_device(p, args)
+    if args.precision == "fp16" and args.device != "cuda":
+        p.error("--precision fp16 needs --device cuda (fairseq's FP16Optimizer is a GPU feature)")
     if args.min_len < 3 or args.max_len < args.min_len or args.max_tokens < args.max_len:
         p.error("need 3 <= --min-len <= --max-len <= --max-tokens")
     return args
@@ -189,25 +200,65 @@ def _to(obj, device):
     return obj
 
 
-class Variant:
-    """One model + criterion + Adam; `run(sample)` does one update and returns phase times (s)."""
+def build_fairseq_optimizer(params, fp16):
+    """What fairseq-train's trainer builds for `--optimizer adam --adam-betas '(0.9,0.98)' --lr 5e-4`
+    (with `--fp16`: FP16Optimizer around it), from fairseq's own option parser and defaults."""
+    from fairseq import optim, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.optim.fp16_optimizer import FP16Optimizer
 
-    def __init__(self, name, model, criterion, device):
+    with warnings.catch_warnings():  # hydra's deprecation notices about fairseq's config files
+        warnings.simplefilter("ignore")
+        ns = options.parse_args_and_arch(options.get_training_parser(), [
+            "unused-data", "--task", "translation", "--arch", "transformer_iwslt_de_en",
+            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "5e-4"] + (["--fp16"] if fp16 else []))
+        cfg = convert_namespace_to_omegaconf(ns)
+    params = [p for p in params if p.requires_grad]
+    if fp16:
+        return FP16Optimizer.build_optimizer(cfg, params)
+    return optim.build_optimizer(cfg.optimizer, params)
+
+
+class Variant:
+    """One model + criterion + Adam; `run(sample)` does one update and returns phase times (s).
+    precision fp16 or fairseq_optimizer: fairseq's optimizer, stepped as its trainer steps it."""
+
+    def __init__(self, name, model, criterion, device, precision="fp32", fairseq_optimizer=False):
         self.name = name
         self.model = model.to(device).train()
+        if precision == "fp16":
+            self.model.half()
         self.criterion = criterion
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.98))
+        self.fairseq = precision == "fp16" or fairseq_optimizer
+        if self.fairseq:
+            self.optimizer = build_fairseq_optimizer(model.parameters(), precision == "fp16")
+        else:
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.98))
+        self.overflows = 0  # fp16 updates skipped because the scaled gradients overflowed
         self.watch = common.Stopwatch(device)
 
     def run(self, sample):
         watch = self.watch
         watch.start()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.fairseq:
+            self.optimizer.zero_grad()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
         loss, _sample_size, _log = self.criterion(self.model, sample)
         forward = watch.lap()
-        loss.backward()
+        if self.fairseq:
+            self.optimizer.backward(loss)  # fp16: scaled by the loss scale
+        else:
+            loss.backward()
         backward = watch.lap()
-        self.optimizer.step()
+        if self.fairseq:
+            try:  # as fairseq's trainer: unscale and check for overflow (--clip-norm 0), then step
+                self.optimizer.clip_grad_norm(0.0)
+                self.optimizer.step()
+            except OverflowError:  # the scaler halved the loss scale; the trainer skips this update
+                self.overflows += 1
+        else:
+            self.optimizer.step()
         step = watch.lap()
         return {"total": forward + backward + step, "forward": forward, "backward": backward,
                 "step": step}
@@ -250,6 +301,8 @@ def build_variants(args, names):
     def frozen_teacher():
         return FrozenModelTeacher("bench", full_model(), sha256="bench")
 
+    update = {"precision": getattr(args, "precision", "fp32"),
+              "fairseq_optimizer": getattr(args, "fairseq_optimizer", False)}
     teacher = None
     if {"student_offline", "teacher_forward"} & set(names):
         teacher = frozen_teacher()
@@ -280,17 +333,18 @@ def build_variants(args, names):
         """The model the teacher serves: student_offline's, or (built alone) one of its own."""
         if "student_offline" in built:
             return built["student_offline"].model
-        return student_model().to(device)
+        alone = student_model().to(device)
+        return alone.half() if update["precision"] == "fp16" else alone
 
     builders = {
-        "full_lsce": lambda: Variant("full_lsce", full_model(), lsce(), device),
+        "full_lsce": lambda: Variant("full_lsce", full_model(), lsce(), device, **update),
         "full_online": lambda: Variant(
-            "full_online", full_model(), self_distill(plain, args.student_exits), device
+            "full_online", full_model(), self_distill(plain, args.student_exits), device, **update
         ),
-        "student_lsce": lambda: Variant("student_lsce", student_model(), lsce(), device),
+        "student_lsce": lambda: Variant("student_lsce", student_model(), lsce(), device, **update),
         "student_offline": lambda: Variant(
             "student_offline", student_model(), self_distill(make_task(dictionary, teacher), ""),
-            device,
+            device, **update,
         ),
         "teacher_forward": lambda: TeacherForward(teacher, offline_student(), device),
     }
@@ -357,7 +411,8 @@ def measure_memory(args, names):
             "--label-smoothing", str(args.label_smoothing), "--dropout", str(args.dropout),
             "--seed", str(args.seed), "--threads", str(args.threads),
             "--memory-steps", str(args.memory_steps), "--memory-variant", name,
-        ]
+            "--precision", args.precision,
+        ] + (["--fairseq-optimizer"] if args.fairseq_optimizer else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"memory run for {name} failed:\n{out.stderr[-3000:]}")
@@ -415,6 +470,8 @@ def main():
         f"batches: {len(batches)} random, --max-tokens {args.max_tokens}; target (bsz x len) "
         f"{shapes}; real target tokens {ntok}"
     )
+    print(f"precision {args.precision}; optimizer "
+          f"{'fairseq' if args.precision == 'fp16' or args.fairseq_optimizer else 'torch.optim'} Adam")
     print(f"device {args.device}; {args.warmup} warm-up + {args.steps} timed steps per variant, "
           f"interleaved, same batch for every variant within a step")
     sys.stdout.flush()
