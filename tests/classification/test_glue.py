@@ -722,7 +722,7 @@ def test_a_translation_checkpoint_as_a_bert_teacher_is_refused_in_one_line(glue_
 
 @pytest.fixture(scope="session")
 def vader_sdist(tmp_path_factory):
-    """The vadersentiment 3.3.2 sdist, fetched once per session with pip (../shared/DATA.md)."""
+    """The vadersentiment 3.3.2 sdist, fetched once per session with pip (pip download vadersentiment==3.3.2)."""
     dest = tmp_path_factory.mktemp("vader")
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
                     "vadersentiment==3.3.2", "-d", str(dest), "--quiet"], check=True)

@@ -1,5 +1,5 @@
 """Self-teaching on fairseq's own distributed engine: 2 CPU processes (gloo, launched by torchrun as
-../shared/DEPENDENCIES.md records) against one process with --update-freq 2, and a resumed 2-process
+docs/distributed.md#fairseqs-distributed-training-on-cpu-what-works describes) against one process with --update-freq 2, and a resumed 2-process
 run against an uninterrupted one.
 
 fairseq's sharding gives rank r the batches r, r+2, ..., so 2 processes see in one update exactly the
