@@ -88,6 +88,8 @@ use_project_env() {
     bash "$root/scripts/setup_env.sh"
     export PATH="${VENV:-$root/.venv}/bin:$PATH"
   fi
+  # opt-in (the tests' SELFTEACH_FORKSERVER=1): fairseq's tools through the fork server's clients
+  if [ -n "${SELFTEACH_FORKSERVER_SOCKET:-}" ]; then export PATH="$root/scripts/forkserver-bin:$PATH"; fi
 }
 
 # start_run DEFAULT_OUT [SUBFOLDER...]: $out (--out, or DEFAULT_OUT) made absolute, with its folders

@@ -9,9 +9,34 @@ os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = THREADS
 
 import pytest  # noqa: E402
 
-from tests.helpers import REPO, minilm_path, run, train
+from tests.helpers import BIN, FORKSERVER_BIN, REPO, minilm_path, run, start_forkserver, stop_forkserver, train
 
 TEST_SENTENCES = 150
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forkserver(tmp_path_factory):
+    """SELFTEACH_FORKSERVER=1 (opt-in, off in CI): one fork server per pytest-xdist worker
+    (scripts/forkserver.py) pays the torch+fairseq import once, and every fairseq-train, -generate and
+    -preprocess this worker starts, the bash pipelines' included, goes through its clients. Off: nothing."""
+    if os.environ.get("SELFTEACH_FORKSERVER") != "1":
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("forkserver")
+    proc, sock = start_forkserver(str(folder))
+    saved = {k: os.environ.get(k) for k in ("PATH", "SELFTEACH_FORKSERVER_SOCKET", "SELFTEACH_FORKSERVER_REAL_BIN")}
+    os.environ["PATH"] = os.pathsep.join([FORKSERVER_BIN, BIN, os.environ.get("PATH", "")])
+    os.environ["SELFTEACH_FORKSERVER_SOCKET"] = sock
+    os.environ["SELFTEACH_FORKSERVER_REAL_BIN"] = BIN
+    try:
+        yield sock
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop_forkserver(proc)
 
 
 def made_once(tmp_path_factory, name, make):

@@ -41,9 +41,46 @@ def minilm_path():
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
+FORKSERVER = os.path.join(REPO, "scripts", "forkserver.py")
+FORKSERVER_BIN = os.path.join(REPO, "scripts", "forkserver-bin")  # the clients: fairseq-train & co.
+
+
+def start_forkserver(folder, testing=False):
+    """scripts/forkserver.py serving a socket in folder (its log: folder/forkserver.log), started with
+    this process's environment and ready; (its Popen, the socket's path)."""
+    import time
+
+    sock = os.path.join(folder, "forkserver.sock")
+    if len(os.fsencode(sock)) > 100:  # a Unix socket's path is short: a fresh folder in /tmp then
+        import tempfile
+        sock = os.path.join(tempfile.mkdtemp(prefix="selfteach-fs-"), "forkserver.sock")
+    with open(os.path.join(folder, "forkserver.out"), "ab") as out:
+        proc = subprocess.Popen([sys.executable, FORKSERVER, "serve", "--socket", sock, "--log",
+                                 os.path.join(folder, "forkserver.log")] + ["--testing"] * testing,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while proc.poll() is None and time.time() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(sock)
+                return proc, sock
+            except OSError:
+                time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"the fork server did not start; see {folder}/forkserver.out")
+
+
+def stop_forkserver(proc):
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
 def run(args, cwd=None, check=True, env=None):
-    """Run a command (first word looked up in the venv's bin); return the CompletedProcess."""
+    """Run a command (first word looked up in the venv's bin, or among the fork server's clients for
+    fairseq-train/-generate/-preprocess when SELFTEACH_FORKSERVER_SOCKET is set); the CompletedProcess."""
     exe = os.path.join(BIN, args[0])
+    if os.environ.get("SELFTEACH_FORKSERVER_SOCKET") and os.path.exists(os.path.join(FORKSERVER_BIN, args[0])):
+        exe = os.path.join(FORKSERVER_BIN, args[0])
     cmd = [exe if os.path.exists(exe) else args[0]] + [str(a) for a in args[1:]]
     full_env = dict(os.environ, **(env or {}))  # the package is installed (pip install -e .)
     p = subprocess.run(cmd, cwd=cwd or REPO, capture_output=True, text=True, env=full_env)
