@@ -125,6 +125,7 @@ class Server:
         self.roots["fairseq-train"] = (list(root.handlers), root.level)
 
         import torch
+        import torch._dynamo  # noqa: F401  (a training's first optimizer imports it: 1.2-1.9 s of CPU)
 
         # a real process's thread count where the client sets none; the server's own may be set
         self.default_threads = (len(os.sched_getaffinity(0)) if "OMP_NUM_THREADS" in os.environ
