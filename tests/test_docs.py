@@ -304,11 +304,14 @@ def _help_options(tool, target):
     return {o for body in bodies for o in re.findall(r"^  (?:-\w(?: \S+)?, )?(--[\w-]+)", body, re.M)} - {"--help"}
 
 
+TOOL_TABLE = re.compile(r"^\| `(selfteach-[\w-]+)` \|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n?)*)", re.M)  # its rows: group 2
+
+
 def _tools_tables():
-    """{tool: (doc, options named in the first column)} of each table headed by a console script's name."""
+    """{tool: [(doc, options named in the first column)]} of the tables headed by a console script's name."""
     tables = {}
     for doc in DOCS:
-        for m in re.finditer(r"^\| `(selfteach-[\w-]+)` \|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n?)*)", doc.read_text(), re.M):
+        for m in TOOL_TABLE.finditer(doc.read_text()):
             rows = [row.split(" | ")[0] for row in m.group(2).splitlines()]
             tables.setdefault(m.group(1), []).append((doc, {o for row in rows for o in OPTION.findall(row)}))
     return tables

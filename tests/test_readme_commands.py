@@ -135,14 +135,16 @@ def readme_runs(toy_data, tmp_path_factory):
         runs.setdefault(line, []).append((argv, log))
         (plain if plain_generate(argv) else batch).append((argv, log))
     (root / "plan.json").write_text(json.dumps([{"argv": batch_argv(a), "log": str(log)} for a, log in batch]))
-    run(["python", "-m", "tests.cli_batch", root / "plan.json"], cwd=root, env={"PYTHONPATH": REPO})
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)  # tests.cli_batch, from root
+    run(["python", "-m", "tests.cli_batch", root / "plan.json"], cwd=root, env={"PYTHONPATH": path})
     for argv, log in plain:  # plain fairseq: a process of its own, the plugin never imported
         data = next(a for a in argv[1:] if not a.startswith("-"))
         args = list(argv[1:])
         args.remove(data)
         jobs = Path(str(log) + ".jobs")
         jobs.write_text("\t".join(["--output", str(log), *args]) + "\n")
-        p = run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), data, "--jobs", jobs], cwd=root, check=False)
+        p = run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), data, "--jobs", jobs], cwd=root,
+                check=False)
         Path(str(log) + ".rc").write_text(f"{p.returncode}\n")
         if p.returncode and not log.exists():
             log.write_text(p.stdout + p.stderr)
