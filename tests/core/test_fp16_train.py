@@ -28,8 +28,9 @@ HALF = {"fp16": ["--fp16", "--fp16-no-flatten-grads", "--fp16-init-scale", 4],
         "memfp16": ["--memory-efficient-fp16", "--fp16-no-flatten-grads", "--fp16-init-scale", 4]}
 PRECISIONS = ("fp32", *HALF)
 UPDATES = 4
-TRAIN = [*SMALL, *OPTIM, "--dropout", 0, "--lr", "1e-3", "--log-interval", 1, "--max-update", UPDATES,
-         "--user-dir", USER_DIR]
+# no warm-up, so that 4 updates move the weights by about the learning rate each
+TRAIN = [*SMALL, *OPTIM, "--dropout", 0, "--lr", "1e-3", "--warmup-updates", 1, "--log-interval", 1,
+         "--max-update", UPDATES, "--user-dir", USER_DIR]
 ONLINE = ["--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
           "--decoder-layers", 4, "--criterion", "self_distill", "--kd-alpha", 0.5]
 OFFLINE = ["--task", "self_distill_translation", "--arch", "transformer_iwslt_de_en", "--encoder-layers", 3,
@@ -185,22 +186,22 @@ def test_the_frozen_teacher_runs_in_the_students_precision(trained, mode, precis
                      _log(trained, f"{mode}-{precision}"))
 
 
-@pytest.mark.parametrize("mode,initial", [("online1", "teacher"), ("offline", "teacher"), ("gradual", "offline-fp16"),
-                                          ("seqkd", "teacher")])
-def test_half_precision_weights_move_as_the_float32_ones(trained, teacher, mode, initial):
-    """After 4 updates the first layers' weights have moved from where they started (the teacher's), in
-    float16 by about what they moved in float32: the two runs differ by less than a quarter of that. The
-    checkpoint holds the float16 model's weights (fairseq saves them cast to float32)."""
-    start = _weights(teacher["path"] if initial == "teacher" else trained / initial / "checkpoint_last.pt")
+@pytest.mark.parametrize("mode", ["online1", "online_all", "online_gradual", "offline", "gradual", "cached", "seqkd"])
+def test_half_precision_weights_move_as_the_float32_ones(trained, teacher, mode):
+    """After 4 updates the first layers' weights have moved from where they started (the teacher's, or for
+    the gradual stage its half-precision teacher's), in float16 as in float32: the two runs end less than
+    a tenth of that distance apart (Frobenius norms; the worst seen was 5 %, seq-KD's). The checkpoint
+    holds the float16 model's weights, which fairseq saves cast to float32."""
+    initial = trained / "offline-fp16" / "checkpoint_last.pt" if mode == "gradual" else teacher["path"]
+    start = _weights(initial)
     ref = _weights(trained / f"{mode}-fp32" / "checkpoint_last.pt")
     for precision in HALF:
         half = _weights(trained / f"{mode}-{precision}" / "checkpoint_last.pt")
         for key in ("encoder.layers.0.fc1.weight", "decoder.layers.0.fc1.weight"):
             assert torch.equal(half[key].half().float(), half[key].float())  # float16 values
-            moved = (ref[key] - start[key].float()).abs().max().item()
-            apart = (half[key].float() - ref[key]).abs().max().item()
-            print(mode, precision, key, moved, apart)
-            assert moved > 1e-3 and apart < 0.25 * moved, (precision, key, moved, apart)
+            moved = (ref[key] - start[key].float()).norm().item()
+            apart = (half[key].float() - ref[key]).norm().item()
+            assert moved > 0.05 and apart < 0.1 * moved, (precision, key, moved, apart)
 
 
 def test_half_precision_students_load_in_plain_fairseq(trained, toy_data):
