@@ -186,3 +186,20 @@ def test_depths_through_the_cli_names_the_step_that_does_not_decrease():
     assert p.stderr == ("test.sh: gradual schedule 6,4,4 must decrease at every step (4 then 4): each stage's "
                         "student is shallower than its teacher (my.tsv)\n")
     assert helper("depths", "--teacher", 6, "--schedule", "6,4,3", "--students", "3,2").returncode == 0
+
+
+@pytest.mark.parametrize("option,gpus,precision,said", [
+    ([], 2, "--fp16", "training in half precision (--fp16"),
+    (["--fp16"], 1, "--fp16", "training in half precision (--fp16"),
+    (["--no-fp16"], 2, "", "training in float32 (--no-fp16)"),
+    ([], 0, "", "training in float32 (CPU)"),
+])
+def test_the_pipelines_train_in_fp16_where_cuda_is_visible_unless_told_not_to(option, gpus, precision, said):
+    """detect_device (scripts/pipeline_lib.sh) with the CUDA device count faked: every training's
+    precision array, and the choice said on stdout."""
+    script = (f'set -euo pipefail; root={REPO} script=t.sh; source {REPO}/scripts/pipeline_lib.sh; '
+              f'helper() {{ case $1 in cuda-count) echo {gpus};; world-size) echo "${{3:-$2}}";; esac; }}; '
+              f'parse_options SETTING {" ".join(option)}; detect_device; echo "precision=${{precision[*]}}"')
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == f"precision={precision}" and f"t.sh: {said}" in p.stdout
