@@ -72,6 +72,7 @@ def main(argv=None):
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env = dict(os.environ)
     root = tempfile.mkdtemp(prefix="bench-forkserver-")
+    proc = None
     try:
         data = make_data(root, env)
         started = time.time()
@@ -101,8 +102,9 @@ def main(argv=None):
                     return 1
         log = open(os.path.join(root, "forkserver.log")).read()
         assert log.count("start fairseq-train") == args.repeats, "a served run fell back to the real tool"
-        stop_forkserver(proc)
     finally:
+        if proc is not None:
+            stop_forkserver(proc)
         shutil.rmtree(root, ignore_errors=True)
     print(f"\n{args.repeats} interleaved rounds of a {args.updates}-update toy fairseq-train (one thread); medians")
     print(f"{'way':8s} {'CPU s':>7s} {'wall s':>7s}")

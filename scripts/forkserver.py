@@ -102,8 +102,9 @@ def send_line(conn, message):
 
 
 class Server:
-    def __init__(self, path, log, testing):
+    def __init__(self, path, log, testing, request_timeout=10.0):
         self.path, self.log_file, self.testing = path, log, testing
+        self.request_timeout = request_timeout
         self.running = {}  # child pid -> (conn, tool, start time)
         self.roots = {}  # tool -> (handlers, level) of the root logger a fresh process of it has
 
@@ -168,7 +169,7 @@ class Server:
 
     def accept(self):
         conn, _ = self.listener.accept()
-        conn.settimeout(10)  # a client that connects and says nothing cannot hold the server
+        conn.settimeout(self.request_timeout)  # a client that connects and says nothing cannot hold the server
         try:
             request, fds = recv_request(conn)
         except EOFError:
@@ -186,6 +187,7 @@ class Server:
             send_line(conn, {"fallback": reason})
             conn.close()
             return
+        conn.settimeout(None)  # the child's watcher blocks on it for the whole run
         sys.stdout.flush()  # nothing buffered here may be written again by the child
         sys.stderr.flush()
         pid = os.fork()
@@ -193,7 +195,6 @@ class Server:
             os._exit(self.child(conn, fds, request))
         for fd in fds:
             os.close(fd)
-        conn.settimeout(None)
         self.running[pid] = (conn, request["tool"], time.time())
         self.log("start", request["tool"], "pid", pid)
         send_line(conn, {"pid": pid})
@@ -326,8 +327,8 @@ def run_tool(tool):
 
 
 def probe():
-    """The test-only tool: prints what the child sees as JSON; `--pid-file F` then sleeps, `--exit N`,
-    `--raise`."""
+    """The test-only tool: prints what the child sees as JSON; `--pid-file F` then sleeps, `--sleep S`,
+    `--exit N`, `--raise`."""
     import torch
 
     args = sys.argv[1:]
@@ -338,6 +339,8 @@ def probe():
     print("probe stderr", file=sys.stderr)
     if "--raise" in args:
         raise RuntimeError("probe failed")
+    if "--sleep" in args:
+        time.sleep(float(args[args.index("--sleep") + 1]))
     if "--exit" in args:
         return int(args[args.index("--exit") + 1])
     if "--pid-file" in args:
@@ -376,14 +379,20 @@ def main(argv=None):
     serve.add_argument("--socket", required=True, help="the Unix socket to listen on")
     serve.add_argument("--log", help="append one line per request to this file")
     serve.add_argument("--testing", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--request-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     problem = check_socket_path(args.socket)
     if problem:
         print(f"forkserver.py: {problem}", file=sys.stderr)
         return 2
-    server = Server(os.path.abspath(args.socket), args.log and os.path.abspath(args.log), args.testing)
+    server = Server(os.path.abspath(args.socket), args.log and os.path.abspath(args.log), args.testing,
+                    args.request_timeout)
     server.preload()
-    server.serve()
+    try:
+        server.serve()
+    except SystemExit:  # stopped (SIGTERM): no need to wait for torch's and fairseq's interpreter teardown
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 

@@ -45,9 +45,9 @@ FORKSERVER = os.path.join(REPO, "scripts", "forkserver.py")
 FORKSERVER_BIN = os.path.join(REPO, "scripts", "forkserver-bin")  # the clients: fairseq-train & co.
 
 
-def start_forkserver(folder, testing=False):
+def start_forkserver(folder, *options):
     """scripts/forkserver.py serving a socket in folder (its log: folder/forkserver.log), started with
-    this process's environment and ready; (its Popen, the socket's path)."""
+    this process's environment and ready, with options added to `serve`; (its Popen, the socket's path)."""
     import time
 
     sock = os.path.join(folder, "forkserver.sock")
@@ -56,7 +56,7 @@ def start_forkserver(folder, testing=False):
         sock = os.path.join(tempfile.mkdtemp(prefix="selfteach-fs-"), "forkserver.sock")
     with open(os.path.join(folder, "forkserver.out"), "ab") as out:
         proc = subprocess.Popen([sys.executable, FORKSERVER, "serve", "--socket", sock, "--log",
-                                 os.path.join(folder, "forkserver.log")] + ["--testing"] * testing,
+                                 os.path.join(folder, "forkserver.log"), *options],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while proc.poll() is None and time.time() < deadline:

@@ -21,7 +21,8 @@ CLIENT = os.path.join(FORKSERVER_BIN, "fairseq-train")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fs")
-    proc, sock = start_forkserver(str(folder), testing=True)
+    # --request-timeout 1: a run outliving the server's read timeout must not be cut by it
+    proc, sock = start_forkserver(str(folder), "--testing", "--request-timeout", "1")
     os.symlink(CLIENT, folder / "forkserver-probe")
     yield {"socket": sock, "log": folder / "forkserver.log", "probe": str(folder / "forkserver-probe"),
            "proc": proc}
@@ -84,6 +85,11 @@ def test_exit_status_stdout_stderr_and_exception(server):
     p = client("forkserver-probe", "--raise", server=server)
     assert p.returncode == 1  # an uncaught exception: sys.excepthook's traceback, then status 1
     assert p.stderr.splitlines()[-1] == "RuntimeError: probe failed" and "Traceback" in p.stderr
+
+
+def test_a_run_longer_than_the_request_timeout_ends_normally(server):
+    p = client("forkserver-probe", "--sleep", 2.5, "--exit", 4, server=server)
+    assert p.returncode == 4, p.stderr
 
 
 def test_env_cwd_argv0_threads_and_stdin_reach_the_child(server, tmp_path):
@@ -183,6 +189,12 @@ def test_toy_training_and_decoding_through_the_server(server, toy_data, tmp_path
     assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "ck" / "checkpoint_last.pt").exists() and "done training" in p.stdout
     assert served(server, before, "fairseq-train")
+    # the plugin's one-line error report: installed because argv[0] is the real fairseq-train's path
+    wrong = client("fairseq-train", toy_data, "--save-dir", tmp_path / "wrong", "--arch", "transformer_iwslt_de_en",
+                   "--criterion", "sentence_prediction_self_distill", "--user-dir", USER_DIR, "--max-update", 1,
+                   "--optimizer", "adam", "--lr", "1e-3", "--cpu", "--max-tokens", 1024, server=server)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr, wrong.stderr[-2000:]
+    assert wrong.stderr.splitlines()[-1].startswith("error: ") and "--criterion self_distill" in wrong.stderr
     args = [toy_data, "--path", tmp_path / "ck" / "checkpoint_last.pt", "--beam", 1, "--cpu",
             "--max-len-a", 0, "--max-len-b", 5, "--batch-size", 64, "--gen-subset", "valid",
             "--user-dir", USER_DIR]  # the plugin's safe-loading allow-list reads its checkpoints
