@@ -190,11 +190,19 @@ class Server:
         conn.settimeout(None)  # the child's watcher blocks on it for the whole run
         sys.stdout.flush()  # nothing buffered here may be written again by the child
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:  # no memory or too many processes: the client runs the real tool
+            pid, reason = None, f"fork failed: {e}"
         if pid == 0:
             os._exit(self.child(conn, fds, request))
         for fd in fds:
             os.close(fd)
+        if pid is None:
+            self.log("fallback", request["tool"], reason)
+            send_line(conn, {"fallback": reason})
+            conn.close()
+            return
         self.running[pid] = (conn, request["tool"], time.time())
         self.log("start", request["tool"], "pid", pid)
         send_line(conn, {"pid": pid})

@@ -150,7 +150,8 @@ def test_plain_runs_stay_plugin_free(server):
 
 def test_fallback_to_the_real_tool(server, tmp_path):
     """The probe has no real tool: its one-line 'not found' shows the client went for the real one."""
-    not_found = "forkserver-probe: the real forkserver-probe was not found (set SELFTEACH_FORKSERVER_REAL_BIN to its folder)"
+    not_found = ("forkserver-probe: the real forkserver-probe was not found (set SELFTEACH_FORKSERVER_REAL_BIN "
+                 "to its folder)")
     before = len(log_lines(server))
     for extra in ({"SELFTEACH_FORKSERVER_SOCKET": str(tmp_path / "no-such.sock")},
                   {"SELFTEACH_KILL_AT": "nowhere:f:1"}):  # the fault injection needs a real interpreter
@@ -198,7 +199,8 @@ def test_toy_training_and_decoding_through_the_server(server, toy_data, tmp_path
     args = [toy_data, "--path", tmp_path / "ck" / "checkpoint_last.pt", "--beam", 1, "--cpu",
             "--max-len-a", 0, "--max-len-b", 5, "--batch-size", 64, "--gen-subset", "valid",
             "--user-dir", USER_DIR]  # the plugin's safe-loading allow-list reads its checkpoints
-    through, real = client("fairseq-generate", *args, server=server, cwd="/"), direct("fairseq-generate", *args, cwd="/")
+    through = client("fairseq-generate", *args, server=server, cwd="/")
+    real = direct("fairseq-generate", *args, cwd="/")
     assert through.returncode == real.returncode == 0, (through.stderr[-1000:], real.stderr[-1000:])
 
     def hyps(text):
