@@ -181,31 +181,29 @@ class Server:
             return
         reason = refusal(request, self.testing, self.import_env, self.loaded_env)
         if reason:
-            for fd in fds:
-                os.close(fd)
-            self.log("fallback", request.get("tool"), reason)
-            send_line(conn, {"fallback": reason})
-            conn.close()
-            return
+            return self.fallback(conn, fds, request, reason)
         conn.settimeout(None)  # the child's watcher blocks on it for the whole run
         sys.stdout.flush()  # nothing buffered here may be written again by the child
         sys.stderr.flush()
         try:
             pid = os.fork()
         except OSError as e:  # no memory or too many processes: the client runs the real tool
-            pid, reason = None, f"fork failed: {e}"
+            return self.fallback(conn, fds, request, f"fork failed: {e}")
         if pid == 0:
             os._exit(self.child(conn, fds, request))
         for fd in fds:
             os.close(fd)
-        if pid is None:
-            self.log("fallback", request["tool"], reason)
-            send_line(conn, {"fallback": reason})
-            conn.close()
-            return
         self.running[pid] = (conn, request["tool"], time.time())
         self.log("start", request["tool"], "pid", pid)
         send_line(conn, {"pid": pid})
+
+    def fallback(self, conn, fds, request, reason):
+        """Tell the client to run the real tool itself."""
+        for fd in fds:
+            os.close(fd)
+        self.log("fallback", request.get("tool"), reason)
+        send_line(conn, {"fallback": reason})
+        conn.close()
 
     def reap(self):
         while self.running:
