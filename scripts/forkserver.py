@@ -102,9 +102,10 @@ def send_line(conn, message):
 
 
 class Server:
-    def __init__(self, path, log, testing, request_timeout=10.0):
+    def __init__(self, path, log, testing, request_timeout=10.0, exit_with_parent=False):
         self.path, self.log_file, self.testing = path, log, testing
         self.request_timeout = request_timeout
+        self.parent = os.getppid() if exit_with_parent else None
         self.running = {}  # child pid -> (conn, tool, start time)
         self.roots = {}  # tool -> (handlers, level) of the root logger a fresh process of it has
 
@@ -156,7 +157,9 @@ class Server:
         print(f"forkserver: serving {self.path}", flush=True)
         try:
             while True:
-                ready, _, _ = select.select([self.listener, self.wake_r], [], [])
+                ready, _, _ = select.select([self.listener, self.wake_r], [], [], 2)
+                if self.parent is not None and os.getppid() != self.parent:
+                    sys.exit(0)  # its pytest worker was killed: no server left behind
                 if self.wake_r in ready:
                     os.read(self.wake_r, 4096)
                     self.reap()
@@ -386,13 +389,15 @@ def main(argv=None):
     serve.add_argument("--log", help="append one line per request to this file")
     serve.add_argument("--testing", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--request-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    serve.add_argument("--exit-with-parent", action="store_true",
+                       help="stop when the process that started it ends (a test session's server)")
     args = parser.parse_args(argv)
     problem = check_socket_path(args.socket)
     if problem:
         print(f"forkserver.py: {problem}", file=sys.stderr)
         return 2
     server = Server(os.path.abspath(args.socket), args.log and os.path.abspath(args.log), args.testing,
-                    args.request_timeout)
+                    args.request_timeout, args.exit_with_parent)
     server.preload()
     try:
         server.serve()

@@ -56,7 +56,7 @@ def start_forkserver(folder, *options):
         sock = os.path.join(tempfile.mkdtemp(prefix="selfteach-fs-"), "forkserver.sock")
     with open(os.path.join(folder, "forkserver.out"), "ab") as out:
         proc = subprocess.Popen([sys.executable, FORKSERVER, "serve", "--socket", sock, "--log",
-                                 os.path.join(folder, "forkserver.log"), *options],
+                                 os.path.join(folder, "forkserver.log"), "--exit-with-parent", *options],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while proc.poll() is None and time.time() < deadline:

@@ -166,6 +166,27 @@ def test_fallback_to_the_real_tool(server, tmp_path):
     assert real.returncode == 0 and real.stdout.startswith("usage: fairseq-preprocess")
 
 
+def test_a_server_whose_parent_dies_stops(tmp_path):
+    from tests.helpers import FORKSERVER
+    import sys
+
+    sock = tmp_path / "s"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys, time
+p = subprocess.Popen([sys.executable, {FORKSERVER!r}, "serve", "--socket", {str(sock)!r}, "--exit-with-parent"])
+print(p.pid, flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+    server_pid = int(parent.stdout.readline())
+    deadline = time.time() + 120
+    while not sock.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert sock.exists()
+    parent.kill()  # as a pytest worker killed -9: its fixture's teardown never runs
+    parent.wait()
+    assert wait_gone(server_pid, seconds=30) and not sock.exists()
+
+
 def test_bad_socket_path_is_one_line(tmp_path):
     from tests.helpers import FORKSERVER
     import sys
