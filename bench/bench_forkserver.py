@@ -23,10 +23,23 @@ import sys
 import tempfile
 import time
 
+import importlib.util
+
 import common  # bench/common.py
 
-sys.path.insert(0, common.REPO)
-from tests.helpers import BIN, FORKSERVER_BIN, OPTIM, SMALL, USER_DIR, start_forkserver, stop_forkserver  # noqa: E402
+
+def _tests_helpers():
+    """tests/helpers.py (the toy model's options and the server's start and stop), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("selfteach_test_helpers", os.path.join(common.REPO, "tests", "helpers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _tests_helpers()
+BIN, FORKSERVER_BIN, OPTIM, SMALL, USER_DIR = (_helpers.BIN, _helpers.FORKSERVER_BIN, _helpers.OPTIM, _helpers.SMALL,
+                                               _helpers.USER_DIR)
+start_forkserver, stop_forkserver = _helpers.start_forkserver, _helpers.stop_forkserver
 
 
 def parse_args(argv=None):

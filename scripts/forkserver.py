@@ -2,7 +2,9 @@
 """An opt-in fork server: torch, fairseq and fairseq_cli.{train,generate,preprocess} imported once, each
 fairseq-train / fairseq-generate / fairseq-preprocess run a fork of that process.
 
-    python scripts/forkserver.py serve --socket PATH [--log FILE]
+    python -P scripts/forkserver.py serve --socket PATH [--log FILE]
+
+(-P: scripts/ is not put on the children's module path, as a real fairseq-train has none of it)
 
 The clients are scripts/forkserver-bin/fairseq-{train,generate,preprocess} (SELFTEACH_FORKSERVER_SOCKET
 names the socket). A client sends its argv, environment and working directory, with its stdin, stdout and
@@ -253,7 +255,6 @@ class Server:
         tool = request["tool"]
         argv0 = os.path.join(BIN, tool)
         sys.argv = [argv0] + [str(a) for a in request["argv"]]
-        sys.path[0] = BIN  # a console script's own folder, not scripts/
         # __main__ as the console script: multiprocessing's spawn re-imports it by this path
         main = type(sys)("__main__")
         main.__file__ = argv0

@@ -55,7 +55,7 @@ def start_forkserver(folder, *options):
         import tempfile
         sock = os.path.join(tempfile.mkdtemp(prefix="selfteach-fs-"), "forkserver.sock")
     with open(os.path.join(folder, "forkserver.out"), "ab") as out:
-        proc = subprocess.Popen([sys.executable, FORKSERVER, "serve", "--socket", sock, "--log",
+        proc = subprocess.Popen([sys.executable, "-P", FORKSERVER, "serve", "--socket", sock, "--log",
                                  os.path.join(folder, "forkserver.log"), "--exit-with-parent", *options],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
