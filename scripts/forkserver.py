@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An opt-in fork server: torch, fairseq and fairseq_cli.{train,generate,preprocess} imported once, each
+"""A fork server: torch, fairseq and fairseq_cli.{train,generate,preprocess} imported once, each
 fairseq-train / fairseq-generate / fairseq-preprocess run a fork of that process.
 
     python -P scripts/forkserver.py serve --socket PATH [--log FILE]
@@ -18,7 +18,8 @@ A request whose run a fork cannot reproduce is answered "fallback" and the clien
 SELFTEACH_KILL_AT (tests/fault/sitecustomize.py acts at interpreter start-up) or a variable read at
 start-up (PYTHON*, the OpenMP/MKL settings, the locale, fairseq's LOGLEVEL) that differs from the
 server's. The plugin is not imported here: plain-fairseq runs stay plugin-free, --user-dir imports it in
-the child. Nothing in the project uses this unless switched on (tests: SELFTEACH_FORKSERVER=1).
+the child. The tests use it by default (tests/conftest.py; SELFTEACH_FORKSERVER=0 turns it off); the pipelines
+only when run by them.
 """
 import argparse
 import json

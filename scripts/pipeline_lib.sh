@@ -88,7 +88,7 @@ use_project_env() {
     bash "$root/scripts/setup_env.sh"
     export PATH="${VENV:-$root/.venv}/bin:$PATH"
   fi
-  # opt-in (the tests' SELFTEACH_FORKSERVER=1): fairseq's tools through the fork server's clients
+  # under the tests (their fork server, tests/conftest.py): fairseq's tools through its clients
   if [ -n "${SELFTEACH_FORKSERVER_SOCKET:-}" ]; then export PATH="$root/scripts/forkserver-bin:$PATH"; fi
 }
 

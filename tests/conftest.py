@@ -16,10 +16,10 @@ TEST_SENTENCES = 150
 
 @pytest.fixture(scope="session", autouse=True)
 def forkserver(tmp_path_factory):
-    """SELFTEACH_FORKSERVER=1 (opt-in, off in CI): one fork server per pytest-xdist worker
-    (scripts/forkserver.py) pays the torch+fairseq import once, and every fairseq-train, -generate and
-    -preprocess this worker starts, the bash pipelines' included, goes through its clients. Off: nothing."""
-    if os.environ.get("SELFTEACH_FORKSERVER") != "1":
+    """One fork server per pytest-xdist worker (scripts/forkserver.py) pays the torch+fairseq import once,
+    and every fairseq-train, -generate and -preprocess this worker starts, the bash pipelines' included,
+    goes through its clients. On by default; SELFTEACH_FORKSERVER=0 starts the real tools instead."""
+    if os.environ.get("SELFTEACH_FORKSERVER", "1") == "0":
         yield None
         return
     folder = tmp_path_factory.mktemp("forkserver")

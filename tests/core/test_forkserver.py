@@ -1,4 +1,4 @@
-"""The opt-in fork server (scripts/forkserver.py) and its clients (scripts/forkserver-bin/): a run through
+"""The fork server (scripts/forkserver.py) and its clients (scripts/forkserver-bin/): a run through
 them ends, prints and fails as the real tool's process does, dies with its caller, stays plugin-free
 without --user-dir, and falls back to the real tool where a fork cannot stand in for it.
 
