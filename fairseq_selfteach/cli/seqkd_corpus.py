@@ -34,6 +34,7 @@ def main(argv=None):
               f"sentences (first: id {missing[0]}); the decoding did not finish", file=sys.stderr)
         return 2
     pairs = [(source[i], hyps[i]) for i in range(len(source)) if hyps[i].strip()]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out_prefix)), exist_ok=True)
     for side, lang in enumerate((args.src, args.tgt)):
         path = f"{args.out_prefix}.{lang}"
         with open(path + ".tmp", "w", encoding="utf-8") as f:

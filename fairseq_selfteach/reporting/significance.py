@@ -17,15 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-N_SAMPLES = 1000
-SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
+from selfteach_pipeline.scores import N_SAMPLES, SEED, bleu_paired_p, detok_bleu  # noqa: F401  (defined once)
 
-
-def detok_bleu():
-    """The BLEU of the translation tables: detokenised hypotheses against raw references, lowercased."""
-    import sacrebleu
-
-    return sacrebleu.metrics.BLEU(lowercase=True)
 
 
 def resamples(n_items: int, n_samples: int = N_SAMPLES, seed: int = SEED) -> np.ndarray:
@@ -50,23 +43,6 @@ def bleu_resampled(hypotheses: Sequence[str], references: Sequence[str], idx: np
     metric = detok_bleu()
     stats = np.array(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype="float32")
     return np.array([metric._compute_score_from_stats(s.sum(0)).score for s in stats[idx]])
-
-
-def bleu_paired_p(system: Sequence[str], baseline: Sequence[str], references: Sequence[str]) -> float:
-    """sacreBLEU's paired-bootstrap p-value of `system` against `baseline` (1,000 resamples, seed 12345).
-    Identical outputs get 1.0: sacreBLEU's rule counts resampled differences strictly above the observed
-    one, so for a zero difference it returns its smallest p, 1/1001, as if the two differed."""
-    import logging
-
-    if list(system) == list(baseline):
-        return 1.0
-    from sacrebleu.significance import PairedTest
-
-    logging.getLogger("sacrebleu").setLevel(logging.WARNING)
-    test = PairedTest([("baseline", list(baseline)), ("system", list(system))], {"BLEU": detok_bleu()},
-                      [list(references)], test_type="bs", n_samples=N_SAMPLES)
-    _signatures, scores = test()
-    return float(scores["BLEU"][1].p_value)
 
 
 # --- classification ----------------------------------------------------------------------------

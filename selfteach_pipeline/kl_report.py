@@ -1,0 +1,207 @@
+"""Combines the KL study's runs (one per teacher) into results.json, contrasts.json and results.md.
+
+Each arm's row says its own updates and training seconds and its total compute: its own plus the
+teacher's and every earlier stage it needed (gradual's first stage; seqkd's decoding of the training set).
+The sweep's extra points are shared by all arms and counted in none. Every contrast is arm a minus arm
+b with its sign, a hierarchical-bootstrap interval and an exact sign-flip p over the units
+(selfteach_pipeline/contrasts.py), beside sacreBLEU's paired-bootstrap p of each unit.
+"""
+import json
+import os
+import re
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from selfteach_pipeline.contrasts import Unit, bleu_statistics, contrast
+from selfteach_pipeline.kl_study import kd_name
+from selfteach_pipeline.runner import write_atomic
+from selfteach_pipeline.scores import bleu_paired_p
+
+ARMS = ("teacher", "teacher_longer", "kd", "ce_same_init", "ce_same_init_long", "seqkd", "gradual",
+        "scratch_equal_compute")
+ARM_LABELS = {
+    "teacher": "the teacher (converged, lr annealed to 0)",
+    "teacher_longer": "teacher trained on for the students' updates (controls for annealing)",
+    "kd": "teacher's first k layers + KD (α, T picked on valid)",
+    "ce_same_init": "the same layers, cross-entropy only, same updates (isolates the KL)",
+    "ce_same_init_long": "the same, as many updates as kd's training time (equal student time)",
+    "seqkd": "the same layers, cross-entropy on the teacher's beam outputs",
+    "gradual": "teacher → via layers → k, half the updates each (kd's total)",
+    "scratch_equal_compute": "k layers from random init, teacher's + student's updates (equal total updates)",
+}
+# name, a, b, subset (the teacher's margin is judged on valid: it chose the sizes)
+CONTRASTS = (
+    ("kd_vs_ce_same_init", "kd", "ce_same_init", "test"),
+    ("kd_vs_ce_same_init_long", "kd", "ce_same_init_long", "test"),
+    ("gradual_vs_kd_equal_updates", "gradual", "kd", "test"),
+    ("kd_vs_scratch_equal_compute", "kd", "scratch_equal_compute", "test"),
+    ("teacher_longer_vs_teacher", "teacher_longer", "teacher", "test"),
+    ("teacher_vs_scratch_valid", "teacher", "scratch_equal_compute", "valid"),
+    ("seqkd_vs_ce_same_init", "seqkd", "ce_same_init", "test"),
+    ("seqkd_vs_kd", "seqkd", "kd", "test"),
+)
+
+
+class ReportError(ValueError):
+    pass
+
+
+class Run:
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.settings = self._json("settings.json")
+        self.teacher = f"teacher_seed{self.settings['teacher_seed']}"
+        sweep = self._json("sweep.json", required=False)
+        if self.settings["kd_alpha"]:
+            self.alpha, self.temperature = float(self.settings["kd_alpha"]), float(self.settings["kd_temperature"])
+        elif sweep:
+            self.alpha, self.temperature = sweep["picked"]["kd_alpha"], sweep["picked"]["kd_temperature"]
+        else:
+            raise ReportError(f"{folder}: no sweep.json and no kd_alpha in settings.json: the run did not pick its KD")
+        self.sweep = sweep
+
+    def _json(self, name: str, required: bool = True) -> Optional[dict]:
+        path = os.path.join(self.folder, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except OSError:
+            if required:
+                raise ReportError(f"{path}: missing (is {self.folder} a finished selfteach-kl-study run?)") from None
+            return None
+
+    def row_name(self, arm: str, seed: int) -> str:
+        if arm == "teacher":
+            return "teacher"
+        if arm == "kd":
+            return kd_name(self.alpha, self.temperature, seed)
+        return f"{arm}_s{seed}"
+
+    def row(self, name: str) -> dict:
+        return self._json(os.path.join("results", f"{name}.json"))
+
+    def outputs(self, name: str) -> dict:
+        return self._json(os.path.join("results", self.row(name)["outputs"]))
+
+    def stage_seconds(self, stage: str) -> float:
+        return float((self._json(os.path.join("stages", f"{stage}.done"), required=False) or {}).get("seconds", 0.0))
+
+    def log_seconds(self, name: str) -> float:
+        """fairseq's own 'done training in N seconds' of a training that has no exported row."""
+        path = os.path.join(self.folder, "logs", f"train_{name}.log")
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found = re.findall(r"done training in ([0-9.]+) seconds", f.read())
+        if not found:
+            raise ReportError(f"{path}: no 'done training in N seconds' line")
+        return float(found[-1])
+
+    def compute(self, arm: str, seed: int) -> Dict[str, float]:
+        """own and total (updates, seconds) of the arm's model for this seed."""
+        own = self.row(self.row_name(arm, seed))
+        total_u, total_s = own["updates"], own["train_seconds"]
+        if arm not in ("teacher", "scratch_equal_compute"):
+            teacher = self.row("teacher")
+            total_u, total_s = total_u + teacher["updates"], total_s + teacher["train_seconds"]
+        if arm == "gradual":
+            via = self.settings["student_updates"] // 2
+            total_u += via
+            total_s += self.log_seconds(f"gradual_via{self.settings['gradual_via']}_s{seed}")
+        if arm == "seqkd":
+            total_s += self.stage_seconds("decode_teacher_train")
+        return {"updates": own["updates"], "seconds": own["train_seconds"], "total_updates": total_u,
+                "total_seconds": round(total_s, 1)}
+
+
+def report(folders: List[str], out: str) -> int:
+    runs = [Run(f) for f in folders]
+    if len({r.teacher for r in runs}) != len(runs):
+        raise ReportError("two runs have the same teacher_seed: each run is one teacher")
+    units = [(run, seed) for run in runs for seed in run.settings["student_seeds"]]
+    rows, arms = [], {}
+    for arm in ARMS:
+        per_unit = []
+        for run, seed in units:
+            name = run.row_name(arm, seed)
+            row = run.row(name)
+            valid = run._json(os.path.join("results", f"{name}.valid.json"), required=False)
+            per_unit.append({"teacher": run.teacher, "seed": seed, "row": name, "sacrebleu": row["sacrebleu"],
+                             "valid_sacrebleu": valid["sacrebleu"] if valid else None, "params": row["params"],
+                             "decoder_layers": row["decoder_layers"], **run.compute(arm, seed)})
+        rows.extend(dict(arm=arm, **u) for u in per_unit)
+        scores = np.array([u["sacrebleu"] for u in per_unit])
+        valids = [u["valid_sacrebleu"] for u in per_unit if u["valid_sacrebleu"] is not None]
+        arms[arm] = {"label": ARM_LABELS[arm], "sacrebleu_mean": round(float(scores.mean()), 2),
+                     "sacrebleu_sd": round(float(scores.std(ddof=1)), 2) if len(scores) > 1 else None,
+                     "sacrebleu_min": float(scores.min()), "sacrebleu_max": float(scores.max()),
+                     "valid_sacrebleu_mean": round(float(np.mean(valids)), 2) if valids else None,
+                     "decoder_layers": per_unit[0]["decoder_layers"], "params": per_unit[0]["params"],
+                     **{k: round(float(np.mean([u[k] for u in per_unit])), 1)
+                        for k in ("updates", "seconds", "total_updates", "total_seconds")}}
+    contrasts = [contrast_entry(name, a, b, subset, units) for name, a, b, subset in CONTRASTS]
+    teacher = arms["teacher"]["sacrebleu_mean"]
+    students = [a for a in ARMS if a not in ("teacher", "teacher_longer", "scratch_equal_compute")]
+    best = max(students, key=lambda a: arms[a]["sacrebleu_mean"])
+    summary = {"best_student": best, "best_student_fraction_of_teacher": round(arms[best]["sacrebleu_mean"] / teacher, 3),
+               "best_student_above_scratch_equal_compute":
+                   arms[best]["sacrebleu_mean"] > arms["scratch_equal_compute"]["sacrebleu_mean"],
+               "units": len(units), "teachers": len(runs),
+               "kd": [{"teacher": r.teacher, "kd_alpha": r.alpha, "kd_temperature": r.temperature} for r in runs],
+               "sweeps": {r.teacher: r.sweep for r in runs if r.sweep}}
+    os.makedirs(out, exist_ok=True)
+    write_atomic(os.path.join(out, "results.json"),
+                 json.dumps({"arms": arms, "rows": rows, "summary": summary}, indent=1) + "\n")
+    write_atomic(os.path.join(out, "contrasts.json"), json.dumps(contrasts, indent=1) + "\n")
+    write_atomic(os.path.join(out, "results.md"), markdown(arms, contrasts, summary))
+    print(f"selfteach-kl-study report: {len(units)} units from {len(runs)} run(s) → {out}/results.md, "
+          "results.json, contrasts.json")
+    return 0
+
+
+def contrast_entry(name: str, a: str, b: str, subset: str, units) -> dict:
+    built, unit_p = [], []
+    for run, seed in units:
+        rows = [run.row_name(a, seed), run.row_name(b, seed)]
+        if subset == "valid":
+            rows = [f"{r}.valid" for r in rows]
+        out_a, out_b = run.outputs(rows[0]), run.outputs(rows[1])
+        refs = out_a["references"]
+        built.append(Unit(run.teacher, seed, bleu_statistics(out_a["hypotheses"], refs),
+                          bleu_statistics(out_b["hypotheses"], refs)))
+        unit_p.append(round(bleu_paired_p(out_a["hypotheses"], out_b["hypotheses"], refs), 4))
+    result = contrast(built)
+    for entry, p in zip(result["per_unit"], unit_p):
+        entry["sacrebleu_paired_bootstrap_p"] = p
+    return {"name": name, "a": a, "b": b, "delta": result["delta"], "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"], "p_value": result["p_value"],
+            "test": "exact two-sided sign-flip over units; interval: hierarchical bootstrap (teachers, seeds, "
+                    "sentences), 1,000 replicates",
+            "units": result["units"], "metric": f"sacreBLEU ({subset}, detokenised, lowercased)",
+            "per_unit": result["per_unit"]}
+
+
+def markdown(arms: dict, contrasts: List[dict], summary: dict) -> str:
+    lines = ["# Does the self-teaching KL pay? Results", "",
+             f"{summary['units']} units ({summary['teachers']} teacher(s) × student seeds); sacreBLEU on test, mean "
+             "over units (min–max); valid where decoded. Updates and seconds: the row's own training; total: "
+             "with the teacher's and every earlier stage's (the sweep's extra points are in none).", "",
+             "| arm | what it controls for | dec. layers | params | test sacreBLEU | min–max | valid | own updates "
+             "| own s | total updates | total s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for arm, a in arms.items():
+        valid = "–" if a["valid_sacrebleu_mean"] is None else f"{a['valid_sacrebleu_mean']:.2f}"
+        sd = f" ± {a['sacrebleu_sd']:.2f}" if a["sacrebleu_sd"] is not None else ""
+        lines.append(f"| {arm} | {a['label']} | {a['decoder_layers']} | {a['params']:,} | {a['sacrebleu_mean']:.2f}{sd} "
+                     f"| {a['sacrebleu_min']:.2f}–{a['sacrebleu_max']:.2f} | {valid} | {a['updates']:.0f} "
+                     f"| {a['seconds']:.0f} | {a['total_updates']:.0f} | {a['total_seconds']:.0f} |")
+    lines += ["", "Contrasts: a − b (positive: a better), 95 % hierarchical-bootstrap interval, exact sign-flip p "
+              "over the units; per unit, a − b and sacreBLEU's paired-bootstrap p.", "",
+              "| contrast | metric | a − b | 95 % interval | sign-flip p | per unit: a − b (paired-bootstrap p) |",
+              "|---|---|---|---|---|---|"]
+    for c in contrasts:
+        per = "; ".join(f"{u['a'] - u['b']:+.2f} ({u['sacrebleu_paired_bootstrap_p']})" for u in c["per_unit"])
+        lines.append(f"| {c['name']} | {c['metric'].split(' ')[1].strip('(,')} | {c['delta']:+.2f} | "
+                     f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] | {c['p_value']} ({c['units']} units) | {per} |")
+    lines += ["", f"Best student: {summary['best_student']}, {100 * summary['best_student_fraction_of_teacher']:.1f} % "
+              f"of the teacher's test sacreBLEU; above scratch_equal_compute: "
+              f"{'yes' if summary['best_student_above_scratch_equal_compute'] else 'no'}.", ""]
+    return "\n".join(lines)
