@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A fork server: torch, fairseq and fairseq_cli.{train,generate,preprocess} imported once, each
-fairseq-train / fairseq-generate / fairseq-preprocess run a fork of that process.
+fairseq-train / fairseq-generate / fairseq-preprocess run a fork of that process (and the plugin's
+selfteach-export-student / -score-translation / -seqkd-corpus, which import the plugin in the fork).
 
     python -P scripts/forkserver.py serve --socket PATH [--log FILE]
 
 (-P: scripts/ is not put on the children's module path, as a real fairseq-train has none of it)
 
-The clients are scripts/forkserver-bin/fairseq-{train,generate,preprocess} (SELFTEACH_FORKSERVER_SOCKET
+The clients are scripts/forkserver-bin/fairseq-{train,generate,preprocess} and selfteach-* (SELFTEACH_FORKSERVER_SOCKET
 names the socket). A client sends its argv, environment and working directory, with its stdin, stdout and
 stderr (SCM_RIGHTS); the server forks a child that takes them over and runs the tool's cli_main as its
 console script would. The server sends the child's pid, then its exit status (negative: the signal that
@@ -32,6 +33,11 @@ import time
 
 TOOLS = {"fairseq-train": "fairseq_cli.train", "fairseq-generate": "fairseq_cli.generate",
          "fairseq-preprocess": "fairseq_cli.preprocess"}
+# the plugin's own tools: their module (and the plugin) is imported in the child, never in the server,
+# so the plain-fairseq runs stay plugin-free; each starts as its console script does, MODULE:main()
+PLUGIN_TOOLS = {"selfteach-export-student": "fairseq_selfteach.cli.export_student",
+                "selfteach-score-translation": "fairseq_selfteach.cli.score_translation",
+                "selfteach-seqkd-corpus": "fairseq_selfteach.cli.seqkd_corpus"}
 PROBE = "forkserver-probe"  # a test-only tool, served with --testing: reports what its child sees
 BIN = os.path.dirname(sys.executable)  # where the real console scripts are: argv[0] of each child
 MAX_REQUEST = 1 << 22
@@ -56,7 +62,7 @@ def refusal(request, testing, import_env, loaded_env):
     """Why a request runs as a real process instead (None: it is served). import_env: what the imports
     set by default (os.environ.setdefault), as they would in the client's own process."""
     tool = request.get("tool")
-    if tool not in TOOLS and not (testing and tool == PROBE):
+    if tool not in TOOLS and tool not in PLUGIN_TOOLS and not (testing and tool == PROBE):
         return f"not a served tool: {tool!r}"
     if not isinstance(request.get("argv"), list) or not isinstance(request.get("env"), dict):
         return "malformed request"
@@ -123,6 +129,8 @@ class Server:
         import fairseq_cli.preprocess  # noqa: F401
         self.roots["fairseq-generate"] = self.roots["fairseq-preprocess"] = (list(root.handlers), root.level)
         self.roots[PROBE] = self.roots["fairseq-generate"]
+        for tool in PLUGIN_TOOLS:  # their fresh process imports fairseq before anything logs
+            self.roots[tool] = self.roots["fairseq-generate"]
         for handler in list(root.handlers):
             root.removeHandler(handler)
         root.setLevel(logging.WARNING)
@@ -310,7 +318,14 @@ def run_tool(tool):
 
     try:
         try:
-            code = probe() if tool == PROBE else sys.modules[TOOLS[tool]].cli_main()
+            if tool == PROBE:
+                code = probe()
+            elif tool in PLUGIN_TOOLS:
+                import importlib
+
+                code = importlib.import_module(PLUGIN_TOOLS[tool]).main()
+            else:
+                code = sys.modules[TOOLS[tool]].cli_main()
         finally:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         raise SystemExit(code)

@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from typing import Dict, List, Optional
 
@@ -317,8 +318,8 @@ def _main(argv) -> int:
         return 0
     os.makedirs(out, exist_ok=True)
     write_atomic(os.path.join(out, "settings.json"), json.dumps(settings, indent=1) + "\n")
-    env_bin = os.path.dirname(sys.executable)  # the tools installed beside this Python
-    os.environ["PATH"] = env_bin + os.pathsep + os.environ.get("PATH", "")
+    if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
+        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     LocalRunner(out, args.cores).run(study.build)
     print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study report RUN... --out DIR")
     return 0

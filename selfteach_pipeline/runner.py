@@ -90,7 +90,8 @@ class LocalRunner:
                     failed = stage
                     waiting.clear()
         if failed:
-            log = os.path.join(self.out, "logs", f"{failed.name}.log")
+            # a stage whose output is a file logs into it: the unfinished file (.tmp) is what to read
+            log = failed.stdout + ".tmp" if failed.stdout else os.path.join(self.out, "logs", f"{failed.name}.log")
             tail = _tail(log)
             raise StageFailed(f"stage {failed.name} failed; its log: {log}" + (f" (last line: {tail})" if tail else ""))
         return seconds

@@ -1,0 +1,133 @@
+"""The plan as data: stages, overrides and settings files, and the KL study's plan, built in-process
+(no run): which stages exist before and after the sweep's pick, and what is refused in one line."""
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check, kd_name, main
+from selfteach_pipeline.plan import Plan, PlanError, parse_overrides, read_settings_file
+
+
+def test_stage_lines_are_copyable_shell():
+    plan = Plan()
+    plan.add("a", ["fairseq-train", "data dir", "--adam-betas", "(0.9,0.98)"], threads=2)
+    plan.add("b", ["fairseq-generate", "x"], ["a"], stdout="gen out.txt")
+    a, b = plan.stages
+    assert shlex.split(a.shell()) == ["OMP_NUM_THREADS=2", "fairseq-train", "data dir", "--adam-betas", "(0.9,0.98)"]
+    assert shlex.split(b.shell())[-3:] == [">", "gen out.txt", "2>&1"]
+    text = plan.dry_run()
+    assert "# stage b (after a)" in text and text.index("stage a") < text.index("stage b")
+
+
+def test_plan_refuses_duplicates_and_unplanned_dependencies():
+    plan = Plan()
+    plan.add("a", ["true"])
+    with pytest.raises(PlanError, match="two stages are named a"):
+        plan.add("a", ["true"])
+    with pytest.raises(PlanError, match="waits for zzz"):
+        plan.add("b", ["true"], ["zzz"])
+
+
+def test_overrides_are_typed_and_refused_in_one_line(tmp_path):
+    got = parse_overrides(["student_depth=2", "student_seeds=4,5", "kd_alpha=0.5", "teacher_lr=1e-3"], DEFAULTS)
+    assert got == {"student_depth": 2, "student_seeds": (4, 5), "kd_alpha": "0.5", "teacher_lr": 1e-3}
+    for bad, message in [("nope=1", "no such setting"), ("student_depth=two", "expected a whole number"),
+                         ("student_seeds=1,x", "comma-separated whole numbers"), ("teacher_lr=-1", "negative"),
+                         ("student_depth", "expected KEY=VALUE")]:
+        with pytest.raises(PlanError, match=message):
+            parse_overrides([bad], DEFAULTS)
+    f = tmp_path / "mine.txt"
+    f.write_text("# my run\nteacher_updates 1200\nstudent_depth=2  # shallower\n\nbeam x\n")
+    with pytest.raises(PlanError, match=r"mine.txt:5: beam=x: expected a whole number"):
+        read_settings_file(str(f), DEFAULTS)
+    f.write_text("teacher_updates 1200\nstudent_depth=2\n")
+    assert read_settings_file(str(f), DEFAULTS) == {"teacher_updates": 1200, "student_depth": 2}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"student_depth": 4}, "student_depth=4"), ({"gradual_via": 1}, "gradual_via=1"),
+    ({"kd_alpha": "0.5"}, "set together"), ({"sweep_alpha": "0,0.5"}, "α=0.0"), ({"student_seeds": ()}, "empty"),
+])
+def test_study_settings_refused(change, message):
+    with pytest.raises(PlanError, match=message):
+        check({**DEFAULTS, **change})
+
+
+def stage_names(plan):
+    return set(plan.names())
+
+
+def fake_row(out, row, sacrebleu, train_seconds=10.0):
+    os.makedirs(os.path.join(out, "results"), exist_ok=True)
+    with open(os.path.join(out, "results", f"{row}.json"), "w") as f:
+        json.dump({"sacrebleu": sacrebleu, "train_seconds": train_seconds}, f)
+
+
+def test_study_plan_before_and_after_the_sweep(tmp_path):
+    out = str(tmp_path / "run")
+    study = StudyPlan(out, dict(DEFAULTS), cores=2)
+    before = study.build()
+    names = stage_names(before)
+    points = [(a, t) for a in (0.5, 0.9) for t in (1.0, 2.0)]
+    assert {"data_raw", "data_prepare", "train_teacher", "score_teacher", "score_teacher.valid"} <= names
+    assert {f"train_{kd_name(a, t, 1)}" for a, t in points} <= names  # the sweep: seed 1 only
+    assert {f"train_ce_same_init_s{s}" for s in (1, 2, 3)} <= names  # α = 0, every seed
+    assert not any(n.startswith(("train_seqkd", "train_gradual", "train_scratch", "train_teacher_longer")) for n in names)
+    assert before["train_teacher"].threads == 2 and before["train_ce_same_init_s1"].threads == 1
+    # the sweep's scores on valid: α = 0.9, T = 2 wins among α > 0; α = 0 (ce_same_init) is better still
+    for (a, t), score in zip(points, (17.0, 17.5, 18.0, 18.5)):
+        fake_row(out, f"{kd_name(a, t, 1)}.valid", score, train_seconds=15.0)
+    fake_row(out, "ce_same_init_s1.valid", 19.0, train_seconds=10.0)
+    after = study.build()
+    sweep = json.loads((tmp_path / "run" / "sweep.json").read_text())
+    assert sweep["picked"] == {"kd_alpha": 0.9, "kd_temperature": 2.0} and sweep["valid_prefers_alpha_0"]
+    names = stage_names(after)
+    for s in (1, 2, 3):
+        for arm in (kd_name(0.9, 2.0, s), f"ce_same_init_s{s}", f"ce_same_init_long_s{s}", f"seqkd_s{s}",
+                    f"gradual_via2_s{s}", f"gradual_s{s}", f"teacher_longer_s{s}", f"scratch_equal_compute_s{s}"):
+            assert f"train_{arm}" in names, arm
+    assert f"train_{kd_name(0.5, 1.0, 2)}" not in names  # other grid points only for the sweep's seed
+    argv = after["train_ce_same_init_long_s2"].argv
+    assert argv[argv.index("--max-update") + 1] == "600"  # 400 × 15 s ÷ 10 s
+    assert argv[argv.index("--criterion") + 1] == "label_smoothed_cross_entropy" and "--teacher-path" in argv
+    scratch = after["train_scratch_equal_compute_s3"].argv
+    assert scratch[scratch.index("--max-update") + 1] == "2800" and "--teacher-path" not in scratch
+    gradual = after["train_gradual_s1"].argv
+    assert gradual[gradual.index("--teacher-path") + 1].endswith("models/gradual_via2_s1/checkpoint_best.pt")
+    assert after["train_gradual_s1"].after == ("train_gradual_via2_s1",)
+    decode = after["decode_seqkd_s1_test"]
+    assert "--user-dir" not in decode.argv and decode.stdout.endswith("generate/seqkd_s1.test.txt")
+    assert any("sweep picked α = 0.9, T = 2.0" in c for c in after.choices)
+
+
+def test_given_kd_options_skip_the_sweep(tmp_path):
+    settings = {**DEFAULTS, "kd_alpha": "0.5", "kd_temperature": "1", "ce_long_updates": 520}
+    plan = StudyPlan(str(tmp_path), settings, data=str(tmp_path / "prep"), cores=2).build()
+    names = stage_names(plan)
+    assert "data_raw" not in names and "train_kd_a0.5_t1_s3" in names and "train_kd_a0.9_t1_s1" not in names
+    argv = plan["train_ce_same_init_long_s1"].argv
+    assert argv[argv.index("--max-update") + 1] == "520"
+
+
+def test_planning_imports_neither_torch_nor_fairseq_and_takes_milliseconds(tmp_path):
+    code = ("import sys, time; t = time.time()\n"
+            "from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan\n"
+            f"p = StudyPlan({str(tmp_path)!r}, dict(DEFAULTS)).build()\n"
+            "print(time.time() - t, len(p.stages), any(m.split('.')[0] in ('torch', 'fairseq') for m in sys.modules))")
+    seconds, stages, heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                            check=True).stdout.split()
+    assert heavy == "False" and int(stages) > 20 and float(seconds) < 1.0
+
+
+def test_cli_refusals_are_one_line(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path), "--set", "student_depht=1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "student_depht: no such setting" in err and "Traceback" not in err
+    assert main(["run", "--out", str(tmp_path), "--dry-run", "--set", "student_seeds=1"]) == 0
+    out = capsys.readouterr().out
+    assert "# teacher: 4 decoder layers, 2400 updates" in out and "fairseq-train" in out
+    assert not os.path.exists(tmp_path / "stages")  # a dry run runs nothing
