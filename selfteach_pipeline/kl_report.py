@@ -142,7 +142,8 @@ def report(folders: List[str], out: str) -> int:
     teacher = arms["teacher"]["sacrebleu_mean"]
     students = [a for a in ARMS if a not in ("teacher", "teacher_longer", "scratch_equal_compute")]
     best = max(students, key=lambda a: arms[a]["sacrebleu_mean"])
-    summary = {"best_student": best, "best_student_fraction_of_teacher": round(arms[best]["sacrebleu_mean"] / teacher, 3),
+    fraction = round(arms[best]["sacrebleu_mean"] / teacher, 3) if teacher else None  # a teacher at 0 BLEU: no ratio
+    summary = {"best_student": best, "best_student_fraction_of_teacher": fraction,
                "best_student_above_scratch_equal_compute":
                    arms[best]["sacrebleu_mean"] > arms["scratch_equal_compute"]["sacrebleu_mean"],
                "units": len(units), "teachers": len(runs),
@@ -201,7 +202,9 @@ def markdown(arms: dict, contrasts: List[dict], summary: dict) -> str:
         per = "; ".join(f"{u['a'] - u['b']:+.2f} ({u['sacrebleu_paired_bootstrap_p']})" for u in c["per_unit"])
         lines.append(f"| {c['name']} | {c['metric'].split(' ')[1].strip('(,')} | {c['delta']:+.2f} | "
                      f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] | {c['p_value']} ({c['units']} units) | {per} |")
-    lines += ["", f"Best student: {summary['best_student']}, {100 * summary['best_student_fraction_of_teacher']:.1f} % "
-              f"of the teacher's test sacreBLEU; above scratch_equal_compute: "
+    fraction = summary["best_student_fraction_of_teacher"]
+    lines += ["", f"Best student: {summary['best_student']}, "
+              + (f"{100 * fraction:.1f} %" if fraction is not None else "– (the teacher scores 0)")
+              + " of the teacher's test sacreBLEU; above scratch_equal_compute: "
               f"{'yes' if summary['best_student_above_scratch_equal_compute'] else 'no'}.", ""]
     return "\n".join(lines)

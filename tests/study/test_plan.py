@@ -76,8 +76,9 @@ def test_study_plan_before_and_after_the_sweep(tmp_path):
     assert {"data_raw", "data_prepare", "train_teacher", "score_teacher", "score_teacher.valid"} <= names
     assert {f"train_{kd_name(a, t, 1)}" for a, t in points} <= names  # the sweep: seed 1 only
     assert {f"train_ce_same_init_s{s}" for s in (1, 2, 3)} <= names  # α = 0, every seed
-    assert not any(n.startswith(("train_seqkd", "train_gradual", "train_scratch", "train_teacher_longer")) for n in names)
-    assert before["train_teacher"].threads == 2 and before["train_ce_same_init_s1"].threads == 1
+    assert not any(n.startswith(("train_seqkd", "train_gradual", "train_ce_same_init_long")) for n in names)
+    assert {"train_scratch_equal_compute_s3", "train_teacher_longer_s3"} <= names  # no KD options needed
+    assert before["train_teacher"].threads == 1 and before["data_prepare"].threads == 2
     # the sweep's scores on valid: α = 0.9, T = 2 wins among α > 0; α = 0 (ce_same_init) is better still
     for (a, t), score in zip(points, (17.0, 17.5, 18.0, 18.5)):
         fake_row(out, f"{kd_name(a, t, 1)}.valid", score, train_seconds=15.0)
