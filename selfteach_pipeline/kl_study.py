@@ -1,7 +1,7 @@
 """Does the self-teaching KL pay? One teacher's run of the controlled study, as a plan.
 
-    selfteach-kl-study run --out runs/kl-study/teacher1 [--set teacher_seed=1] [--dry-run]
-    selfteach-kl-study report runs/kl-study/teacher1 runs/kl-study/teacher2 --out docs/results/kl-study
+    selfteach-kl-study --out runs/kl-study/teacher1 [--set teacher_seed=1] [--dry-run]
+    selfteach-kl-study --report runs/kl-study/teacher1 runs/kl-study/teacher2 --out docs/results/kl-study
 
 A run trains one teacher (converged: its learning rate decays linearly to 0 over `teacher_updates`) and,
 for each student seed, the arms below, all at `student_depth` decoder layers; every model is exported to
@@ -296,23 +296,24 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     ap = argparse.ArgumentParser(prog="selfteach-kl-study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="one teacher's run: its teacher, sweep and arms")
-    run.add_argument("--out", required=True, help="the run's folder (re-running resumes it)")
-    run.add_argument("--data", help="a prepared folder (bin/, tok/, ref/, bpe/ from preprocess/prepare_translation.py)"
-                     " instead of preparing the Bible verses")
-    run.add_argument("--debs", help="a folder with the sword-text-kjv/sparv .deb files instead of apt-get")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    run.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
-    run.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to use (default: all)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices; run nothing")
-    rep = sub.add_parser("report", help="combine runs into results.json, contrasts.json and results.md")
-    rep.add_argument("runs", nargs="+", help="run folders (one per teacher)")
-    rep.add_argument("--out", required=True, help="where the tables go")
+    ap.add_argument("--out", required=True, help="the run's folder (running again resumes it); with --report, "
+                    "where the tables go")
+    ap.add_argument("--data", help="a prepared folder (bin/, tok/, ref/, bpe/ from preprocess/prepare_translation.py)"
+                    " instead of preparing the Bible verses")
+    ap.add_argument("--debs", help="a folder with the sword-text-kjv/sparv .deb files instead of apt-get")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    ap.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to use (default: all)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices; run nothing")
+    ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher) into "
+                    "OUT/results.json, contrasts.json and results.md instead of running")
     args = ap.parse_args(argv)
-    if args.command == "report":
-        from selfteach_pipeline.kl_report import report
-        return report(args.runs, args.out)
+    if args.report:
+        from selfteach_pipeline.kl_report import ReportError, report
+        try:
+            return report(args.report, args.out)
+        except ReportError as e:
+            raise PlanError(str(e)) from None
     settings = settings_from(args)
     out = os.path.abspath(args.out)
     study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores)
@@ -324,7 +325,7 @@ def _main(argv) -> int:
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     LocalRunner(out, args.cores).run(study.build)
-    print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study report RUN... --out DIR")
+    print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study --report RUN... --out DIR")
     return 0
 
 

@@ -40,7 +40,7 @@ def prepared(tmp_path_factory):
 
 def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepared, tmp_path):
     out = str(tmp_path / "teacher1")
-    first = run(["selfteach-kl-study", "run", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
+    first = run(["selfteach-kl-study", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
     assert "sweep picked α = " in first and "ce_same_init_long: " in first
     sweep = json.load(open(os.path.join(out, "sweep.json")))
     assert {p["kd_alpha"] for p in sweep["points"]} == {0.5, 0.9} and "ce_same_init_valid_sacrebleu" in sweep
@@ -52,9 +52,9 @@ def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepare
     commands = open(os.path.join(out, "commands.sh")).read().splitlines()
     decodes = [c for c in commands if "fairseq-generate" in c]
     assert len(decodes) >= 16 and not any("--user-dir" in c for c in decodes)
-    again = run(["selfteach-kl-study", "run", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
+    again = run(["selfteach-kl-study", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
     assert "started" not in again  # every stage's marker is there: nothing runs twice
-    run(["selfteach-kl-study", "report", out, "--out", tmp_path / "report"])
+    run(["selfteach-kl-study", "--report", out, "--out", tmp_path / "report"])
     contrasts = json.load(open(tmp_path / "report" / "contrasts.json"))
     assert {c["name"] for c in contrasts} == CONTRASTS
     for c in contrasts:

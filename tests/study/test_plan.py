@@ -125,10 +125,13 @@ def test_planning_imports_neither_torch_nor_fairseq_and_takes_milliseconds(tmp_p
 
 
 def test_cli_refusals_are_one_line(tmp_path, capsys):
-    assert main(["run", "--out", str(tmp_path), "--set", "student_depht=1", "--dry-run"]) == 2
+    assert main(["--out", str(tmp_path), "--set", "student_depht=1", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "student_depht: no such setting" in err and "Traceback" not in err
-    assert main(["run", "--out", str(tmp_path), "--dry-run", "--set", "student_seeds=1"]) == 0
+    assert main(["--out", str(tmp_path), "--dry-run", "--set", "student_seeds=1"]) == 0
     out = capsys.readouterr().out
     assert "# teacher: 4 decoder layers, 2400 updates" in out and "fairseq-train" in out
     assert not os.path.exists(tmp_path / "stages")  # a dry run runs nothing
+    assert main(["--report", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "settings.json: missing" in err and "Traceback" not in err
