@@ -142,7 +142,8 @@ def _sh_options(path):
 def _static_options():
     """Options the plugin's tools, preprocessing, benchmarks and pipeline scripts accept."""
     found = set()
-    for path in [*(ROOT / "fairseq_selfteach").rglob("*.py"), *(ROOT / "preprocess").glob("*.py"),
+    for path in [*(ROOT / "fairseq_selfteach").rglob("*.py"), *(ROOT / "selfteach_pipeline").glob("*.py"),
+                 *(ROOT / "preprocess").glob("*.py"),
                  *(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
         found |= _py_options(path)
     for path in (ROOT / "scripts").glob("*.sh"):
@@ -265,8 +266,10 @@ def _command_options(line, fairseq_options):
     if command in fairseq_options:
         return fairseq_options[command]
     if command.startswith(("selfteach-", "python -m")):
-        name = command.split(".")[-1] if "." in command else command[len("selfteach-"):].replace("-", "_")
-        own = _py_options(ROOT / "fairseq_selfteach" / "cli" / f"{name}.py") | {"--jobs", "--help"}
+        scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+        module = scripts[command].split(":")[0] if command in scripts else command.split()[-1]
+        name = module.split(".")[-1]
+        own = _py_options(ROOT.joinpath(*module.split(".")).with_suffix(".py")) | {"--jobs", "--help"}
         return own | (fairseq_options["fairseq-train"] if name == "teacher_cache" else set())
     path = ROOT / command.split()[-1]
     if path.suffix == ".sh":

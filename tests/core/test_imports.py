@@ -9,6 +9,7 @@ import sys
 from tests.helpers import REPO
 
 PACKAGE = "fairseq_selfteach"
+PIPELINES = "selfteach_pipeline"  # the pipelines' package: plans, runners, the study's statistics
 SCRIPTS = "preprocess"  # scripts run with their own folder on sys.path: they import each other by bare name
 
 
@@ -83,9 +84,9 @@ def test_the_installed_hook_prints_a_users_error_in_one_line_and_passes_on_the_r
 
 
 def project_modules():
-    """{module name: its file} for the package (dotted names) and preprocess/'s scripts (bare names)."""
+    """{module name: its file} for both packages (dotted names) and preprocess/'s scripts (bare names)."""
     modules = {}
-    for root, dirs, files in os.walk(os.path.join(REPO, PACKAGE)):
+    for root, dirs, files in [w for package in (PACKAGE, PIPELINES) for w in os.walk(os.path.join(REPO, package))]:
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in files:
             if name.endswith(".py"):
@@ -214,3 +215,10 @@ def heavy_modules_imported_alone(modules):
 
 def test_the_light_modules_themselves_import_neither_torch_nor_fairseq():
     assert heavy_modules_imported_alone(LIGHT) == {module: [] for module in LIGHT}
+
+
+def test_the_pipelines_package_imports_neither_torch_nor_fairseq():
+    out = run_python("import sys\n"
+                     "import selfteach_pipeline.kl_study, selfteach_pipeline.kl_report, selfteach_pipeline.runner\n"
+                     "print(' '.join(m for m in ('torch', 'fairseq', 'fairseq_selfteach') if m in sys.modules))\n")
+    assert out.strip() == "", out
