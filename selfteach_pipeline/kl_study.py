@@ -20,16 +20,14 @@ ce_same_init it is the grid's α = 0 point. The pick is the best α > 0 point on
 have a KL); valid's verdict on α = 0 is written beside it. `--set kd_alpha=… --set kd_temperature=…`
 skips the sweep (a later teacher reuses the first one's pick). Planning imports no torch and no fairseq.
 """
-import argparse
 import importlib.util
 import json
 import os
-import shutil
 import sys
 from typing import Dict, List, Optional
 
-from selfteach_pipeline.plan import Plan, PlanError, parse_overrides, read_settings_file
-from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+from selfteach_pipeline.plan import Plan, PlanError
+from selfteach_pipeline.runner import write_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -278,56 +276,3 @@ class StudyPlan:
 
 def kd_name(alpha: float, temperature: float, seed: int) -> str:
     return f"kd_a{alpha:g}_t{temperature:g}_s{seed}"
-
-
-def settings_from(args) -> Dict[str, object]:
-    settings = dict(DEFAULTS)
-    if args.settings:
-        settings.update(read_settings_file(args.settings, DEFAULTS))
-    settings.update(parse_overrides(args.set or [], DEFAULTS))
-    check(settings)
-    return settings
-
-
-def main(argv=None) -> int:
-    return main_guard(_main, argv)
-
-
-def _main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="selfteach-kl-study", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="the run's folder (running again resumes it); with --report, "
-                    "where the tables go")
-    ap.add_argument("--data", help="a prepared folder (bin/, tok/, ref/, bpe/ from preprocess/prepare_translation.py)"
-                    " instead of preparing the Bible verses")
-    ap.add_argument("--debs", help="a folder with the sword-text-kjv/sparv .deb files instead of apt-get")
-    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
-    ap.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
-    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to use (default: all)")
-    ap.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices; run nothing")
-    ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher) into "
-                    "OUT/results.json, contrasts.json and results.md instead of running")
-    args = ap.parse_args(argv)
-    if args.report:
-        from selfteach_pipeline.kl_report import ReportError, report
-        try:
-            return report(args.report, args.out)
-        except ReportError as e:
-            raise PlanError(str(e)) from None
-    settings = settings_from(args)
-    out = os.path.abspath(args.out)
-    study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores)
-    if args.dry_run:
-        sys.stdout.write(study.build().dry_run())
-        return 0
-    os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "settings.json"), json.dumps(settings, indent=1) + "\n")
-    if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
-        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    LocalRunner(out, args.cores).run(study.build)
-    print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study --report RUN... --out DIR")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -219,6 +219,6 @@ def test_the_light_modules_themselves_import_neither_torch_nor_fairseq():
 
 def test_the_pipelines_package_imports_neither_torch_nor_fairseq():
     out = run_python("import sys\n"
-                     "import selfteach_pipeline.kl_study, selfteach_pipeline.kl_report, selfteach_pipeline.runner\n"
+                     "import selfteach_pipeline.kl_cli, selfteach_pipeline.kl_report, selfteach_pipeline.runner\n"
                      "print(' '.join(m for m in ('torch', 'fairseq', 'fairseq_selfteach') if m in sys.modules))\n")
     assert out.strip() == "", out

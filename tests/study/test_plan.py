@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check, kd_name, main
+from selfteach_pipeline.kl_cli import main
+from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check, kd_name
 from selfteach_pipeline.plan import Plan, PlanError, parse_overrides, read_settings_file
 
 

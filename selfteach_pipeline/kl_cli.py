@@ -1,0 +1,69 @@
+"""selfteach-kl-study: one teacher's run of the KL study, or (--report) the tables of several runs.
+
+The plan is selfteach_pipeline/kl_study.py's, the runner selfteach_pipeline/runner.py's, the tables
+selfteach_pipeline/kl_report.py's; this is the command line that joins them.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+from typing import Dict
+
+from selfteach_pipeline import kl_study
+from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check
+from selfteach_pipeline.plan import PlanError, parse_overrides, read_settings_file
+from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+
+
+def settings_from(args) -> Dict[str, object]:
+    settings = dict(DEFAULTS)
+    if args.settings:
+        settings.update(read_settings_file(args.settings, DEFAULTS))
+    settings.update(parse_overrides(args.set or [], DEFAULTS))
+    check(settings)
+    return settings
+
+
+def main(argv=None) -> int:
+    return main_guard(_main, argv)
+
+
+def _main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="selfteach-kl-study", description=kl_study.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="the run's folder (running again resumes it); with --report, "
+                    "where the tables go")
+    ap.add_argument("--data", help="a prepared folder (bin/, tok/, ref/, bpe/ from preprocess/prepare_translation.py)"
+                    " instead of preparing the Bible verses")
+    ap.add_argument("--debs", help="a folder with the sword-text-kjv/sparv .deb files instead of apt-get")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    ap.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to use (default: all)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices; run nothing")
+    ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher) into "
+                    "OUT/results.json, contrasts.json and results.md instead of running")
+    args = ap.parse_args(argv)
+    if args.report:
+        from selfteach_pipeline.kl_report import ReportError, report  # numpy and sacreBLEU: only here
+        try:
+            return report(args.report, args.out)
+        except ReportError as e:
+            raise PlanError(str(e)) from None
+    settings = settings_from(args)
+    out = os.path.abspath(args.out)
+    study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores)
+    if args.dry_run:
+        sys.stdout.write(study.build().dry_run())
+        return 0
+    os.makedirs(out, exist_ok=True)
+    write_atomic(os.path.join(out, "settings.json"), json.dumps(settings, indent=1) + "\n")
+    if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
+        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    LocalRunner(out, args.cores).run(study.build)
+    print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study --report RUN... --out DIR")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
