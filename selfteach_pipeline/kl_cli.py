@@ -14,6 +14,7 @@ from selfteach_pipeline import kl_study
 from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check
 from selfteach_pipeline.plan import PlanError, parse_overrides, read_settings_file
 from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, dry_run
 
 
 def settings_from(args) -> Dict[str, object]:
@@ -40,7 +41,15 @@ def _main(argv) -> int:
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     ap.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores to use (default: all)")
-    ap.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices; run nothing")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan's commands and choices (with "
+                    "--executor slurm, each job's parameters); run nothing")
+    ap.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
+                    help="local: lanes on this machine (default); slurm: every stage a Slurm job through "
+                    "submitit, with its dependencies; submitit-local: submitit's local processes")
+    ap.add_argument("--slurm-partition", default="", help="the Slurm partition of every job")
+    ap.add_argument("--time-min", type=int, default=240, help="each job's time limit in minutes (submitit)")
+    ap.add_argument("--gpus-per-training", type=int, default=0, help="GPUs of each fairseq-train and fairseq-generate job (submitit); "
+                    "with GPUs, --set cpu=no")
     ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher) into "
                     "OUT/results.json, contrasts.json and results.md instead of running")
     args = ap.parse_args(argv)
@@ -53,14 +62,19 @@ def _main(argv) -> int:
     settings = settings_from(args)
     out = os.path.abspath(args.out)
     study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores)
+    cluster = ClusterOptions(args.slurm_partition, args.time_min, args.gpus_per_training)
     if args.dry_run:
-        sys.stdout.write(study.build().dry_run())
+        plan = study.build()
+        sys.stdout.write(dry_run(plan, cluster) if args.executor == "slurm" else plan.dry_run())
         return 0
     os.makedirs(out, exist_ok=True)
     write_atomic(os.path.join(out, "settings.json"), json.dumps(settings, indent=1) + "\n")
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    LocalRunner(out, args.cores).run(study.build)
+    if args.executor == "local":
+        LocalRunner(out, args.cores).run(study.build)
+    else:
+        SubmititRunner(out, "slurm" if args.executor == "slurm" else "local", cluster, args.cores).run(study.build)
     print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study --report RUN... --out DIR")
     return 0
 

@@ -45,6 +45,7 @@ DEFAULTS: Dict[str, object] = {
     "kd_alpha": "", "kd_temperature": "", "sweep_alpha": "0.5,0.9", "sweep_temperature": "1,2",
     "ce_long_updates": 0,  # 0 = student_updates × (kd's train seconds ÷ ce_same_init's), seed 1
     "beam": 5, "generate_batch_size": 128,
+    "cpu": True,  # fairseq's --cpu on every training and decoding (no: the GPUs a job is given)
 }
 TRAIN_ARMS = ("kd", "ce_same_init", "ce_same_init_long", "seqkd", "gradual", "teacher_longer",
               "scratch_equal_compute")
@@ -104,9 +105,12 @@ class StudyPlan:
                 "--dropout", s["dropout"], "--weight-decay", s["weight_decay"],
                 "--label-smoothing", s["label_smoothing"], "--max-tokens", s["max_tokens"], "--seed", seed,
                 "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "100",
-                "--required-batch-size-multiple", "1", "--num-workers", "0", "--cpu",
+                "--required-batch-size-multiple", "1", "--num-workers", "0", *self.device(),
                 "--user-dir", user_dir(), "--save-dir", self.model_dir(name), *extra]
         return plan.add(f"train_{name}", argv, after, threads=threads)
+
+    def device(self):
+        return ["--cpu"] if self.s["cpu"] else []
 
     def model_dir(self, name):
         return os.path.join(self.out, "models", name)
@@ -128,7 +132,7 @@ class StudyPlan:
             plan.add(f"decode_{name}_{subset}", ["fairseq-generate", self.bin, "--path", self.exported(name),
                      "--gen-subset", subset, "--beam", self.s["beam"], "--batch-size", self.s["generate_batch_size"],
                      "--remove-bpe", "--max-len-a", "1.5", "--max-len-b", "10", "--required-batch-size-multiple",
-                     "1", "--num-workers", "0", "--cpu"], [f"export_{name}"], stdout=gen)
+                     "1", "--num-workers", "0", *self.device()], [f"export_{name}"], stdout=gen)
             row = name if subset == "test" else f"{name}.valid"
             plan.add(f"score_{row}", ["selfteach-score-translation", "--generate-log", gen,
                      "--tok-ref", os.path.join(self.data, "tok", f"{subset}.{self.s['tgt']}"),
@@ -262,7 +266,7 @@ class StudyPlan:
         plan.add("decode_teacher_train", ["fairseq-generate", self.bin, "--path", self.exported("teacher"),
                  "--gen-subset", "train", "--beam", s["beam"], "--batch-size", s["generate_batch_size"],
                  "--max-len-a", "1.5", "--max-len-b", "10", "--required-batch-size-multiple", "1",
-                 "--num-workers", "0", "--cpu"], ["export_teacher"], stdout=gen, threads=self.cores)
+                 "--num-workers", "0", *self.device()], ["export_teacher"], stdout=gen, threads=self.cores)
         plan.add("seqkd_corpus", ["selfteach-seqkd-corpus", "--generate-log", gen, "--source",
                  os.path.join(self.data, "bpe", f"train.{s['src']}"), "--out-prefix", os.path.join(root, "train"),
                  "--src", s["src"], "--tgt", s["tgt"]], ["decode_teacher_train"])

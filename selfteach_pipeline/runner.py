@@ -59,7 +59,6 @@ class LocalRunner:
             seconds.update(self._round(plan, todo))
 
     def _round(self, plan: Plan, todo: List[Stage]) -> Dict[str, float]:
-        os.makedirs(os.path.join(self.out, "logs"), exist_ok=True)
         waiting = list(todo)
         running: Dict[str, tuple] = {}
         seconds: Dict[str, float] = {}
@@ -90,39 +89,64 @@ class LocalRunner:
                     failed = stage
                     waiting.clear()
         if failed:
-            # a stage whose output is a file logs into it: the unfinished file (.tmp) is what to read
-            log = failed.stdout + ".tmp" if failed.stdout else os.path.join(self.out, "logs", f"{failed.name}.log")
-            tail = _tail(log)
-            raise StageFailed(f"stage {failed.name} failed; its log: {log}" + (f" (last line: {tail})" if tail else ""))
+            raise failure(self.out, failed)
         return seconds
 
     def _start(self, stage: Stage):
-        log = open(os.path.join(self.out, "logs", f"{stage.name}.log"), "a", encoding="utf-8")
-        with open(os.path.join(self.out, "commands.sh"), "a", encoding="utf-8") as f:
-            f.write(stage.shell() + "\n")
         self.echo(f"pipeline: {stage.name} started ({stage.threads} thread{'s' if stage.threads > 1 else ''})")
-        env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads), MKL_NUM_THREADS=str(stage.threads))
-        stdout = log
-        if stage.stdout:
-            os.makedirs(os.path.dirname(stage.stdout) or ".", exist_ok=True)
-            stdout = open(stage.stdout + ".tmp", "w", encoding="utf-8")
-        try:
-            return subprocess.Popen(stage.argv, stdout=stdout, stderr=subprocess.STDOUT if stage.stdout else log,
-                                    env=env, cwd=self.out)
-        except OSError as e:
-            raise StageFailed(f"stage {stage.name}: cannot run {stage.argv[0]}: {e.strerror}") from None
-        finally:
-            log.close()
-            if stdout is not log:
-                stdout.close()
+        return start_stage(self.out, stage)
 
     def _finish(self, stage: Stage, seconds: float) -> float:
-        if stage.stdout:
-            os.replace(stage.stdout + ".tmp", stage.stdout)
-        write_atomic(marker(self.out, stage.name),
-                     json.dumps({"seconds": round(seconds, 1), "command": stage.shell()}) + "\n")
+        finish_stage(self.out, stage, seconds)
         self.echo(f"pipeline: {stage.name} done in {seconds:.0f} s")
         return seconds
+
+
+def start_stage(out: str, stage: Stage) -> subprocess.Popen:
+    """Starts the stage's command: its log in OUT/logs, its line in OUT/commands.sh, its threads set."""
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    log = open(os.path.join(out, "logs", f"{stage.name}.log"), "a", encoding="utf-8")
+    with open(os.path.join(out, "commands.sh"), "a", encoding="utf-8") as f:
+        f.write(stage.shell() + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads), MKL_NUM_THREADS=str(stage.threads))
+    stdout = log
+    if stage.stdout:
+        os.makedirs(os.path.dirname(stage.stdout) or ".", exist_ok=True)
+        stdout = open(stage.stdout + ".tmp", "w", encoding="utf-8")
+    try:
+        return subprocess.Popen(stage.argv, stdout=stdout, stderr=subprocess.STDOUT if stage.stdout else log,
+                                env=env, cwd=out)
+    except OSError as e:
+        raise StageFailed(f"stage {stage.name}: cannot run {stage.argv[0]}: {e.strerror}") from None
+    finally:
+        log.close()
+        if stdout is not log:
+            stdout.close()
+
+
+def finish_stage(out: str, stage: Stage, seconds: float) -> None:
+    """After success only: the output file under its own name, then the marker (both atomic)."""
+    if stage.stdout:
+        os.replace(stage.stdout + ".tmp", stage.stdout)
+    write_atomic(marker(out, stage.name), json.dumps({"seconds": round(seconds, 1), "command": stage.shell()}) + "\n")
+
+
+def failure(out: str, stage: Stage) -> StageFailed:
+    # a stage whose output is a file logs into it: the unfinished file (.tmp) is what to read
+    log = stage.stdout + ".tmp" if stage.stdout else os.path.join(out, "logs", f"{stage.name}.log")
+    tail = _tail(log)
+    return StageFailed(f"stage {stage.name} failed; its log: {log}" + (f" (last line: {tail})" if tail else ""))
+
+
+def run_stage(out: str, stage: Stage) -> float:
+    """Runs one stage to its end in this process's child (what a submitit job calls); its seconds."""
+    if is_done(out, stage.name):
+        return 0.0
+    start = time.time()
+    if start_stage(out, stage).wait() != 0:
+        raise failure(out, stage)
+    finish_stage(out, stage, time.time() - start)
+    return time.time() - start
 
 
 def _tail(path: str) -> str:
