@@ -4,6 +4,7 @@ The plan is selfteach_pipeline/kl_study.py's, the runner selfteach_pipeline/runn
 selfteach_pipeline/kl_report.py's; this is the command line that joins them.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from selfteach_pipeline import kl_study
 from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check
 from selfteach_pipeline.plan import PlanError, parse_overrides, read_settings_file
 from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+from selfteach_pipeline.startup import served
 from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, dry_run
 
 
@@ -46,6 +48,9 @@ def _main(argv) -> int:
     ap.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                     help="local: lanes on this machine (default); slurm: every stage a Slurm job through "
                     "submitit, with its dependencies; submitit-local: submitit's local processes")
+    ap.add_argument("--no-forkserver", dest="forkserver", action="store_false",
+                    help="local: start every tool as its own process (by default they are forks of one "
+                    "process that imported torch and fairseq once: scripts/forkserver.py)")
     ap.add_argument("--slurm-partition", default="", help="the Slurm partition of every job")
     ap.add_argument("--time-min", type=int, default=240, help="each job's time limit in minutes (submitit)")
     ap.add_argument("--gpus-per-training", type=int, default=0, help="GPUs of each fairseq-train and fairseq-generate job (submitit); "
@@ -72,7 +77,8 @@ def _main(argv) -> int:
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     if args.executor == "local":
-        LocalRunner(out, args.cores).run(study.build)
+        with served(os.path.join(out, "forkserver"), print) if args.forkserver else contextlib.nullcontext():
+            LocalRunner(out, args.cores).run(study.build)
     else:
         SubmititRunner(out, "slurm" if args.executor == "slurm" else "local", cluster, args.cores).run(study.build)
     print(f"selfteach-kl-study: run complete in {out}; combine runs with: selfteach-kl-study --report RUN... --out DIR")

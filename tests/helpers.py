@@ -41,38 +41,7 @@ def minilm_path():
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-FORKSERVER = os.path.join(REPO, "scripts", "forkserver.py")
-FORKSERVER_BIN = os.path.join(REPO, "scripts", "forkserver-bin")  # the clients: fairseq-train & co.
-
-
-def start_forkserver(folder, *options):
-    """scripts/forkserver.py serving a socket in folder (its log: folder/forkserver.log), started with
-    this process's environment and ready, with options added to `serve`; (its Popen, the socket's path)."""
-    import time
-
-    sock = os.path.join(folder, "forkserver.sock")
-    if len(os.fsencode(sock)) > 100:  # a Unix socket's path is short: a fresh folder in /tmp then
-        import tempfile
-        sock = os.path.join(tempfile.mkdtemp(prefix="selfteach-fs-"), "forkserver.sock")
-    with open(os.path.join(folder, "forkserver.out"), "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-P", FORKSERVER, "serve", "--socket", sock, "--log",
-                                 os.path.join(folder, "forkserver.log"), "--exit-with-parent", *options],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
-    while proc.poll() is None and time.time() < deadline:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(sock)
-                return proc, sock
-            except OSError:
-                time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"the fork server did not start; see {folder}/forkserver.out")
-
-
-def stop_forkserver(proc):
-    proc.terminate()
-    proc.wait(timeout=30)
+from selfteach_pipeline.startup import FORKSERVER, FORKSERVER_BIN, start_forkserver, stop_forkserver  # noqa: E402,F401
 
 
 def run(args, cwd=None, check=True, env=None):

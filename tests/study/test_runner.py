@@ -126,3 +126,23 @@ def test_kill_9_then_the_same_command_ends_as_the_uninterrupted_run(tmp_path):
     assert all(is_done(out, n) for n in ("first", "slow", "last"))
     assert open(os.path.join(out, "stages", "first.done")).read() == first_marker  # not run again
     assert [open(os.path.join(out, f"{n}.txt")).read() for n in ("first", "slow", "last")] == ["first", "slow", "last"]
+
+
+def test_a_served_run_starts_its_tools_as_forks_of_one_process(tmp_path, monkeypatch):
+    """selfteach_pipeline.startup.served: the run's own fork server (none serves yet), its clients first on
+    PATH; a plain fairseq tool then runs as a fork (the server's log says so), and PATH is restored."""
+    from selfteach_pipeline.startup import BIN, served
+
+    for key in ("SELFTEACH_FORKSERVER_SOCKET", "SELFTEACH_FORKSERVER_REAL_BIN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PATH", os.pathsep.join([BIN, os.environ["PATH"]]))
+    before = os.environ["PATH"]
+    out = str(tmp_path)
+    plan = Plan()
+    plan.add("help", ["fairseq-preprocess", "--help"], stdout=os.path.join(out, "help.txt"))
+    with served(os.path.join(out, "forkserver"), echo=lambda _: None):
+        LocalRunner(out, cores=1, echo=lambda _: None).run(lambda: plan)
+    assert "--trainpref" in open(os.path.join(out, "help.txt")).read()
+    log = open(os.path.join(out, "forkserver", "forkserver.log")).read()
+    assert "start fairseq-preprocess" in log and "fallback" not in log
+    assert os.environ["PATH"] == before and "SELFTEACH_FORKSERVER_SOCKET" not in os.environ
