@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A fork server: torch, fairseq and fairseq_cli.{train,generate,preprocess} imported once, each
 fairseq-train / fairseq-generate / fairseq-preprocess run a fork of that process (and the plugin's
-selfteach-export-student / -score-translation / -seqkd-corpus, which import the plugin in the fork).
+selfteach-export-student / -score-translation / -seqkd-corpus / -evaluate-glue / -convert-hf-bert, which
+import the plugin in the fork).
 
     python -P scripts/forkserver.py serve --socket PATH [--log FILE]
 
@@ -37,7 +38,9 @@ TOOLS = {"fairseq-train": "fairseq_cli.train", "fairseq-generate": "fairseq_cli.
 # so the plain-fairseq runs stay plugin-free; each starts as its console script does, MODULE:main()
 PLUGIN_TOOLS = {"selfteach-export-student": "fairseq_selfteach.cli.export_student",
                 "selfteach-score-translation": "fairseq_selfteach.cli.score_translation",
-                "selfteach-seqkd-corpus": "fairseq_selfteach.cli.seqkd_corpus"}
+                "selfteach-seqkd-corpus": "fairseq_selfteach.cli.seqkd_corpus",
+                "selfteach-evaluate-glue": "fairseq_selfteach.cli.evaluate_glue",
+                "selfteach-convert-hf-bert": "fairseq_selfteach.cli.convert_hf_bert"}
 PROBE = "forkserver-probe"  # a test-only tool, served with --testing: reports what its child sees
 BIN = os.path.dirname(sys.executable)  # where the real console scripts are: argv[0] of each child
 MAX_REQUEST = 1 << 22

@@ -9,11 +9,11 @@ every arm and unit: the test set is the same) — so it carries the variation be
 sentences. It is the central 95 % of the replicates' differences. The test is exact: every assignment of
 signs to the units' differences, two-sided (with 6 units the smallest possible p is 2/64 = 0.031).
 Scores are computed from per-sentence sufficient statistics, so a resample's BLEU is exactly
-sacreBLEU's corpus BLEU of the resampled sentences.
+sacreBLEU's corpus BLEU of the resampled sentences (classification: the accuracy of the resampled examples).
 """
 import itertools
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -31,6 +31,17 @@ class Unit:
 def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """(sentences, statistics): sacreBLEU's sufficient statistics of each sentence (lowercased BLEU)."""
     return np.array(detok_bleu()._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=np.float64)
+
+
+def accuracy_statistics(predictions: Sequence, targets: Sequence) -> np.ndarray:
+    """(examples, 2): [right, 1] per example, whose sums give the accuracy of any resample."""
+    right = np.asarray(predictions) == np.asarray(targets)
+    return np.stack([right.astype(np.float64), np.ones(len(right))], axis=1)
+
+
+def accuracy_of_sums(sums: np.ndarray) -> np.ndarray:
+    sums = np.atleast_2d(sums)
+    return 100.0 * sums[:, 0] / sums[:, 1]
 
 
 def bleu_of_sums(sums: np.ndarray) -> np.ndarray:
@@ -76,13 +87,3 @@ def contrast(units: List[Unit], score: Callable[[np.ndarray], np.ndarray] = bleu
             "p_value": round(sign_flip_p(per_unit), 4), "units": len(units),
             "per_unit": [{"teacher": u.teacher, "seed": u.seed, "a": round(float(x), 2), "b": round(float(y), 2)}
                          for u, x, y in zip(units, full_a, full_b)]}
-
-
-def direction(delta: float, ci: Tuple[float, float]) -> str:
-    """In words, for a table: which way the difference goes and whether the interval excludes 0."""
-    low, high = ci
-    if low > 0:
-        return "a better (interval above 0)"
-    if high < 0:
-        return "b better (interval below 0)"
-    return f"{'a' if delta > 0 else 'b' if delta < 0 else 'neither'} ahead, interval includes 0"

@@ -12,7 +12,7 @@ import sys
 from typing import Dict
 
 from selfteach_pipeline import kl_study
-from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check
+from selfteach_pipeline.kl_study import StudyPlan, check, defaults
 from selfteach_pipeline.plan import PlanError, parse_overrides, read_settings_file
 from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
 from selfteach_pipeline.startup import served
@@ -20,10 +20,11 @@ from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, d
 
 
 def settings_from(args) -> Dict[str, object]:
-    settings = dict(DEFAULTS)
+    known = defaults(args.family)
+    settings = dict(known)
     if args.settings:
-        settings.update(read_settings_file(args.settings, DEFAULTS))
-    settings.update(parse_overrides(args.set or [], DEFAULTS))
+        settings.update(read_settings_file(args.settings, known))
+    settings.update(parse_overrides(args.set or [], known))
     check(settings)
     return settings
 
@@ -37,8 +38,12 @@ def _main(argv) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="the run's folder (running again resumes it); with --report, "
                     "where the tables go")
-    ap.add_argument("--data", help="a prepared folder (bin/, tok/, ref/, bpe/ from preprocess/prepare_translation.py)"
-                    " instead of preparing the Bible verses")
+    ap.add_argument("--family", choices=("translation", "classification"), default="translation",
+                    help="translation: Bible Es→En verses, students of k decoder layers, sacreBLEU (default); "
+                    "classification: sentiment snippets (SST-2 layout), a BERT's first k layers, accuracy")
+    ap.add_argument("--data", help="translation: a prepared folder (bin/, tok/, ref/, bpe/ from "
+                    "preprocess/prepare_translation.py); classification: a binarised GLUE-layout folder "
+                    "(preprocess/glue_binarize.py, with a heldout split); instead of preparing the data")
     ap.add_argument("--debs", help="a folder with the sword-text-kjv/sparv .deb files instead of apt-get")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     ap.add_argument("--settings", help="a file of KEY VALUE lines: settings for this run")
@@ -66,14 +71,15 @@ def _main(argv) -> int:
             raise PlanError(str(e)) from None
     settings = settings_from(args)
     out = os.path.abspath(args.out)
-    study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores)
+    study = StudyPlan(out, settings, os.path.abspath(args.data) if args.data else None, args.debs, args.cores,
+                      args.family)
     cluster = ClusterOptions(args.slurm_partition, args.time_min, args.gpus_per_training)
     if args.dry_run:
         plan = study.build()
         sys.stdout.write(dry_run(plan, cluster) if args.executor == "slurm" else plan.dry_run())
         return 0
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "settings.json"), json.dumps(settings, indent=1) + "\n")
+    write_atomic(os.path.join(out, "settings.json"), json.dumps({"family": args.family, **settings}, indent=1) + "\n")
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     if args.executor == "local":

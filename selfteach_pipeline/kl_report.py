@@ -13,13 +13,15 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from selfteach_pipeline.contrasts import Unit, bleu_statistics, contrast
+from selfteach_pipeline.contrasts import (Unit, accuracy_of_sums, accuracy_statistics, bleu_of_sums, bleu_statistics,
+                                         contrast)
+from selfteach_pipeline.kl_families import FAMILIES
 from selfteach_pipeline.kl_study import kd_name
 from selfteach_pipeline.runner import write_atomic
-from selfteach_pipeline.scores import bleu_paired_p
+from selfteach_pipeline.scores import bleu_paired_p, mcnemar_p
 
 ARMS = ("teacher", "teacher_longer", "kd", "ce_same_init", "ce_same_init_long", "seqkd", "gradual",
-        "scratch_equal_compute")
+        "scratch_equal_compute", "truncated_equal_compute")
 ARM_LABELS = {
     "teacher": "the teacher (converged, lr annealed to 0)",
     "teacher_longer": "teacher trained on for the students' updates (controls for annealing)",
@@ -29,15 +31,17 @@ ARM_LABELS = {
     "seqkd": "the same layers, cross-entropy on the teacher's beam outputs",
     "gradual": "teacher → via layers → k, half the updates each (kd's total)",
     "scratch_equal_compute": "k layers from random init, teacher's + student's updates (equal total updates)",
+    "truncated_equal_compute": "the pretrained first k layers, teacher's + student's updates (equal total updates)",
 }
-# name, a, b, subset (the teacher's margin is judged on valid: it chose the sizes)
+# name, a, b, subset (the teacher's margin is judged on valid: it chose the sizes); SCRATCH is the
+# family's equal-compute baseline, `seqkd` contrasts are translation's only
 CONTRASTS = (
     ("kd_vs_ce_same_init", "kd", "ce_same_init", "test"),
     ("kd_vs_ce_same_init_long", "kd", "ce_same_init_long", "test"),
     ("gradual_vs_kd_equal_updates", "gradual", "kd", "test"),
-    ("kd_vs_scratch_equal_compute", "kd", "scratch_equal_compute", "test"),
+    ("kd_vs_SCRATCH", "kd", "SCRATCH", "test"),
     ("teacher_longer_vs_teacher", "teacher_longer", "teacher", "test"),
-    ("teacher_vs_scratch_valid", "teacher", "scratch_equal_compute", "valid"),
+    ("teacher_vs_scratch_valid", "teacher", "SCRATCH", "valid"),
     ("seqkd_vs_ce_same_init", "seqkd", "ce_same_init", "test"),
     ("seqkd_vs_kd", "seqkd", "kd", "test"),
 )
@@ -51,6 +55,7 @@ class Run:
     def __init__(self, folder: str):
         self.folder = folder
         self.settings = self._json("settings.json")
+        self.family = FAMILIES[self.settings.get("family", "translation")]
         self.teacher = f"teacher_seed{self.settings['teacher_seed']}"
         sweep = self._json("sweep.json", required=False)
         if self.settings["kd_alpha"]:
@@ -100,7 +105,7 @@ class Run:
         """own and total (updates, seconds) of the arm's model for this seed."""
         own = self.row(self.row_name(arm, seed))
         total_u, total_s = own["updates"], own["train_seconds"]
-        if arm not in ("teacher", "scratch_equal_compute"):
+        if arm not in ("teacher", self.family.scratch_arm):
             teacher = self.row("teacher")
             total_u, total_s = total_u + teacher["updates"], total_s + teacher["train_seconds"]
         if arm == "gradual":
@@ -117,35 +122,41 @@ def report(folders: List[str], out: str) -> int:
     runs = [Run(f) for f in folders]
     if len({r.teacher for r in runs}) != len(runs):
         raise ReportError("two runs have the same teacher_seed: each run is one teacher")
+    family = runs[0].family
+    if any(r.family is not family for r in runs):
+        raise ReportError("the runs are of different families (settings.json's family)")
+    key, scratch = family.score_key, family.scratch_arm
     units = [(run, seed) for run in runs for seed in run.settings["student_seeds"]]
+    present = [a for a in ARMS if a not in ("seqkd", "scratch_equal_compute", "truncated_equal_compute")
+               or a == scratch or (a == "seqkd" and family.has_seqkd)]
     rows, arms = [], {}
-    for arm in ARMS:
+    for arm in present:
         per_unit = []
         for run, seed in units:
             name = run.row_name(arm, seed)
             row = run.row(name)
             valid = run._json(os.path.join("results", f"{name}.valid.json"), required=False)
-            per_unit.append({"teacher": run.teacher, "seed": seed, "row": name, "sacrebleu": row["sacrebleu"],
-                             "valid_sacrebleu": valid["sacrebleu"] if valid else None, "params": row["params"],
-                             "decoder_layers": row["decoder_layers"], **run.compute(arm, seed)})
+            per_unit.append({"teacher": run.teacher, "seed": seed, "row": name, "score": row[key],
+                             "valid_score": valid[key] if valid else None, "params": row["params"],
+                             "layers": row.get("decoder_layers", row.get("encoder_layers")), **run.compute(arm, seed)})
         rows.extend(dict(arm=arm, **u) for u in per_unit)
-        scores = np.array([u["sacrebleu"] for u in per_unit])
-        valids = [u["valid_sacrebleu"] for u in per_unit if u["valid_sacrebleu"] is not None]
-        arms[arm] = {"label": ARM_LABELS[arm], "sacrebleu_mean": round(float(scores.mean()), 2),
-                     "sacrebleu_sd": round(float(scores.std(ddof=1)), 2) if len(scores) > 1 else None,
-                     "sacrebleu_min": float(scores.min()), "sacrebleu_max": float(scores.max()),
-                     "valid_sacrebleu_mean": round(float(np.mean(valids)), 2) if valids else None,
-                     "decoder_layers": per_unit[0]["decoder_layers"], "params": per_unit[0]["params"],
+        scores = np.array([u["score"] for u in per_unit])
+        valids = [u["valid_score"] for u in per_unit if u["valid_score"] is not None]
+        arms[arm] = {"label": ARM_LABELS[arm], "score_mean": round(float(scores.mean()), 2),
+                     "score_sd": round(float(scores.std(ddof=1)), 2) if len(scores) > 1 else None,
+                     "score_min": float(scores.min()), "score_max": float(scores.max()),
+                     "valid_score_mean": round(float(np.mean(valids)), 2) if valids else None,
+                     "layers": per_unit[0]["layers"], "params": per_unit[0]["params"],
                      **{k: round(float(np.mean([u[k] for u in per_unit])), 1)
                         for k in ("updates", "seconds", "total_updates", "total_seconds")}}
-    contrasts = [contrast_entry(name, a, b, subset, units) for name, a, b, subset in CONTRASTS]
-    teacher = arms["teacher"]["sacrebleu_mean"]
-    students = [a for a in ARMS if a not in ("teacher", "teacher_longer", "scratch_equal_compute")]
-    best = max(students, key=lambda a: arms[a]["sacrebleu_mean"])
-    fraction = round(arms[best]["sacrebleu_mean"] / teacher, 3) if teacher else None  # a teacher at 0 BLEU: no ratio
-    summary = {"best_student": best, "best_student_fraction_of_teacher": fraction,
-               "best_student_above_scratch_equal_compute":
-                   arms[best]["sacrebleu_mean"] > arms["scratch_equal_compute"]["sacrebleu_mean"],
+    contrasts = [contrast_entry(name.replace("SCRATCH", scratch), a, b.replace("SCRATCH", scratch), subset, units)
+                 for name, a, b, subset in CONTRASTS if family.has_seqkd or "seqkd" not in name]
+    teacher = arms["teacher"]["score_mean"]
+    best = max((a for a in present if a not in ("teacher", "teacher_longer", scratch)),
+               key=lambda a: arms[a]["score_mean"])
+    summary = {"family": family.name, "metric": family.metric, "best_student": best,
+               "best_student_fraction_of_teacher": round(arms[best]["score_mean"] / teacher, 3) if teacher else None,
+               f"best_student_above_{scratch}": arms[best]["score_mean"] > arms[scratch]["score_mean"],
                "units": len(units), "teachers": len(runs),
                "kd": [{"teacher": r.teacher, "kd_alpha": r.alpha, "kd_temperature": r.temperature} for r in runs],
                "sweeps": {r.teacher: r.sweep for r in runs if r.sweep}}
@@ -153,7 +164,7 @@ def report(folders: List[str], out: str) -> int:
     write_atomic(os.path.join(out, "results.json"),
                  json.dumps({"arms": arms, "rows": rows, "summary": summary}, indent=1) + "\n")
     write_atomic(os.path.join(out, "contrasts.json"), json.dumps(contrasts, indent=1) + "\n")
-    write_atomic(os.path.join(out, "results.md"), markdown(arms, contrasts, summary))
+    write_atomic(os.path.join(out, "results.md"), markdown(arms, contrasts, summary, scratch))
     print(f"selfteach-kl-study report: {len(units)} units from {len(runs)} run(s) → {out}/results.md, "
           "results.json, contrasts.json")
     return 0
@@ -166,45 +177,57 @@ def contrast_entry(name: str, a: str, b: str, subset: str, units) -> dict:
         if subset == "valid":
             rows = [f"{r}.valid" for r in rows]
         out_a, out_b = run.outputs(rows[0]), run.outputs(rows[1])
-        refs = out_a["references"]
-        built.append(Unit(run.teacher, seed, bleu_statistics(out_a["hypotheses"], refs),
-                          bleu_statistics(out_b["hypotheses"], refs)))
-        unit_p.append(round(bleu_paired_p(out_a["hypotheses"], out_b["hypotheses"], refs), 4))
-    result = contrast(built)
+        if run.family.name == "translation":
+            refs = out_a["references"]
+            stats = [bleu_statistics(o["hypotheses"], refs) for o in (out_a, out_b)]
+            unit_p.append(round(bleu_paired_p(out_a["hypotheses"], out_b["hypotheses"], refs), 4))
+        else:
+            stats = [accuracy_statistics(o["predictions"], o["targets"]) for o in (out_a, out_b)]
+            unit_p.append(round(mcnemar_p(stats[0][:, 0], stats[1][:, 0]), 4))
+        built.append(Unit(run.teacher, seed, *stats))
+    translation = units[0][0].family.name == "translation"
+    result = contrast(built, bleu_of_sums if translation else accuracy_of_sums)
     for entry, p in zip(result["per_unit"], unit_p):
-        entry["sacrebleu_paired_bootstrap_p"] = p
+        entry["paired_p"] = p
     return {"name": name, "a": a, "b": b, "delta": result["delta"], "ci_low": result["ci_low"],
             "ci_high": result["ci_high"], "p_value": result["p_value"],
             "test": "exact two-sided sign-flip over units; interval: hierarchical bootstrap (teachers, seeds, "
-                    "sentences), 1,000 replicates",
-            "units": result["units"], "metric": f"sacreBLEU ({subset}, detokenised, lowercased)",
+                    "sentences or examples), 1,000 replicates",
+            "units": result["units"],
+            "metric": (f"sacreBLEU ({subset}, detokenised, lowercased)" if translation else
+                       f"accuracy ({'dev' if subset == 'test' else 'heldout'}, %)"),
+            "per_unit_test": "sacreBLEU's paired bootstrap" if translation else "exact McNemar",
             "per_unit": result["per_unit"]}
 
 
-def markdown(arms: dict, contrasts: List[dict], summary: dict) -> str:
+def markdown(arms: dict, contrasts: List[dict], summary: dict, scratch: str) -> str:
+    metric = summary["metric"]
+    test = "test" if summary["family"] == "translation" else "dev"
     lines = ["# Does the self-teaching KL pay? Results", "",
-             f"{summary['units']} units ({summary['teachers']} teacher(s) × student seeds); sacreBLEU on test, mean "
-             "over units (min–max); valid where decoded. Updates and seconds: the row's own training; total: "
+             f"{summary['units']} units ({summary['teachers']} teacher(s) × student seeds); {metric} on {test}, mean "
+             "over units (min–max); valid where scored. Updates and seconds: the row's own training; total: "
              "with the teacher's and every earlier stage's (the sweep's extra points are in none).", "",
-             "| arm | what it controls for | dec. layers | params | test sacreBLEU | min–max | valid | own updates "
+             f"| arm | what it controls for | layers | params | {test} {metric} | min–max | valid | own updates "
              "| own s | total updates | total s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm, a in arms.items():
-        valid = "–" if a["valid_sacrebleu_mean"] is None else f"{a['valid_sacrebleu_mean']:.2f}"
-        sd = f" ± {a['sacrebleu_sd']:.2f}" if a["sacrebleu_sd"] is not None else ""
-        lines.append(f"| {arm} | {a['label']} | {a['decoder_layers']} | {a['params']:,} | {a['sacrebleu_mean']:.2f}{sd} "
-                     f"| {a['sacrebleu_min']:.2f}–{a['sacrebleu_max']:.2f} | {valid} | {a['updates']:.0f} "
+        valid = "–" if a["valid_score_mean"] is None else f"{a['valid_score_mean']:.2f}"
+        sd = f" ± {a['score_sd']:.2f}" if a["score_sd"] is not None else ""
+        lines.append(f"| {arm} | {a['label']} | {a['layers']} | {a['params']:,} | {a['score_mean']:.2f}{sd} "
+                     f"| {a['score_min']:.2f}–{a['score_max']:.2f} | {valid} | {a['updates']:.0f} "
                      f"| {a['seconds']:.0f} | {a['total_updates']:.0f} | {a['total_seconds']:.0f} |")
+    per_test = contrasts[0]["per_unit_test"]
     lines += ["", "Contrasts: a − b (positive: a better), 95 % hierarchical-bootstrap interval, exact sign-flip p "
-              "over the units; per unit, a − b and sacreBLEU's paired-bootstrap p.", "",
-              "| contrast | metric | a − b | 95 % interval | sign-flip p | per unit: a − b (paired-bootstrap p) |",
+              f"over the units; per unit, a − b and {per_test} p.", "",
+              "| contrast | split | a − b | 95 % interval | sign-flip p | per unit: a − b (p) |",
               "|---|---|---|---|---|---|"]
     for c in contrasts:
-        per = "; ".join(f"{u['a'] - u['b']:+.2f} ({u['sacrebleu_paired_bootstrap_p']})" for u in c["per_unit"])
-        lines.append(f"| {c['name']} | {c['metric'].split(' ')[1].strip('(,')} | {c['delta']:+.2f} | "
-                     f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] | {c['p_value']} ({c['units']} units) | {per} |")
+        per = "; ".join(f"{u['a'] - u['b']:+.2f} ({u['paired_p']})" for u in c["per_unit"])
+        split = c["metric"].split("(")[1].split(",")[0]
+        lines.append(f"| {c['name']} | {split} | {c['delta']:+.2f} | [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] "
+                     f"| {c['p_value']} ({c['units']} units) | {per} |")
     fraction = summary["best_student_fraction_of_teacher"]
     lines += ["", f"Best student: {summary['best_student']}, "
               + (f"{100 * fraction:.1f} %" if fraction is not None else "– (the teacher scores 0)")
-              + " of the teacher's test sacreBLEU; above scratch_equal_compute: "
-              f"{'yes' if summary['best_student_above_scratch_equal_compute'] else 'no'}.", ""]
+              + f" of the teacher's {test} {metric}; above {scratch}: "
+              + ("yes" if summary[f"best_student_above_{scratch}"] else "no") + ".", ""]
     return "\n".join(lines)

@@ -1,6 +1,8 @@
-"""The translation tables' BLEU and its paired test, in one place for the plugin's reports and the
-pipelines' (no fairseq)."""
+"""The tables' BLEU and the paired tests (sacreBLEU's bootstrap, the exact McNemar test), in one place
+for the plugin's reports and the pipelines' (no fairseq)."""
 from typing import Sequence
+
+import numpy as np
 
 N_SAMPLES = 1000
 SEED = 12345  # sacreBLEU's default SACREBLEU_SEED
@@ -28,3 +30,15 @@ def bleu_paired_p(system: Sequence[str], baseline: Sequence[str], references: Se
                       [list(references)], test_type="bs", n_samples=N_SAMPLES)
     _signatures, scores = test()
     return float(scores["BLEU"][1].p_value)
+
+
+def mcnemar_p(system_correct, baseline_correct) -> float:
+    """Exact (binomial) McNemar test, two-sided: of the examples exactly one of the two gets right,
+    is the split different from half and half? 1.0 when there are none."""
+    from scipy.stats import binomtest
+
+    s, b = np.asarray(system_correct, dtype=bool), np.asarray(baseline_correct, dtype=bool)
+    only_system, only_baseline = int(np.sum(s & ~b)), int(np.sum(~s & b))
+    if only_system + only_baseline == 0:
+        return 1.0
+    return float(binomtest(only_system, only_system + only_baseline, 0.5).pvalue)

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from selfteach_pipeline.scores import N_SAMPLES, SEED, bleu_paired_p, detok_bleu  # noqa: F401  (defined once)
+from selfteach_pipeline.scores import N_SAMPLES, SEED, bleu_paired_p, detok_bleu, mcnemar_p  # noqa: F401  (defined once)
 
 
 
@@ -64,18 +64,6 @@ def glue_resampled(task: str, preds, targets, idx: np.ndarray) -> np.ndarray:
         return 100.0 * (preds[idx] == targets[idx]).mean(axis=1)
     score = score_function(task)
     return np.array([score(preds[i], targets[i]) for i in idx])
-
-
-def mcnemar_p(system_correct, baseline_correct) -> float:
-    """Exact (binomial) McNemar test, two-sided: of the examples exactly one of the two gets right,
-    is the split different from half and half? 1.0 when there are none."""
-    from scipy.stats import binomtest
-
-    s, b = np.asarray(system_correct, dtype=bool), np.asarray(baseline_correct, dtype=bool)
-    only_system, only_baseline = int(np.sum(s & ~b)), int(np.sum(~s & b))
-    if only_system + only_baseline == 0:
-        return 1.0
-    return float(binomtest(only_system, only_system + only_baseline, 0.5).pvalue)
 
 
 def bootstrap_paired_p(system_resampled: np.ndarray, baseline_resampled: np.ndarray, system_score: float,

@@ -43,7 +43,7 @@ def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepare
     first = run(["selfteach-kl-study", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
     assert "sweep picked α = " in first and "ce_same_init_long: " in first
     sweep = json.load(open(os.path.join(out, "sweep.json")))
-    assert {p["kd_alpha"] for p in sweep["points"]} == {0.5, 0.9} and "ce_same_init_valid_sacrebleu" in sweep
+    assert {p["kd_alpha"] for p in sweep["points"]} == {0.5, 0.9} and "ce_same_init_valid_score" in sweep
     # the students start from the teacher's first layer (cross-entropy-only and seqkd arms too)
     for arm in ("ce_same_init_s2", "seqkd_s1", f"kd_a{sweep['picked']['kd_alpha']:g}_t1_s2"):
         log = open(os.path.join(out, "logs", f"train_{arm}.log")).read()
@@ -68,7 +68,7 @@ def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepare
     assert arms["kd"]["total_updates"] == arms["kd"]["updates"] + teacher["updates"] == 12 + 40
     assert arms["gradual"]["updates"] == 6 and arms["gradual"]["total_updates"] == 12 + 40
     assert arms["scratch_equal_compute"]["updates"] == arms["scratch_equal_compute"]["total_updates"] == 52
-    assert arms["ce_same_init_long"]["updates"] >= 1 and arms["teacher_longer"]["decoder_layers"] == 4
-    assert arms["kd"]["decoder_layers"] == 1 and arms["kd"]["params"] < teacher["params"]
+    assert arms["ce_same_init_long"]["updates"] >= 1 and arms["teacher_longer"]["layers"] == 4
+    assert arms["kd"]["layers"] == 1 and arms["kd"]["params"] < teacher["params"]
     table = open(tmp_path / "report" / "results.md").read()
     assert "| kd_vs_ce_same_init | test |" in table and "| teacher_vs_scratch_valid | valid |" in table

@@ -9,8 +9,11 @@ import sys
 import pytest
 
 from selfteach_pipeline.kl_cli import main
-from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan, check, kd_name
+from selfteach_pipeline.kl_study import StudyPlan, check, defaults, kd_name
 from selfteach_pipeline.plan import Plan, PlanError, parse_overrides, read_settings_file
+
+
+DEFAULTS = defaults("translation")
 
 
 def test_stage_lines_are_copyable_shell():
@@ -87,6 +90,7 @@ def test_study_plan_before_and_after_the_sweep(tmp_path):
     after = study.build()
     sweep = json.loads((tmp_path / "run" / "sweep.json").read_text())
     assert sweep["picked"] == {"kd_alpha": 0.9, "kd_temperature": 2.0} and sweep["valid_prefers_alpha_0"]
+    assert sweep["metric"] == "valid sacreBLEU" and sweep["ce_same_init_valid_score"] == 19.0
     names = stage_names(after)
     for s in (1, 2, 3):
         for arm in (kd_name(0.9, 2.0, s), f"ce_same_init_s{s}", f"ce_same_init_long_s{s}", f"seqkd_s{s}",
@@ -117,8 +121,8 @@ def test_given_kd_options_skip_the_sweep(tmp_path):
 
 def test_planning_imports_neither_torch_nor_fairseq_and_takes_milliseconds(tmp_path):
     code = ("import sys, time; t = time.time()\n"
-            "from selfteach_pipeline.kl_study import DEFAULTS, StudyPlan\n"
-            f"p = StudyPlan({str(tmp_path)!r}, dict(DEFAULTS)).build()\n"
+            "from selfteach_pipeline.kl_study import StudyPlan, defaults\n"
+            f"p = StudyPlan({str(tmp_path)!r}, defaults('translation')).build()\n"
             "print(time.time() - t, len(p.stages), any(m.split('.')[0] in ('torch', 'fairseq') for m in sys.modules))")
     seconds, stages, heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                             check=True).stdout.split()
@@ -131,8 +135,52 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "student_depht: no such setting" in err and "Traceback" not in err
     assert main(["--out", str(tmp_path), "--dry-run", "--set", "student_seeds=1"]) == 0
     out = capsys.readouterr().out
-    assert "# teacher: 4 decoder layers, 2400 updates" in out and "fairseq-train" in out
+    assert "# translation: teacher 4 decoder layers, 2400 updates" in out and "fairseq-train" in out
     assert not os.path.exists(tmp_path / "stages")  # a dry run runs nothing
     assert main(["--report", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "settings.json: missing" in err and "Traceback" not in err
+
+
+def test_classification_arms_are_the_same_arms_with_the_familys_commands(tmp_path):
+    """--family classification: the same arms from the same code, with BERT's options: students are the
+    teacher's first k encoder layers (self_distill_glue), the equal-compute baseline is the pretrained
+    model's first k layers fine-tuned, every model is scored by selfteach-evaluate-glue on dev and heldout."""
+    out = str(tmp_path / "run")
+    settings = {**defaults("classification"), "bert_dir": "/bert"}
+    study = StudyPlan(out, settings, cores=2, family="classification")
+    plan = study.build()
+    names = stage_names(plan)
+    assert {"convert", "data_raw", "data_binarize", "train_teacher", "score_teacher", "score_teacher.valid"} <= names
+    teacher = plan["train_teacher"].argv
+    assert teacher[teacher.index("--task") + 1] == "glue" and teacher[teacher.index("--encoder-layers") + 1] == "6"
+    assert teacher[teacher.index("--finetune-from-model") + 1].endswith("models/pretrained/model.pt")
+    assert teacher[teacher.index("--valid-subset") + 1] == "heldout"
+    truncated = plan["train_truncated_equal_compute_s2"].argv
+    assert truncated[truncated.index("--max-update") + 1] == "900" and "--finetune-from-model" in truncated
+    assert truncated[truncated.index("--encoder-layers") + 1] == "3"
+    ce = plan["train_ce_same_init_s1"].argv
+    assert ce[ce.index("--task") + 1] == "self_distill_glue" and ce[ce.index("--criterion") + 1] == "sentence_prediction"
+    kd = plan["train_kd_a0.5_t2_s1"].argv
+    assert kd[kd.index("--criterion") + 1] == "sentence_prediction_self_distill"
+    score = plan["score_ce_same_init_s1.valid"].argv
+    assert score[0] == "selfteach-evaluate-glue" and score[score.index("--subset") + 1] == "heldout"
+    assert plan["score_teacher"].argv[plan["score_teacher"].argv.index("--subset") + 1] == "valid"  # dev
+    for (a, t), score in zip([(a, t) for a in (0.5, 0.9) for t in (1.0, 2.0)], (80.0, 81.0, 82.0, 79.0)):
+        os.makedirs(os.path.join(out, "results"), exist_ok=True)
+        json.dump({"glue_score": score, "train_seconds": 12.0}, open(os.path.join(out, "results", f"{kd_name(a, t, 1)}.valid.json"), "w"))
+    json.dump({"glue_score": 78.0, "train_seconds": 8.0}, open(os.path.join(out, "results", "ce_same_init_s1.valid.json"), "w"))
+    after = study.build()
+    names = stage_names(after)
+    assert "train_kd_a0.9_t1_s3" in names and "train_gradual_via4_s3" in names and "train_ce_same_init_long_s2" in names
+    assert not any("seqkd" in n for n in names)  # sequence-level KD is translation's
+    long = after["train_ce_same_init_long_s1"].argv
+    assert long[long.index("--max-update") + 1] == "450"  # 300 × 12 s ÷ 8 s
+    assert json.load(open(os.path.join(out, "sweep.json")))["metric"] == "valid accuracy"
+
+
+def test_an_unknown_family_or_a_setting_of_the_other_family_is_refused(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--family", "classification", "--set", "beam=4", "--dry-run"]) == 2
+    assert "beam: no such setting" in capsys.readouterr().err
+    with pytest.raises(PlanError, match="--family speech"):
+        defaults("speech")
