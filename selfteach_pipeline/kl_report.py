@@ -62,8 +62,8 @@ class Run:
             self.alpha, self.temperature = float(self.settings["kd_alpha"]), float(self.settings["kd_temperature"])
         elif sweep:
             self.alpha, self.temperature = sweep["picked"]["kd_alpha"], sweep["picked"]["kd_temperature"]
-        else:
-            raise ReportError(f"{folder}: no sweep.json and no kd_alpha in settings.json: the run did not pick its KD")
+        else:  # the sweep has not picked yet: every arm that needs the pick is missing
+            self.alpha = self.temperature = None
         self.sweep = sweep
 
     def _json(self, name: str, required: bool = True) -> Optional[dict]:
@@ -80,7 +80,7 @@ class Run:
         if arm == "teacher":
             return "teacher"
         if arm == "kd":
-            return kd_name(self.alpha, self.temperature, seed)
+            return kd_name(self.alpha, self.temperature, seed) if self.alpha is not None else "kd_not_picked_yet"
         return f"{arm}_s{seed}"
 
     def row(self, name: str) -> dict:
@@ -93,7 +93,7 @@ class Run:
         return float((self._json(os.path.join("stages", f"{stage}.done"), required=False) or {}).get("seconds", 0.0))
 
     def log_seconds(self, name: str) -> float:
-        """fairseq's own 'done training in N seconds' of a training that has no exported row."""
+        """fairseq's own 'done training in N seconds' of the training's (last) process."""
         path = os.path.join(self.folder, "logs", f"train_{name}.log")
         with open(path, encoding="utf-8", errors="replace") as f:
             found = re.findall(r"done training in ([0-9.]+) seconds", f.read())
@@ -103,7 +103,10 @@ class Run:
 
     def compute(self, arm: str, seed: int) -> Dict[str, float]:
         """own and total (updates, seconds) of the arm's model for this seed."""
-        own = self.row(self.row_name(arm, seed))
+        name = self.row_name(arm, seed)
+        own = dict(self.row(name))
+        if arm == "teacher_longer":  # its checkpoint's clock started at the teacher's (--finetune-from-model)
+            own["train_seconds"] = self.log_seconds(name)
         total_u, total_s = own["updates"], own["train_seconds"]
         if arm not in ("teacher", self.family.scratch_arm):
             teacher = self.row("teacher")
@@ -129,6 +132,12 @@ def report(folders: List[str], out: str) -> int:
     units = [(run, seed) for run in runs for seed in run.settings["student_seeds"]]
     present = [a for a in ARMS if a not in ("seqkd", "scratch_equal_compute", "truncated_equal_compute")
                or a == scratch or (a == "seqkd" and family.has_seqkd)]
+    # a run still going: an arm some unit has not scored yet is listed as missing, in no table or contrast
+    missing = [a for a in present if any(not os.path.exists(os.path.join(r.folder, "results", f"{r.row_name(a, s)}.json"))
+                                         for r, s in units)]
+    if "teacher" in missing:
+        raise ReportError("the teacher has no results/teacher.json yet: nothing to report")
+    present = [a for a in present if a not in missing]
     rows, arms = [], {}
     for arm in present:
         per_unit = []
@@ -149,14 +158,19 @@ def report(folders: List[str], out: str) -> int:
                      "layers": per_unit[0]["layers"], "params": per_unit[0]["params"],
                      **{k: round(float(np.mean([u[k] for u in per_unit])), 1)
                         for k in ("updates", "seconds", "total_updates", "total_seconds")}}
-    contrasts = [contrast_entry(name.replace("SCRATCH", scratch), a, b.replace("SCRATCH", scratch), subset, units)
-                 for name, a, b, subset in CONTRASTS if family.has_seqkd or "seqkd" not in name]
+    wanted = [(name.replace("SCRATCH", scratch), a, b.replace("SCRATCH", scratch), subset)
+              for name, a, b, subset in CONTRASTS if family.has_seqkd or "seqkd" not in name]
+    contrasts = [contrast_entry(name, a, b, subset, units) for name, a, b, subset in wanted
+                 if a in present and b in present]
     teacher = arms["teacher"]["score_mean"]
-    best = max((a for a in present if a not in ("teacher", "teacher_longer", scratch)),
-               key=lambda a: arms[a]["score_mean"])
+    students = [a for a in present if a not in ("teacher", "teacher_longer", scratch)]
+    best = max(students, key=lambda a: arms[a]["score_mean"]) if students else None
     summary = {"family": family.name, "metric": family.metric, "best_student": best,
-               "best_student_fraction_of_teacher": round(arms[best]["score_mean"] / teacher, 3) if teacher else None,
-               f"best_student_above_{scratch}": arms[best]["score_mean"] > arms[scratch]["score_mean"],
+               "best_student_fraction_of_teacher": round(arms[best]["score_mean"] / teacher, 3)
+               if best and teacher else None,
+               f"best_student_above_{scratch}": (arms[best]["score_mean"] > arms[scratch]["score_mean"]
+                                                 if best and scratch in arms else None),
+               "missing_arms": missing, "missing_contrasts": [w[0] for w in wanted if w[1] in missing or w[2] in missing],
                "units": len(units), "teachers": len(runs),
                "kd": [{"teacher": r.teacher, "kd_alpha": r.alpha, "kd_temperature": r.temperature} for r in runs],
                "sweeps": {r.teacher: r.sweep for r in runs if r.sweep}}
@@ -215,7 +229,7 @@ def markdown(arms: dict, contrasts: List[dict], summary: dict, scratch: str) -> 
         lines.append(f"| {arm} | {a['label']} | {a['layers']} | {a['params']:,} | {a['score_mean']:.2f}{sd} "
                      f"| {a['score_min']:.2f}–{a['score_max']:.2f} | {valid} | {a['updates']:.0f} "
                      f"| {a['seconds']:.0f} | {a['total_updates']:.0f} | {a['total_seconds']:.0f} |")
-    per_test = contrasts[0]["per_unit_test"]
+    per_test = contrasts[0]["per_unit_test"] if contrasts else "the paired test's"
     lines += ["", "Contrasts: a − b (positive: a better), 95 % hierarchical-bootstrap interval, exact sign-flip p "
               f"over the units; per unit, a − b and {per_test} p.", "",
               "| contrast | split | a − b | 95 % interval | sign-flip p | per unit: a − b (p) |",
@@ -225,9 +239,14 @@ def markdown(arms: dict, contrasts: List[dict], summary: dict, scratch: str) -> 
         split = c["metric"].split("(")[1].split(",")[0]
         lines.append(f"| {c['name']} | {split} | {c['delta']:+.2f} | [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] "
                      f"| {c['p_value']} ({c['units']} units) | {per} |")
-    fraction = summary["best_student_fraction_of_teacher"]
-    lines += ["", f"Best student: {summary['best_student']}, "
-              + (f"{100 * fraction:.1f} %" if fraction is not None else "– (the teacher scores 0)")
-              + f" of the teacher's {test} {metric}; above {scratch}: "
-              + ("yes" if summary[f"best_student_above_{scratch}"] else "no") + ".", ""]
+    fraction, above = summary["best_student_fraction_of_teacher"], summary[f"best_student_above_{scratch}"]
+    if summary["best_student"]:
+        lines += ["", f"Best student: {summary['best_student']}, "
+                  + (f"{100 * fraction:.1f} %" if fraction is not None else "– (the teacher scores 0)")
+                  + f" of the teacher's {test} {metric}; above {scratch}: "
+                  + ("–" if above is None else "yes" if above else "no") + "."]
+    if summary["missing_arms"]:
+        lines += ["", f"**Not finished yet** (no row for every unit): {', '.join(summary['missing_arms'])}; "
+                  f"so no {', '.join(summary['missing_contrasts'])}."]
+    lines.append("")
     return "\n".join(lines)

@@ -69,6 +69,22 @@ def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepare
     assert arms["gradual"]["updates"] == 6 and arms["gradual"]["total_updates"] == 12 + 40
     assert arms["scratch_equal_compute"]["updates"] == arms["scratch_equal_compute"]["total_updates"] == 52
     assert arms["ce_same_init_long"]["updates"] >= 1 and arms["teacher_longer"]["layers"] == 4
+    # teacher_longer's checkpoint clock starts at the teacher's (--finetune-from-model): its own seconds are
+    # its process's, less than what its checkpoint says
+    longer = [r for r in results["rows"] if r["arm"] == "teacher_longer" and r["seed"] == 1][0]
+    checkpoint_clock = json.load(open(os.path.join(out, "results", "teacher_longer_s1.json")))["train_seconds"]
+    assert longer["seconds"] < checkpoint_clock
     assert arms["kd"]["layers"] == 1 and arms["kd"]["params"] < teacher["params"]
     table = open(tmp_path / "report" / "results.md").read()
     assert "| kd_vs_ce_same_init | test |" in table and "| teacher_vs_scratch_valid | valid |" in table
+    # a run still going (one seqkd row not scored yet): the rest is reported, seqkd is listed as missing
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    os.remove(partial / "results" / "seqkd_s2.json")
+    run(["selfteach-kl-study", "--report", partial, "--out", tmp_path / "partial-report"])
+    summary = json.load(open(tmp_path / "partial-report" / "results.json"))["summary"]
+    assert summary["missing_arms"] == ["seqkd"]
+    assert summary["missing_contrasts"] == ["seqkd_vs_ce_same_init", "seqkd_vs_kd"]
+    partial_contrasts = json.load(open(tmp_path / "partial-report" / "contrasts.json"))
+    assert {c["name"] for c in partial_contrasts} == CONTRASTS - {"seqkd_vs_ce_same_init", "seqkd_vs_kd"}
+    assert "**Not finished yet**" in open(tmp_path / "partial-report" / "results.md").read()
