@@ -21,6 +21,7 @@ import torch
 
 from fairseq_selfteach.classification.bert.config import HF_CONFIG_FIELDS
 from fairseq_selfteach.classification.bert.hf_names import hf_key
+from fairseq_selfteach.classification.glue_format import is_cased_vocabulary, read_meta
 from fairseq_selfteach.core.files import staged_dir
 from fairseq_selfteach.core.errors import SelfteachError
 
@@ -77,15 +78,12 @@ def _lowercase(meta: Optional[dict], vocab) -> bool:
     preprocess/glue_binarize.py would decide from its folder."""
     if meta is not None and "lowercase" in meta:
         return bool(meta["lowercase"])
-    from fairseq_selfteach.classification.bert.dictionary import is_cased_vocabulary
-
     return not is_cased_vocabulary(vocab)
 
 
 def write_hf_folder(state: dict, out: str, source: str) -> dict:
     """Write the plain classifier checkpoint `state` (export_student's, already cut) as an HF folder."""
     from fairseq_selfteach.classification.bert.dictionary import BertDictionary
-    from fairseq_selfteach.classification.glue_format import read_meta
 
     model_cfg, model_state = state["cfg"]["model"], state["model"]
     data = (state["cfg"].get("task") or {}).get("data")

@@ -1,2 +1,2 @@
-"""Translation: `--criterion self_distill`, decoder exits, `--task self_distill_translation`, depth archs."""
-from . import archs, criterion, task  # noqa: F401
+"""Translation: `--criterion self_distill`, decoder exits, `--task self_distill_translation`, depth archs.
+Registers nothing itself: components.py does."""

@@ -142,10 +142,3 @@ def _read_lines(path: str, what: str):
         lines.pop()
     return lines
 
-
-def is_cased_vocabulary(tokens) -> bool:
-    """Whether a WordPiece vocabulary keeps upper case: any ASCII capital outside the [SPECIAL] tokens (an
-    uncased vocabulary still holds symbols such as "ℝ"). How the tokenizer's lower-casing is decided where
-    no tokenizer_config.json says it (preprocess/glue_binarize.py, the export to transformers)."""
-    return any("A" <= ch <= "Z" for token in tokens if not (token.startswith("[") and token.endswith("]"))
-               for ch in token)
