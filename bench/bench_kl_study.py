@@ -25,7 +25,7 @@ import common  # bench/common.py
 TINY = ["--set", "teacher_updates=40", "--set", "student_updates=12", "--set", "student_seeds=1",
         "--set", "sweep_temperature=1", "--set", "embed_dim=32", "--set", "ffn_dim=64", "--set", "heads=2",
         "--set", "teacher_warmup=5", "--set", "student_warmup=2", "--set", "max_tokens=1024",
-        "--set", "generate_batch_size=64", "--cores", "2"]
+        "--set", "generate_batch_size=64", "--set", "update_cost_updates=8", "--set", "update_cost_pairs=1", "--cores", "2"]
 
 
 def children_cpu():

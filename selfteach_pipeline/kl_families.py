@@ -25,7 +25,8 @@ def user_dir() -> str:
 COMMON = {  # both families
     "teacher_seed": 1, "student_seeds": (1, 2, 3), "kd_alpha": "", "kd_temperature": "",
     "sweep_alpha": "0.5,0.9", "sweep_temperature": "1,2",
-    "ce_long_updates": 0,  # 0 = student_updates × (kd's train seconds ÷ ce_same_init's), first seed
+    "ce_long_updates": 0,  # 0 = student_updates × a kd update's cost ÷ a cross-entropy one's (update_cost)
+    "update_cost_updates": 80, "update_cost_pairs": 2,  # its segments' updates (logged every quarter), A B B A rounds
     "cpu": True,  # fairseq's --cpu on every training and decoding (no: the GPUs a job is given)
 }
 

@@ -25,6 +25,7 @@ skips the sweep (a later teacher reuses the first one's pick). Planning imports 
 """
 import json
 import os
+import sys
 from typing import Dict, List, Optional
 
 from selfteach_pipeline.kl_families import COMMON, FAMILIES
@@ -153,7 +154,7 @@ class StudyPlan:
         if len(points) > 1:
             return plan  # the other arms wait for the sweep's pick
         kd = f.kd(alphas[0], temps[0])
-        long_updates = self.long_updates(plan, kd_name(alphas[0], temps[0], s1), f"ce_same_init_s{s1}")
+        long_updates = self.long_updates(plan, kd)
         seqkd_bin = f.seqkd_data(plan) if f.has_seqkd else None
         via = s["gradual_via"]
         for seed in seeds:
@@ -191,17 +192,30 @@ class StudyPlan:
         plan.choose(f"sweep picked α = {a}, T = {t} (valid {best}; α = 0: {ce}); {self.out}/sweep.json")
         return [a], [t]
 
-    def long_updates(self, plan, kd_row, ce_row) -> int:
-        U = self.s["student_updates"]
-        if self.s["ce_long_updates"]:
-            plan.choose(f"ce_same_init_long: {self.s['ce_long_updates']} updates (given)")
-            return self.s["ce_long_updates"]
-        kd, ce = self.read(f"{kd_row}.valid") or self.read(kd_row), self.read(f"{ce_row}.valid") or self.read(ce_row)
-        if not (kd and ce and kd.get("train_seconds") and ce.get("train_seconds")):
+    def long_updates(self, plan, kd) -> int:
+        """ce_same_init_long's updates: given, or student_updates × what a kd update costs against a
+        cross-entropy one, measured by the update_cost stage (interleaved, so the load hits both alike)."""
+        U, s = self.s["student_updates"], self.s
+        if s["ce_long_updates"]:
+            plan.choose(f"ce_same_init_long: {s['ce_long_updates']} updates (given)")
+            return s["ce_long_updates"]
+        cost_file, seed, teacher = os.path.join(self.out, "update_cost.json"), s["student_seeds"][0], self.checkpoint("teacher")
+
+        def segment(*loss):  # a student's training as the arms run it; update_cost adds --save-dir
+            return ["fairseq-train", self.bin, *self.family.train_options(
+                s["student_depth"], U, s["student_lr"], s["student_warmup"], seed),
+                *self.family.students_task(), "--teacher-path", teacher, *loss]
+        plan.add("update_cost", [sys.executable, "-m", "selfteach_pipeline.update_cost", "--out", cost_file,
+                                 "--updates", s["update_cost_updates"], "--interval", max(1, s["update_cost_updates"] // 4),
+                                 "--pairs", s["update_cost_pairs"], "--", *segment(*kd), "::", *segment(*self.family.ce())], ["train_teacher"],
+                 note="what a kd update costs against a cross-entropy one, measured A B B A")
+        if not os.path.exists(cost_file):
             return 0
-        updates = round(U * kd["train_seconds"] / ce["train_seconds"])
-        plan.choose(f"ce_same_init_long: {updates} updates = {U} × kd's {kd['train_seconds']} s ÷ ce_same_init's "
-                    f"{ce['train_seconds']} s (seed {self.s['student_seeds'][0]}, the same {U} updates)")
+        with open(cost_file, encoding="utf-8") as f:
+            ratio = json.load(f)["ratio"]
+        updates = round(U * ratio)
+        plan.choose(f"ce_same_init_long: {updates} updates = {U} × {ratio} (a kd update's cost against a "
+                    f"cross-entropy one, measured A B B A: {cost_file})")
         return updates
 
 

@@ -46,7 +46,8 @@ def test_classification_arms_run_and_the_report_compares_accuracy(sentiment_bin,
     tiny = ["--set", f"bert_dir={minilm_dir}", "--set", "teacher_layers=3", "--set", "student_depth=1",
             "--set", "gradual_via=2", "--set", "teacher_updates=10", "--set", "teacher_warmup=2",
             "--set", "student_updates=6", "--set", "student_warmup=1", "--set", "student_seeds=1",
-            "--set", "sweep_temperature=1", "--set", "batch_size=16"]
+            "--set", "sweep_temperature=1", "--set", "batch_size=16",
+            "--set", "update_cost_updates=8", "--set", "update_cost_pairs=1"]
     stdout = run(["selfteach-kl-study", "--family", "classification", "--out", out, "--data", sentiment_bin,
                   "--cores", 2] + tiny).stdout
     assert "sweep picked α = " in stdout

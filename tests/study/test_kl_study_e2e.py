@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 TINY = ["--set", "teacher_updates=40", "--set", "student_updates=12", "--set", "student_seeds=1,2",
         "--set", "sweep_temperature=1", "--set", "embed_dim=32", "--set", "ffn_dim=64", "--set", "heads=2",
         "--set", "teacher_warmup=5", "--set", "student_warmup=2", "--set", "max_tokens=1024",
-        "--set", "generate_batch_size=64"]
+        "--set", "generate_batch_size=64", "--set", "update_cost_updates=8", "--set", "update_cost_pairs=1"]
 CONTRASTS = {"kd_vs_ce_same_init", "kd_vs_ce_same_init_long", "gradual_vs_kd_equal_updates",
              "kd_vs_scratch_equal_compute", "teacher_longer_vs_teacher", "teacher_vs_scratch_valid",
              "seqkd_vs_ce_same_init", "seqkd_vs_kd"}
@@ -42,6 +42,11 @@ def test_one_command_runs_every_arm_and_the_report_says_what_it_compares(prepare
     out = str(tmp_path / "teacher1")
     first = run(["selfteach-kl-study", "--out", out, "--data", prepared, "--cores", 2] + TINY).stdout
     assert "sweep picked α = " in first and "ce_same_init_long: " in first
+    # ce_same_init_long's updates: 12 × what a kd update costs against a cross-entropy one, measured A B B A
+    cost = json.load(open(os.path.join(out, "update_cost.json")))
+    assert cost["ratio"] > 0 and len(cost["a_intervals"]) == len(cost["b_intervals"]) == 2 * 3
+    long_log = open(os.path.join(out, "logs", "train_ce_same_init_long_s1.log")).read()
+    assert f"num_updates {round(12 * cost['ratio'])} " in long_log or f"num_updates={round(12 * cost['ratio'])}," in long_log
     sweep = json.load(open(os.path.join(out, "sweep.json")))
     assert {p["kd_alpha"] for p in sweep["points"]} == {0.5, 0.9} and "ce_same_init_valid_score" in sweep
     # the students start from the teacher's first layer (cross-entropy-only and seqkd arms too)

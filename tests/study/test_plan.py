@@ -71,6 +71,11 @@ def fake_row(out, row, sacrebleu, train_seconds=10.0):
         json.dump({"sacrebleu": sacrebleu, "train_seconds": train_seconds}, f)
 
 
+def write_cost(out, ratio):
+    with open(os.path.join(out, "update_cost.json"), "w") as f:
+        json.dump({"ratio": ratio}, f)
+
+
 def test_study_plan_before_and_after_the_sweep(tmp_path):
     out = str(tmp_path / "run")
     study = StudyPlan(out, dict(DEFAULTS), cores=2)
@@ -92,13 +97,22 @@ def test_study_plan_before_and_after_the_sweep(tmp_path):
     assert sweep["picked"] == {"kd_alpha": 0.9, "kd_temperature": 2.0} and sweep["valid_prefers_alpha_0"]
     assert sweep["metric"] == "valid sacreBLEU" and sweep["ce_same_init_valid_score"] == 19.0
     names = stage_names(after)
+    assert "train_ce_same_init_long_s1" not in names and "update_cost" in names  # waits for its measurement
+    cost = after["update_cost"].argv
+    kd_part, ce_part = cost[cost.index("--") + 1:cost.index("::")], cost[cost.index("::") + 1:]
+    assert kd_part[kd_part.index("--kd-alpha") + 1] == "0.9" and "--kd-alpha" not in ce_part
+    assert ce_part[ce_part.index("--criterion") + 1] == "label_smoothed_cross_entropy"
+    write_cost(out, 1.5)
+    after = study.build()
+    names = stage_names(after)
     for s in (1, 2, 3):
         for arm in (kd_name(0.9, 2.0, s), f"ce_same_init_s{s}", f"ce_same_init_long_s{s}", f"seqkd_s{s}",
                     f"gradual_via2_s{s}", f"gradual_s{s}", f"teacher_longer_s{s}", f"scratch_equal_compute_s{s}"):
             assert f"train_{arm}" in names, arm
     assert f"train_{kd_name(0.5, 1.0, 2)}" not in names  # other grid points only for the sweep's seed
     argv = after["train_ce_same_init_long_s2"].argv
-    assert argv[argv.index("--max-update") + 1] == "600"  # 400 × 15 s ÷ 10 s
+    assert argv[argv.index("--max-update") + 1] == "600"  # 400 × 1.5
+    assert any("600 updates = 400 × 1.5" in c for c in after.choices)
     assert argv[argv.index("--criterion") + 1] == "label_smoothed_cross_entropy" and "--teacher-path" in argv
     scratch = after["train_scratch_equal_compute_s3"].argv
     assert scratch[scratch.index("--max-update") + 1] == "2800" and "--teacher-path" not in scratch
@@ -170,12 +184,13 @@ def test_classification_arms_are_the_same_arms_with_the_familys_commands(tmp_pat
         os.makedirs(os.path.join(out, "results"), exist_ok=True)
         json.dump({"glue_score": score, "train_seconds": 12.0}, open(os.path.join(out, "results", f"{kd_name(a, t, 1)}.valid.json"), "w"))
     json.dump({"glue_score": 78.0, "train_seconds": 8.0}, open(os.path.join(out, "results", "ce_same_init_s1.valid.json"), "w"))
+    write_cost(out, 1.5)
     after = study.build()
     names = stage_names(after)
     assert "train_kd_a0.9_t1_s3" in names and "train_gradual_via4_s3" in names and "train_ce_same_init_long_s2" in names
     assert not any("seqkd" in n for n in names)  # sequence-level KD is translation's
     long = after["train_ce_same_init_long_s1"].argv
-    assert long[long.index("--max-update") + 1] == "450"  # 300 × 12 s ÷ 8 s
+    assert long[long.index("--max-update") + 1] == "450"  # 300 × 1.5
     assert json.load(open(os.path.join(out, "sweep.json")))["metric"] == "valid accuracy"
 
 
