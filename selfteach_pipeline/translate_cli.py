@@ -161,6 +161,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # each stage's line out at once: a kill -9 loses none
     args, settings, pipeline = make_pipeline(argv)
     out, family = pipeline.out, pipeline.f
     if args.only_data:
