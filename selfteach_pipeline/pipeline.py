@@ -117,6 +117,7 @@ class Pipeline:
                 f.layers_flag, layers, *loss, "--seed", seed, *extra, "--save-dir", self.path("models", name)]
         done = os.path.exists(self.path("models", name, "checkpoint_last.pt")) and "done training" in last_line(log)
         argv = self.unless_finished(plan, name, argv, done, f"training had finished ({log})")
+        self.trainings.append(name)
         return plan.add(name, argv, [self.f.data_stage, *after], threads=self.threads, log=log)
 
     def export(self, plan: Plan, name: str, checkpoint: str, started_from: str, *options, after: Sequence[str]) -> str:
@@ -137,15 +138,18 @@ class Pipeline:
             plan.add(f"cache_{name}", argv, [self.f.data_stage, after], threads=self.threads)
         return ["--teacher-cache", folder], f"cache_{name}"
 
-    def evaluate(self, plan: Plan, model: str, name: str, method: str, seed: Optional[int], after: str, **extra) -> None:
-        """The row NAME (+ _sSEED): the family's decoding and scoring into results/ROW.json."""
+    def evaluate(self, plan: Plan, model: Optional[str], name: str, method: str, seed: Optional[int], **extra) -> None:
+        """The row NAME (+ _sSEED) of models/MODEL.pt (exported) or of a training checkpoint (anydepth):
+        the family's decoding and scoring into results/ROW.json, once every training is done."""
         row = f"{name}_s{seed}" if seed is not None else name
+        after = ["trained"] + ([f"export_{model}"] if model else [])
         self.rows.append(self.f.evaluate(plan, row, model, name, method, method in VALID_METHODS, after, **extra))
 
     # --- the plan ----------------------------------------------------------------------------------
     def build(self) -> Plan:
         s, f, o, L, plan = self.s, self.f, self.o, self.L, Plan(choices=list(self.o.said))
-        self.rows: List[str] = []
+        self.rows: List[str] = []  # the scoring stages, which the report waits for
+        self.trainings: List[str] = []
         seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
         f.data_stage = f.data_stages(plan)
         ce, kd_loss = f.ce_criterion(), f.kd_criterion()
@@ -178,7 +182,8 @@ class Pipeline:
         if kd is not None:
             for seed in seeds:
                 self.students(plan, seed, kd, teacher_cache, teacher_cache_stage)
-        self.evaluations(plan, budget is not None and kd is not None, kd is not None)
+        if budget is not None and kd is not None:  # every model planned: their rows and the report
+            self.evaluations(plan)
         return plan
 
     def teacher_budget(self, plan: Plan) -> Optional[int]:
@@ -303,41 +308,37 @@ class Pipeline:
                             f"by exit {up})", f.layers_flag, k, after=[name])
                 prev, prev_name = name, f"online_gradual_from_teacher_dec{k}"
 
-    def evaluations(self, plan: Plan, budget_rows: bool, students: bool) -> None:
-        """Every planned model's row, then the report of whatever rows there are (when all are planned)."""
-        o, L, f = self.o, self.L, self.f
-        self.evaluate(plan, f"teacher_dec{L}", f"teacher_dec{L}", "teacher", None, f"export_teacher_dec{L}")
+    def evaluations(self, plan: Plan) -> None:
+        """Every model's row, then the report. The decodings wait for every training (the stage
+        `trained`): their speeds are measured beside other decodings only, and a kill during decoding
+        finds every model trained."""
+        o, L, f, s = self.o, self.L, self.f, self.s
+        plan.add("trained", ["true"], self.trainings, note="every training is done")
+        self.evaluate(plan, f"teacher_dec{L}", f"teacher_dec{L}", "teacher", None)
         for k in self.depths:
-            self.evaluate(plan, f"pruned_dec{k}", f"pruned_dec{k}", "pruned", None, f"export_pruned_dec{k}")
-        methods = [("scratch_same_budget", "scratch-same-budget", True)]
-        methods += [(m, m, students) for m in ("offline", "seqkd")] + [("online", "online", budget_rows),
-                                                                       ("scratch_teacher_budget", "scratch-teacher-budget", budget_rows)]
+            self.evaluate(plan, f"pruned_dec{k}", f"pruned_dec{k}", "pruned", None)
+        methods = [("offline", "offline"), ("online", "online"), ("scratch_same_budget", "scratch-same-budget"),
+                   ("scratch_teacher_budget", "scratch-teacher-budget")] + ([("seqkd", "seqkd")] if o.seqkd else [])
+        walks = [("gradual", "gradual")] + [(w, "online-gradual") for w in ("online_gradual", "online_gradual_from_teacher")
+                                            if s[w]]
         for seed in o.seeds:
             for k in self.depths:
-                for name, method, planned in methods:
-                    if planned and (name != "seqkd" or o.seqkd):
-                        model = f"{name}_dec{k}_s{seed}"
-                        self.evaluate(plan, model, f"{name}_dec{k}", method, seed, f"export_{model}")
+                for name, method in methods:
+                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
             for k in self.schedule[1:]:
-                walks = [("gradual", "gradual", students), ("online_gradual", "online-gradual", budget_rows and self.s["online_gradual"]),
-                         ("online_gradual_from_teacher", "online-gradual", students and self.s["online_gradual_from_teacher"])]
-                for name, method, planned in walks:
-                    if planned:
-                        model = f"{name}_dec{k}_s{seed}"
-                        self.evaluate(plan, model, f"{name}_dec{k}", method, seed, f"export_{model}")
-        if o.anydepth and budget_rows:  # decoded from its training checkpoint at each exit, no export
+                for name, method in walks:
+                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
+        if o.anydepth:  # decoded from its training checkpoint at each exit, no export
             s1 = o.seeds[0]
             for k in range(1, L + 1):
-                self.evaluate(plan, None, f"anydepth_exit{k}", "anydepth", s1, f"anydepth_s{s1}", exit_layer=k,
+                self.evaluate(plan, None, f"anydepth_exit{k}", "anydepth", s1, exit_layer=k,
                               checkpoint=self.checkpoint(f"anydepth_s{s1}"),
                               started_from=f"random initialisation (exit {k} of one {L}-layer model, every exit trained)")
-        if budget_rows and students:
-            plan.choose(f"quality floor {o.quality_floor}: the report names the shallowest student or exit whose "
-                        f"valid {f.metric_name} is at least {o.quality_floor} × the teacher's")
-            plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
-                     "--plot", self.path(f.plot), "--title", f.title(), "--quality-floor", o.quality_floor,
-                     *(["--sweep", self.path("sweep.json")] if o.sweep_grid else [])], self.rows)
-
+        plan.choose(f"quality floor {o.quality_floor}: the report names the shallowest student or exit whose "
+                    f"valid {f.metric_name} is at least {o.quality_floor} × the teacher's")
+        plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
+                 "--plot", self.path(f.plot), "--title", f.title(), "--quality-floor", o.quality_floor,
+                 *(["--sweep", self.path("sweep.json")] if o.sweep_grid else [])], self.rows)
 
 def read(path: str) -> str:
     try:

@@ -6,7 +6,7 @@ model (no plugin; the anydepth exits alone need it, for --exit-layer), then sacr
 """
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from selfteach_pipeline.plan import Plan, PlanError
 
@@ -126,12 +126,12 @@ class TranslationFamily:
         return ["--beam", s["beam"], "--batch-size", s["generate_batch_size"], "--max-len-a", "1.5", "--max-len-b", "10",
                 "--required-batch-size-multiple", "1", "--num-workers", "0", *self.device.decode_options()]
 
-    def decode(self, plan: Plan, name: str, model: str, subset: str, output: str, after: str, plugin=()) -> str:
+    def decode(self, plan: Plan, name: str, model: str, subset: str, output: str, after: Sequence[str], plugin=()) -> str:
         return plan.add(name, ["fairseq-generate", self.bin, "--path", model, *plugin, *(["--gen-subset", subset]
-                        if subset != "test" else []), "--remove-bpe", *self.decode_options()], [after], stdout=output,
+                        if subset != "test" else []), "--remove-bpe", *self.decode_options()], after, stdout=output,
                         threads=self.pipeline.threads)
 
-    def evaluate(self, plan: Plan, row: str, model: Optional[str], name: str, method: str, valid: bool, after: str,
+    def evaluate(self, plan: Plan, row: str, model: Optional[str], name: str, method: str, valid: bool, after: Sequence[str],
                  exit_layer: Optional[int] = None, checkpoint: str = "", started_from: str = "") -> str:
         """Plain fairseq-generate of models/MODEL.pt on test (and valid), then results/ROW.json; an
         anydepth exit is decoded from its training checkpoint with the plugin (--exit-layer K)."""
@@ -154,7 +154,7 @@ class TranslationFamily:
     def score_valid(self, plan: Plan, name: str, model: str, row: str, out_json: str, after: str) -> str:
         """A sweep point: its model decoded on valid and scored against the valid references (never test)."""
         gen = self.pipeline.path("generate", f"{row}.valid.txt")
-        decode = self.decode(plan, f"decode_{row}_valid", model, "valid", gen, after)
+        decode = self.decode(plan, f"decode_{row}_valid", model, "valid", gen, [after])
         return plan.add(name, ["selfteach-score-translation", "--generate-log", gen, "--checkpoint", model, "--name",
                         row, "--method", "offline", "--out", out_json, "--lang", self.s["tgt"],
                         "--tok-ref", self.refs.tok["valid"], "--raw-ref", self.refs.raw["valid"]], [decode])
