@@ -13,6 +13,7 @@ logged in OUT/commands.sh, the settings used in OUT/settings.json; --dry-run pri
 """
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, d
 from selfteach_pipeline.translation_family import KINDS, TABLE, TranslationFamily, data_bin_references
 
 PROG = "selfteach-translation-pipeline"
+say = functools.partial(print, flush=True)  # each line out at once: a kill -9 of the run loses none
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,11 +50,12 @@ def parser() -> argparse.ArgumentParser:
                       "instead of apt-get")
     data.add_argument("--data-bin", help="your own fairseq-preprocess output (dict.SRC.txt, dict.TGT.txt, train/valid/"
                       "test): no data preparation; SRC and TGT are the setting's src and tgt (--set src=de)")
-    for split in ("test", "valid"):
-        data.add_argument(f"--{split}-raw", help=f"with --data-bin: the raw {split} references for sacreBLEU, one per "
-                          f"line (default: ref/{split}.TGT inside or beside the folder)")
-        data.add_argument(f"--{split}-tok", help=f"with --data-bin: the tokenised, lower-cased {split} references "
-                          f"for tokenised BLEU (default: tok/{split}.TGT inside or beside the folder)")
+    data.add_argument("--test-raw", help="with --data-bin: the raw test references for sacreBLEU, one per line "
+                      "(default: ref/test.TGT inside or beside the folder)")
+    data.add_argument("--valid-raw", help="with --data-bin: the raw valid references (default: ref/valid.TGT)")
+    data.add_argument("--test-tok", help="with --data-bin: the tokenised, lower-cased test references for "
+                      "tokenised BLEU (default: tok/test.TGT inside or beside the folder)")
+    data.add_argument("--valid-tok", help="with --data-bin: the tokenised valid references (default: tok/valid.TGT)")
     data.add_argument("--only-data", action="store_true", help="stop once the data is prepared (OUT/data/prep)")
     study = ap.add_argument_group("what is trained")
     study.add_argument("--seeds", help="every trained row but the teacher is repeated with each seed (default: the "
@@ -161,7 +164,6 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    sys.stdout.reconfigure(line_buffering=True)  # each stage's line out at once: a kill -9 loses none
     args, settings, pipeline = make_pipeline(argv)
     out, family = pipeline.out, pipeline.f
     if args.only_data:
@@ -183,14 +185,14 @@ def _main(argv) -> int:
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     if args.executor == "local":
-        with served(os.path.join(out, "forkserver")) if args.forkserver else contextlib.nullcontext():
-            LocalRunner(out, args.cores).run(build)
+        with served(os.path.join(out, "forkserver"), say) if args.forkserver else contextlib.nullcontext():
+            LocalRunner(out, args.cores, say).run(build)
     else:
-        SubmititRunner(out, "slurm" if args.executor == "slurm" else "local", cluster, args.cores).run(build)
+        SubmititRunner(out, "slurm" if args.executor == "slurm" else "local", cluster, args.cores, say).run(build)
     if args.only_data:
-        print(f"{PROG}: data ready in {family.prep()}")
+        say(f"{PROG}: data ready in {family.prep()}")
     else:
-        print(f"{PROG}: table {out}/results.md, results.json, plot {out}/{family.plot}")
+        say(f"{PROG}: table {out}/results.md, results.json, plot {out}/{family.plot}")
     return 0
 
 
