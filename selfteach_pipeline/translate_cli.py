@@ -142,10 +142,11 @@ def make_pipeline(argv, gpus=None):
     out = os.path.abspath(args.out or os.path.join(ROOT, "runs", f"iwslt14-{args.setting}"))
     refs = None
     if args.data_bin:
+        if not os.path.isdir(args.data_bin):
+            raise PlanError(f"--data-bin {args.data_bin}: no such folder")
         for lang in (s["src"], s["tgt"]):
             if not os.path.isfile(os.path.join(args.data_bin, f"dict.{lang}.txt")):
-                found = sorted(f for f in os.listdir(args.data_bin) if f.startswith("dict.")) if os.path.isdir(
-                    args.data_bin) else []
+                found = sorted(f for f in os.listdir(args.data_bin) if f.startswith("dict."))
                 raise PlanError(f"--data-bin {args.data_bin}: no dict.{lang}.txt (it has {', '.join(found) or 'none'}); "
                                 f"--set src=… --set tgt=… name its languages")
         refs = data_bin_references(args.data_bin, s["tgt"], {f"--{k.replace('_', '-')}": v for k, v in vars(args).items()

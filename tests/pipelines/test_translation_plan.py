@@ -156,6 +156,7 @@ def test_a_run_resumed_after_a_kill_does_not_retrain_a_finished_training(tmp_pat
     (["--set", "gradual_schedule=3,3,1"], "error: gradual schedule 3,3,1 must decrease at every step"),
     (["--fp16"], "error: --fp16 is fairseq's half-precision training on CUDA devices"),
     (["--bogus"], "error: unrecognized arguments: --bogus"),
+    (["--data-bin", "/no/such/folder"], "error: --data-bin /no/such/folder: no such folder"),
     (["--only-data", "--data-bin", "x"], "error: --only-data prepares the data; --data-bin brings it prepared"),
 ])
 def test_bad_options_are_one_line_and_exit_2(argv, words, tmp_path, capsys):
