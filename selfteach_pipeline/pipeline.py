@@ -17,6 +17,9 @@ from selfteach_pipeline.plan import Plan, PlanError
 from selfteach_pipeline.runner import is_done
 from selfteach_pipeline.settings_table import option_words, split_budget, sweep_grid, sweep_pick
 
+# joins rather than work: made anew on every run (their markers removed first), so that a training
+# redone later (its marker removed) is waited for again, and the report reads every row there is
+REDONE_EACH_RUN = ("trained", "report")
 # the rows decoded on the valid set too: the depth pick's candidates and the teacher (not the baselines)
 VALID_METHODS = ("teacher", "offline", "online", "gradual", "online-gradual", "seqkd", "anydepth")
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 from selfteach_pipeline import settings_table
-from selfteach_pipeline.pipeline import Pipeline, RunOptions, choose_device
+from selfteach_pipeline.pipeline import REDONE_EACH_RUN, Pipeline, RunOptions, choose_device
 from selfteach_pipeline.plan import Plan, PlanError
 from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
 from selfteach_pipeline.startup import ROOT, served
@@ -181,8 +181,9 @@ def _main(argv) -> int:
         return 0
     os.makedirs(out, exist_ok=True)
     write_atomic(os.path.join(out, "settings.json"), json.dumps({"setting": args.setting, **settings}, indent=1) + "\n")
-    with contextlib.suppress(FileNotFoundError):  # the report reads every row there is: made anew each run
-        os.remove(os.path.join(out, "stages", "report.done"))
+    for name in REDONE_EACH_RUN:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, "stages", f"{name}.done"))
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     if args.executor == "local":

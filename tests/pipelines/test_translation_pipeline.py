@@ -419,9 +419,9 @@ def test_bible_ci_killed_anywhere_and_run_again_ends_as_the_uninterrupted_run(bi
     assert not (out / "results" / f"{chain}.json").exists() or not (out / "results" / f"{walk}.json").exists()
     # 5. the same command to the end
     p = pipeline("bible-ci", "--out", out, *CI_ARGS)
-    rows = (chain, walk, "offline_dec1_s1")  # their decodings and scoring at most, and the report (redone each run)
+    rows = (chain, walk, "offline_dec1_s1")  # their decodings and scoring at most, and the joins redone each run
     assert set(STARTED.findall(p.stdout)) <= {f"{stage}_{row}{valid}" for row in rows for stage in ("decode", "eval")
-                                              for valid in ("", "_valid")} | {"report"}
+                                              for valid in ("", "_valid")} | {"trained", "report"}
     # the training that had finished is neither redone nor resumed
     assert "offline_dec1_s1: training had finished" in "".join(said + [p.stdout])
     assert {f.name: without_timings(json.loads(f.read_text())) for f in (out / "results").glob("*.json")} == \
