@@ -22,6 +22,7 @@ class Stage:
     after: Tuple[str, ...] = ()
     threads: int = 1  # cores the stage uses (OMP_NUM_THREADS); the runner never oversubscribes
     stdout: Optional[str] = None  # file the command's output (stdout and stderr) becomes, else the stage's log
+    log: Optional[str] = None  # the stage's log (appended to) where not OUT/logs/NAME.log
     note: str = ""  # why the stage exists, printed by --dry-run
 
     def shell(self) -> str:
@@ -70,8 +71,10 @@ class Plan:
 
 # --- settings ------------------------------------------------------------------------------------
 
-def parse_overrides(pairs: Sequence[str], defaults: Dict[str, object], where: str = "--set") -> Dict[str, object]:
-    """KEY=VALUE strings typed after the defaults' values; an unknown key or a wrong kind is one line."""
+def parse_overrides(pairs: Sequence[str], defaults: Dict[str, object], where: str = "--set",
+                    not_used: Iterable[str] = ()) -> Dict[str, object]:
+    """KEY=VALUE strings typed after the defaults' values; an unknown key or a wrong kind is one line.
+    For the keys in not_used, "-" is None (a settings table's "not used")."""
     out: Dict[str, object] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -79,7 +82,7 @@ def parse_overrides(pairs: Sequence[str], defaults: Dict[str, object], where: st
             raise PlanError(f"{where} {pair!r}: expected KEY=VALUE")
         if key not in defaults:
             raise PlanError(f"{where} {key}: no such setting (known: {', '.join(sorted(defaults))})")
-        out[key] = typed(key, text, defaults[key], where)
+        out[key] = None if text == "-" and key in not_used else typed(key, text, defaults[key], where)
     return out
 
 
@@ -105,7 +108,7 @@ def typed(key: str, text: str, default: object, where: str):
     return value
 
 
-def read_settings_file(path: str, defaults: Dict[str, object]) -> Dict[str, object]:
+def read_settings_file(path: str, defaults: Dict[str, object], not_used: Iterable[str] = ()) -> Dict[str, object]:
     """A user's settings: one `KEY VALUE` (or KEY=VALUE) per line, # comments; typed like --set."""
     pairs = []
     try:
@@ -120,5 +123,5 @@ def read_settings_file(path: str, defaults: Dict[str, object]) -> Dict[str, obje
         raise PlanError(f"--settings {path}: {e.strerror}") from None
     out = {}
     for number, pair in pairs:
-        out.update(parse_overrides([pair], defaults, where=f"{path}:{number}:"))
+        out.update(parse_overrides([pair], defaults, where=f"{path}:{number}:", not_used=not_used))
     return out

@@ -102,10 +102,14 @@ class LocalRunner:
         return seconds
 
 
+def log_path(out: str, stage: Stage) -> str:
+    return stage.log or os.path.join(out, "logs", f"{stage.name}.log")
+
+
 def start_stage(out: str, stage: Stage) -> subprocess.Popen:
     """Starts the stage's command: its log in OUT/logs, its line in OUT/commands.sh, its threads set."""
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    log = open(os.path.join(out, "logs", f"{stage.name}.log"), "a", encoding="utf-8")
+    log = open(log_path(out, stage), "a", encoding="utf-8")
     with open(os.path.join(out, "commands.sh"), "a", encoding="utf-8") as f:
         f.write(stage.shell() + "\n")
     env = dict(os.environ, OMP_NUM_THREADS=str(stage.threads), MKL_NUM_THREADS=str(stage.threads))
@@ -133,7 +137,7 @@ def finish_stage(out: str, stage: Stage, seconds: float) -> None:
 
 def failure(out: str, stage: Stage) -> StageFailed:
     # a stage whose output is a file logs into it: the unfinished file (.tmp) is what to read
-    log = stage.stdout + ".tmp" if stage.stdout else os.path.join(out, "logs", f"{stage.name}.log")
+    log = stage.stdout + ".tmp" if stage.stdout else log_path(out, stage)
     tail = _tail(log)
     return StageFailed(f"stage {stage.name} failed; its log: {log}" + (f" (last line: {tail})" if tail else ""))
 

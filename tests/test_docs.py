@@ -272,6 +272,8 @@ def _command_options(line, fairseq_options):
         own = _py_options(ROOT.joinpath(*module.split(".")).with_suffix(".py")) | {"--jobs", "--help"}
         return own | (fairseq_options["fairseq-train"] if name == "teacher_cache" else set())
     path = ROOT / command.split()[-1]
+    if path.name == "iwslt14.sh":  # it execs the translation pipeline's console script
+        return _help_options(TRANSLATION, _console_scripts()[TRANSLATION]) | {"--help"}
     if path.suffix == ".sh":
         shared = _sh_options(ROOT / "scripts" / "pipeline_lib.sh") if path.name != "demo.sh" else set()
         return _sh_options(path) | shared
@@ -339,7 +341,22 @@ def test_every_tools_options_table_agrees_with_its_help(fairseq_options):  # aft
     assert not wrong, "the tools' options tables and --help disagree:\n" + "\n".join(wrong)
 
 
-@pytest.mark.parametrize("script", ["iwslt14.sh", "glue.sh", "demo.sh"])
+TRANSLATION = "selfteach-translation-pipeline"  # what scripts/iwslt14.sh runs
+
+
+def _console_scripts():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_iwslt14_sh_runs_the_translation_pipeline_whose_options_are_in_the_docs():
+    text = (ROOT / "scripts" / "iwslt14.sh").read_text()
+    assert _console_scripts()[TRANSLATION].split(":")[0] in text
+    accepted = _help_options(TRANSLATION, _console_scripts()[TRANSLATION])
+    documented = _named_options(ROOT / "docs" / "pipelines.md") | _named_options(README)
+    assert not accepted - documented, f"README.md and docs/pipelines.md do not name {sorted(accepted - documented)}"
+
+
+@pytest.mark.parametrize("script", ["glue.sh", "demo.sh"])
 def test_each_pipeline_options_are_in_its_help_and_in_the_docs(script):
     path = ROOT / "scripts" / script
     accepted = _sh_options(path) - {"--help"}

@@ -1,0 +1,356 @@
+"""A pipeline's stages, written once for every family: data → teacher → baselines (the teacher cut to k
+layers; k layers from scratch at the students' budget and at the teacher's) → offline students and the
+gradual chain → online exits, online-gradual walks (from scratch, or of the trained teacher) → [seq-KD]
+→ [anydepth: one model, every exit] → export → scoring → the report. What differs between families (the
+data, fairseq-train's options, how a model is scored) is the family adapter's (translation_family.py).
+
+The plan grows as stages finish: a teacher trained with patience gives the teacher-budget rows its
+updates, and --sweep's points give every student and online model the pick, only once they are done;
+`build()` reads OUT and is called again by the runner after every round.
+"""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from selfteach_pipeline.plan import Plan, PlanError
+from selfteach_pipeline.runner import is_done
+from selfteach_pipeline.settings_table import option_words, split_budget, sweep_grid, sweep_pick
+
+# joins rather than work: made anew on every run (their markers removed first), so that a training
+# redone later (its marker removed) is waited for again, and the report reads every row there is
+REDONE_EACH_RUN = ("trained", "report")
+# the rows decoded on the valid set too: the depth pick's candidates and the teacher (not the baselines)
+VALID_METHODS = ("teacher", "offline", "online", "gradual", "online-gradual", "seqkd", "anydepth")
+
+
+@dataclass
+class Device:
+    """Where trainings and decodings run: CPU, or the GPUs torch sees (in half precision unless told not
+    to, one process per GPU unless --world-size says otherwise)."""
+    gpus: int = 0
+    fp16: bool = False
+    world_size: int = 1
+
+    def train_options(self) -> List[object]:
+        if not self.gpus:
+            return ["--cpu"]
+        options: List[object] = ["--fp16"] if self.fp16 else []
+        options += ["--distributed-world-size", self.world_size]
+        # online-gradual stages leave layers without a gradient and exit heads are applied after the
+        # model's forward, which torch's DDP (pytorch_ddp) stops at either way; legacy_ddp takes both
+        return options + (["--ddp-backend", "legacy_ddp"] if self.world_size > 1 else [])
+
+    def decode_options(self) -> List[object]:
+        return [] if self.gpus else ["--cpu"]
+
+
+def choose_device(plan_choices: List[str], gpus: int, forced_cpu: bool, fp16: Optional[bool],
+                  world_size: Optional[int]) -> Device:
+    """The device from what torch sees and the user's --cpu, --fp16/--no-fp16, --world-size; each choice said."""
+    if not gpus:
+        if fp16:
+            raise PlanError("--fp16 is fairseq's half-precision training on CUDA devices; on CPU the pipelines train "
+                            "in float32 (leave out --fp16)")
+        if world_size:
+            raise PlanError("--world-size is for CUDA devices; on CPU, run fairseq-train under torchrun (README)")
+        if not forced_cpu:
+            plan_choices.append("torch sees no CUDA device: training and evaluating on CPU")
+        plan_choices.append("training in float32 (CPU)")
+        return Device()
+    if world_size and world_size > gpus:
+        raise PlanError(f"--world-size {world_size}: only {gpus} CUDA device{'s' * (gpus != 1)} visible "
+                        "(CUDA_VISIBLE_DEVICES); on CPU, run fairseq-train under torchrun (README)")
+    device = Device(gpus, fp16 is not False, world_size or gpus)
+    plan_choices.append("training in half precision (--fp16, fairseq's mixed precision with a dynamic loss scale; "
+                        "--no-fp16 for float32)" if device.fp16 else "training in float32 (--no-fp16)")
+    if device.world_size > 1:
+        plan_choices.append(f"{gpus} CUDA devices visible: every training runs in {device.world_size} processes "
+                            f"(--distributed-world-size {device.world_size} --ddp-backend legacy_ddp; --world-size N to "
+                            "change), so one update holds that many batches")
+    return device
+
+
+@dataclass
+class RunOptions:
+    """What the user chose for this run beside the settings (the command line's options)."""
+    seeds: Tuple[int, ...]
+    sweep_grid: Optional[str] = None  # --sweep: the grid tried on valid; None: no sweep
+    seqkd: bool = False
+    teacher_cache: bool = False
+    anydepth: bool = False
+    quality_floor: float = 0.97
+    cores: int = 1
+    said: List[str] = field(default_factory=list)  # choices made before planning (the device), said first
+
+
+class Pipeline:
+    def __init__(self, out: str, settings: Dict[str, object], family, options: RunOptions):
+        self.out, self.s, self.o, self.f = out, settings, options, family
+        family.pipeline = self
+        self.L = family.teacher_layers()
+        self.depths, self.schedule = settings["student_depths"], settings["gradual_schedule"]
+        # lanes: each stage gets its share of the cores (on 2 CPU cores two 1-thread trainings get
+        # through more updates than one 2-thread training)
+        self.threads = max(1, options.cores // max(1, settings["parallel_jobs"]))
+
+    # --- paths -------------------------------------------------------------------------------------
+    def path(self, *parts) -> str:
+        return os.path.join(self.out, *parts)
+
+    def checkpoint(self, name: str) -> str:
+        return self.path("models", name, "checkpoint_best.pt")
+
+    def exported(self, name: str) -> str:
+        return self.path("models", f"{name}.pt")
+
+    # --- stages ------------------------------------------------------------------------------------
+    def unless_finished(self, plan: Plan, name: str, argv: List[object], finished: bool, said: str) -> List[object]:
+        """A stage whose product was whole before its marker was written (a kill in between) is not run
+        again: a finished training would take one more update, a cache refuses to overwrite itself."""
+        if finished and not is_done(self.out, name):
+            plan.choose(f"{name}: {said}; not run again")
+            return ["true"]
+        return argv
+
+    def train(self, plan: Plan, name: str, updates: int, layers: int, loss: Sequence[object], seed: int, *,
+              student: bool, extra: Sequence[object] = (), after: Sequence[str] = (), data: Optional[str] = None) -> str:
+        f, log = self.f, self.path("logs", f"{name}.train.log")
+        argv = ["fairseq-train", data or f.bin, "--max-update", updates, *f.train_options(), *f.schedule(student),
+                f.layers_flag, layers, *loss, "--seed", seed, *extra, "--save-dir", self.path("models", name)]
+        done = os.path.exists(self.path("models", name, "checkpoint_last.pt")) and "done training" in last_line(log)
+        argv = self.unless_finished(plan, name, argv, done, f"training had finished ({log})")
+        self.trainings.append(name)
+        return plan.add(name, argv, [self.f.data_stage, *after], threads=self.threads, log=log)
+
+    def export(self, plan: Plan, name: str, checkpoint: str, started_from: str, *options, after: Sequence[str]) -> str:
+        return plan.add(f"export_{name}", ["selfteach-export-student", "--checkpoint", checkpoint, "--out",
+                        self.exported(name), *options, "--started-from", started_from], after)
+
+    def cache(self, plan: Plan, name: str, checkpoint: str, after: str) -> Tuple[List[object], Optional[str]]:
+        """--teacher-cache: the stage cache_NAME runs the teacher over the training split once; its
+        students read it (the options, the stage) instead of running the teacher."""
+        if not self.o.teacher_cache:
+            return [], None
+        folder = self.path("caches", name)
+        argv = ["selfteach-teacher-cache", self.f.bin, *self.f.train_options(), *self.f.kd_criterion(),
+                "--teacher-path", checkpoint, "--cache-out", folder]
+        argv = self.unless_finished(plan, f"cache_{name}", argv, os.path.exists(os.path.join(folder, "meta.json")),
+                                    f"the cache {folder} was built")
+        if f"cache_{name}" not in plan.names():
+            plan.add(f"cache_{name}", argv, [self.f.data_stage, after], threads=self.threads)
+        return ["--teacher-cache", folder], f"cache_{name}"
+
+    def evaluate(self, plan: Plan, model: Optional[str], name: str, method: str, seed: Optional[int], **extra) -> None:
+        """The row NAME (+ _sSEED) of models/MODEL.pt (exported) or of a training checkpoint (anydepth):
+        the family's decoding and scoring into results/ROW.json, once every training is done."""
+        row = f"{name}_s{seed}" if seed is not None else name
+        after = ["trained"] + ([f"export_{model}"] if model else [])
+        self.rows.append(self.f.evaluate(plan, row, model, name, method, method in VALID_METHODS, after, **extra))
+
+    # --- the plan ----------------------------------------------------------------------------------
+    def build(self) -> Plan:
+        s, f, o, L, plan = self.s, self.f, self.o, self.L, Plan(choices=list(self.o.said))
+        self.rows: List[str] = []  # the scoring stages, which the report waits for
+        self.trainings: List[str] = []
+        seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
+        f.data_stage = f.data_stages(plan)
+        ce, kd_loss = f.ce_criterion(), f.kd_criterion()
+        patience = s["teacher_patience"]
+        if o.teacher_cache:
+            plan.choose("--teacher-cache: the offline, gradual and sweep students read their teacher's top 8 logits "
+                        "per target token from OUT/caches (one pass of each teacher over train); validation still "
+                        "runs the teacher")
+        teacher = self.checkpoint("teacher")
+        self.train(plan, "teacher", f.teacher_updates(), L, ce, s1, student=False,
+                   extra=["--patience", patience] if patience is not None else [])
+        self.export(plan, f"teacher_dec{L}", teacher, "random initialisation", after=["teacher"])
+        teacher_cache, teacher_cache_stage = self.cache(plan, "teacher", teacher, "teacher")
+        for k in self.depths:  # baseline: the teacher cut to k layers, no training
+            self.export(plan, f"pruned_dec{k}", teacher, f"teacher_dec{L} cut to {k} {layers}", f.layers_flag, k,
+                        "--no-training", after=["teacher"])
+        plan.choose(f"seeds {','.join(map(str, seeds))} (the teacher is trained once, with seed {s1}); students get "
+                    f"{f.student_updates()} updates at lr {s['student_lr']}; the teacher "
+                    + (f"until its valid loss stops improving for {patience} epochs (at most {f.teacher_updates()})"
+                       if patience is not None else f"and the teacher-budget baseline {f.teacher_updates()}"))
+        for seed in seeds:
+            for k in self.depths:  # k layers from scratch, cross-entropy, the students' budget
+                name = f"scratch_same_budget_dec{k}_s{seed}"
+                self.train(plan, name, f.student_updates(), k, ce, seed, student=True)
+                self.export(plan, name, self.checkpoint(name), "random initialisation", after=[name])
+        budget = self.teacher_budget(plan)
+        kd = self.kd_options(plan, teacher_cache, teacher_cache_stage)
+        if budget is not None and kd is not None:
+            self.teacher_budget_rows(plan, budget, kd)
+        if kd is not None:
+            for seed in seeds:
+                self.students(plan, seed, kd, teacher_cache, teacher_cache_stage)
+        if budget is not None and kd is not None:  # every model planned: their rows and the report
+            self.evaluations(plan)
+        return plan
+
+    def teacher_budget(self, plan: Plan) -> Optional[int]:
+        """The teacher's updates: teacher_max_update, or, with patience, what its training took (None
+        until it finished)."""
+        if self.s["teacher_patience"] is None:
+            return self.f.teacher_updates()
+        if not is_done(self.out, "teacher"):
+            return None
+        found = re.findall(r"num_updates[ =](\d+)", read(self.path("logs", "teacher.train.log")))
+        if not found:
+            raise PlanError(f"{self.path('logs', 'teacher.train.log')}: no num_updates line from fairseq-train")
+        plan.choose(f"the teacher stopped after {found[-1]} updates: the online models and the teacher-budget "
+                    f"scratch baselines get {found[-1]}")
+        return int(found[-1])
+
+    def kd_options(self, plan: Plan, cache: List[object], cache_stage: Optional[str]) -> Optional[List[object]]:
+        """The distillation options of every student: the table's, or --sweep's pick (None until its
+        points are scored: the first offline student once per point, on valid)."""
+        s, o, f = self.s, self.o, self.f
+        table = {"kd_alpha": s["kd_alpha"], "kd_temperature": s["kd_temperature"]}
+        if o.sweep_grid is None:
+            return option_words(table.items())
+        k, s1, results = self.depths[0], o.seeds[0], []
+        grid = sweep_grid(o.sweep_grid)
+        plan.choose(f"sweep over {o.sweep_grid} ({len(grid)} points): offline_dec{k}, seed {s1}, scored by "
+                    f"{f.metric} on valid; the pick goes to every student and online model")
+        for point, options in grid:
+            name = f"sweep_{point}"
+            self.train(plan, name, f.student_updates(), k, f.kd_criterion(), s1, student=True,
+                       extra=["--teacher-path", self.checkpoint("teacher"), *cache,
+                              *option_words({**table, **dict(options)}.items())], after=["teacher", cache_stage])
+            self.export(plan, name, self.checkpoint(name), f"teacher_dec{self.L}, {f.layers_word} 1-{k}", after=[name])
+            results.append(self.path("sweep", f"{name}.json"))
+            f.score_valid(plan, f"valid_{name}", self.exported(name), name, results[-1], after=f"export_{name}")
+        if not all(is_done(self.out, f"valid_sweep_{point}") for point, _ in grid):
+            return None
+        point, options = sweep_pick(o.sweep_grid, f.metric, results, self.path("sweep.md"), self.path("sweep.json"))
+        plan.choose(f"sweep picked {point} (best {f.metric} on validation; {self.path('sweep.md')}): every student "
+                    f"and online model gets {' '.join(option_words(options))}")
+        return option_words({**table, **dict(options)}.items())
+
+    def teacher_budget_rows(self, plan: Plan, budget: int, kd: List[object]) -> None:
+        """What gets the teacher's updates: online exits, online-gradual walks from scratch, anydepth,
+        and k layers from scratch."""
+        s, f, o, L = self.s, self.f, self.o, self.L
+        distil = [*f.kd_criterion(), *kd]
+        exits = ",".join(map(str, self.depths))
+        stages = split_budget(budget, len(self.schedule) - 1) if s["online_gradual"] else []
+        if stages:
+            plan.choose(f"online_gradual: one {L}-layer model through {'→'.join(map(str, self.schedule))}, stages of "
+                        f"{' '.join(map(str, stages))} updates (the teacher's budget, {budget}, split evenly)")
+        for seed in o.seeds:
+            name = f"online_s{seed}"  # one L-layer model from scratch; its top layer teaches the exits
+            self.train(plan, name, budget, L, distil, seed, student=False, extra=["--student-exits", exits])
+            for k in self.depths:
+                self.export(plan, f"online_dec{k}_s{seed}", self.checkpoint(name), f"random initialisation (exit {k} "
+                            f"of one {L}-layer model)", f.layers_flag, k, after=[name])
+            prev = None  # the walk: in stage i exit k_{i-1} teaches exit k_i, the layers above k_{i-1} rest
+            for i, (up, k) in enumerate(zip(self.schedule, self.schedule[1:])):
+                if not stages:
+                    break
+                name = f"online_gradual_dec{k}_s{seed}"
+                extra = ["--teacher-exit", up, "--student-exits", k]
+                if prev:
+                    extra = ["--finetune-from-model", self.checkpoint(prev), *extra]
+                self.train(plan, name, stages[i], L, distil, seed, student=prev is not None, extra=extra,
+                           after=[prev])
+                started = "random initialisation" if prev is None else prev.rsplit("_s", 1)[0]
+                self.export(plan, name, self.checkpoint(name), f"{started} (exit {k} of one {L}-layer model, taught by "
+                            f"exit {up})", f.layers_flag, k, *(["--earlier-training", self.exported(prev)] if prev else []),
+                            after=[name] + ([f"export_{prev}"] if prev else []))
+                prev = name
+        if o.anydepth:
+            plan.choose(f"anydepth: one {L}-layer model with every {f.layers_word.split()[0]} exit trained (--student-exits all, "
+                        f"the teacher's budget, seed {o.seeds[0]}), decoded at exits 1-{L} with {f.exit_decoder}")
+            self.train(plan, f"anydepth_s{o.seeds[0]}", budget, L, distil, o.seeds[0], student=False,
+                       extra=["--student-exits", "all"])
+        for seed in o.seeds:
+            for k in self.depths:
+                name = f"scratch_teacher_budget_dec{k}_s{seed}"
+                self.train(plan, name, budget, k, f.ce_criterion(), seed, student=False)
+                self.export(plan, name, self.checkpoint(name), "random initialisation", after=[name])
+
+    def students(self, plan: Plan, seed: int, kd: List[object], cache: List[object], cache_stage: Optional[str]) -> None:
+        """Students of frozen teachers: offline (the teacher's first k layers), the gradual chain (each
+        stage's student the next one's teacher), seq-KD, and the teacher itself walked through the schedule."""
+        s, f, L, distil = self.s, self.f, self.L, [*self.f.kd_criterion(), *kd]
+        for k in self.depths:
+            name = f"offline_dec{k}_s{seed}"
+            self.train(plan, name, f.student_updates(), k, distil, seed, student=True,
+                       extra=["--teacher-path", self.checkpoint("teacher"), *cache], after=["teacher", cache_stage])
+            self.export(plan, name, self.checkpoint(name), f"teacher_dec{L}, {f.layers_word} 1-{k}", after=[name])
+        prev, prev_name, prev_cache, prev_stage = "teacher", f"teacher_dec{L}", (cache, cache_stage), "teacher"
+        for k in self.schedule[1:]:
+            name = f"gradual_dec{k}_s{seed}"
+            self.train(plan, name, f.student_updates(), k, distil, seed, student=True,
+                       extra=["--teacher-path", self.checkpoint(prev), *prev_cache[0]], after=[prev_stage, prev_cache[1]])
+            self.export(plan, name, self.checkpoint(name), f"{prev_name}, {f.layers_word} 1-{k}", after=[name])
+            if k != self.schedule[-1]:
+                prev_cache = self.cache(plan, name, self.checkpoint(name), name)
+            prev, prev_name, prev_stage = name, f"gradual_dec{k}", name
+        if self.o.seqkd:
+            data, stage = f.seqkd_data(plan, after=f"export_teacher_dec{L}")
+            for k in self.depths:  # cross-entropy on the teacher's outputs, from the teacher's first k layers
+                name = f"seqkd_dec{k}_s{seed}"
+                self.train(plan, name, f.student_updates(), k, f.ce_criterion(), seed, student=True, data=data,
+                           extra=["--teacher-path", self.checkpoint("teacher")], after=["teacher", stage])
+                self.export(plan, name, self.checkpoint(name), f"teacher_dec{L}, {f.layers_word} 1-{k}", after=[name])
+        if s["online_gradual_from_teacher"]:  # the trained teacher walked, each stage the students' budget
+            if seed == self.o.seeds[0]:
+                plan.choose(f"online_gradual_from_teacher: the trained teacher walked through "
+                            f"{'→'.join(map(str, self.schedule))} in one model, stages of {f.student_updates()} "
+                            f"updates at lr {s['student_lr']} (the offline chain's)")
+            prev, prev_name = "teacher", f"teacher_dec{L}"
+            for up, k in zip(self.schedule, self.schedule[1:]):
+                name = f"online_gradual_from_teacher_dec{k}_s{seed}"
+                self.train(plan, name, f.student_updates(), L, distil, seed, student=True, after=[prev],
+                           extra=["--finetune-from-model", self.checkpoint(prev), "--teacher-exit", up,
+                                  "--student-exits", k])
+                self.export(plan, name, self.checkpoint(name), f"{prev_name} (exit {k} of one {L}-layer model, taught "
+                            f"by exit {up})", f.layers_flag, k, after=[name])
+                prev, prev_name = name, f"online_gradual_from_teacher_dec{k}"
+
+    def evaluations(self, plan: Plan) -> None:
+        """Every model's row, then the report. The decodings wait for every training (the stage
+        `trained`): their speeds are measured beside other decodings only, and a kill during decoding
+        finds every model trained."""
+        o, L, f, s = self.o, self.L, self.f, self.s
+        plan.add("trained", ["true"], self.trainings, note="every training is done")
+        self.evaluate(plan, f"teacher_dec{L}", f"teacher_dec{L}", "teacher", None)
+        for k in self.depths:
+            self.evaluate(plan, f"pruned_dec{k}", f"pruned_dec{k}", "pruned", None)
+        methods = [("offline", "offline"), ("online", "online"), ("scratch_same_budget", "scratch-same-budget"),
+                   ("scratch_teacher_budget", "scratch-teacher-budget")] + ([("seqkd", "seqkd")] if o.seqkd else [])
+        walks = [("gradual", "gradual")] + [(w, "online-gradual") for w in ("online_gradual", "online_gradual_from_teacher")
+                                            if s[w]]
+        for seed in o.seeds:
+            for k in self.depths:
+                for name, method in methods:
+                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
+            for k in self.schedule[1:]:
+                for name, method in walks:
+                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
+        if o.anydepth:  # decoded from its training checkpoint at each exit, no export
+            s1 = o.seeds[0]
+            for k in range(1, L + 1):
+                self.evaluate(plan, None, f"anydepth_exit{k}", "anydepth", s1, exit_layer=k,
+                              checkpoint=self.checkpoint(f"anydepth_s{s1}"),
+                              started_from=f"random initialisation (exit {k} of one {L}-layer model, every exit trained)")
+        plan.choose(f"quality floor {o.quality_floor}: the report names the shallowest student or exit whose "
+                    f"valid {f.metric_name} is at least {o.quality_floor} × the teacher's")
+        plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
+                 "--plot", self.path(f.plot), "--title", f.title(), "--quality-floor", o.quality_floor,
+                 *(["--sweep", self.path("sweep.json")] if o.sweep_grid else [])], self.rows)
+
+def read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def last_line(path: str) -> str:
+    lines = [line for line in read(path).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
