@@ -10,7 +10,8 @@ a part that would overrun is stopped (its process group killed) and its row says
                also P1 and P2 in fp16 and fp32. fp16 is fairseq's FP16Optimizer over fairseq's Adam, fp32
                fairseq's Adam, so the ratio is the precision alone
   bible        the translation demo's teacher (scripts/translation_settings.tsv, setting bible; the options
-               of scripts/translation_lib.sh translation_options) through fairseq-train --fp16 on --bible-bin,
+               of the translation pipeline, selfteach_pipeline/translation_family.py) through
+               fairseq-train --fp16 on --bible-bin,
                --bible-updates updates without validation or checkpoints: updates/s and the last logged
                train loss; then the same updates in float32 if the budget still covers them
   speculative  bench_speculative.py on CUDA at batch size 1: self-speculative greedy ÷ plain greedy
@@ -92,29 +93,25 @@ def parse_args(argv=None):
 
 
 def bible_settings():
-    """{name: value} of BIBLE_SETTINGS, column bible of the settings table (scripts/pipeline_helper.py)."""
-    import importlib.util
+    """{name: value} of BIBLE_SETTINGS, column bible of the settings table (selfteach_pipeline/settings_table.py)."""
+    from selfteach_pipeline.settings_table import read_table
 
-    spec = importlib.util.spec_from_file_location("pipeline_helper", os.path.join(common.REPO, "scripts",
-                                                                                  "pipeline_helper.py"))
-    helper = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helper)
-    settings, rows = helper.read_table(TABLE)
+    settings, rows = read_table(TABLE)
     col = settings.index("bible")
-    return {name: cells[col] for name, cells in rows if name in BIBLE_SETTINGS}
+    return {name: rows[name][col] for name in BIBLE_SETTINGS}
 
 
 def bible_options():
-    """The demo's fairseq-train options: scripts/translation_lib.sh's `common` array for setting bible,
-    built by bash from the sourced pipeline library, without device, precision or distributed options."""
-    script = ('source "$root/scripts/pipeline_lib.sh" && source "$root/scripts/translation_lib.sh" && '
-              'load_settings && device=() precision=() distributed=() && translation_options && '
-              'printf "%s\\0" "${common[@]}"')
-    env = dict(os.environ, root=common.REPO, script=SCRIPT, table=TABLE, setting="bible")
-    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
-    if out.returncode != 0 or not out.stdout:
-        raise RuntimeError(f"reading the bible setting's options failed: {out.stderr.strip()[-300:]}")
-    return out.stdout.split("\0")[:-1]
+    """The demo's teacher's fairseq-train options as the translation pipeline builds them for setting bible
+    (selfteach_pipeline/translation_family.py), without device, precision or distributed options."""
+    from types import SimpleNamespace
+
+    from selfteach_pipeline import settings_table
+    from selfteach_pipeline.translation_family import KINDS, TranslationFamily
+
+    settings = settings_table.load(TABLE, "bible", KINDS)
+    family = TranslationFamily("", "bible", settings, SimpleNamespace(train_options=list))
+    return [str(word) for word in [*family.train_options(), *family.schedule(False), "--seed", 1]]
 
 
 # ---------------------------------------------------------------------------------------------

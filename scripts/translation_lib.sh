@@ -1,5 +1,7 @@
-# Shared by the translation pipeline (scripts/iwslt14.sh) and the experiments on its runs
-# (docs/results/exit-curriculum/run.sh); sourced after load_settings. The caller sets $root, $out, $bin
+# The translation options, decoding and scoring of the recorded studies on translation runs
+# (docs/results/exit-curriculum/run.sh, docs/results/bible-study/student-budget/run.sh), as the bash
+# pipeline had them; the pipeline itself is Python now (selfteach_pipeline/translation_family.py).
+# Sourced after scripts/pipeline_lib.sh's load_settings. The caller sets $root, $out, $bin
 # (binarised data), $prep (the prepared data: tok/ and ref/ references), $tgt (from the settings) and the
 # array `device`.
 

@@ -1,8 +1,9 @@
 """A pipeline's stages, written once for every family: data → teacher → baselines (the teacher cut to k
-layers; k layers from scratch at the students' budget and at the teacher's) → offline students and the
-gradual chain → online exits, online-gradual walks (from scratch, or of the trained teacher) → [seq-KD]
-→ [anydepth: one model, every exit] → export → scoring → the report. What differs between families (the
-data, fairseq-train's options, how a model is scored) is the family adapter's (translation_family.py).
+layers; k fresh layers at the students' budget and at the teacher's) → offline students and the gradual
+chain → online exits, online-gradual walks (fresh, or of the trained teacher) → [seq-KD] → [anydepth:
+one model, every exit] → export → scoring → the report. What differs between families is the family
+adapter's (translation_family.py, classification_family.py): the data, fairseq-train's options, what a
+fresh model is (random initialisation; the pretrained model's first layers), how a model is scored.
 
 The plan grows as stages finish: a teacher trained with patience gives the teacher-budget rows its
 updates, and --sweep's points give every student and online model the pick, only once they are done;
@@ -88,7 +89,7 @@ class Pipeline:
     def __init__(self, out: str, settings: Dict[str, object], family, options: RunOptions):
         self.out, self.s, self.o, self.f = out, settings, options, family
         family.pipeline = self
-        self.L = family.teacher_layers()
+        self.L, self.stack = family.teacher_layers(), family.stack
         self.depths, self.schedule = settings["student_depths"], settings["gradual_schedule"]
         # lanes: each stage gets its share of the cores (on 2 CPU cores two 1-thread trainings get
         # through more updates than one 2-thread training)
@@ -114,10 +115,16 @@ class Pipeline:
         return argv
 
     def train(self, plan: Plan, name: str, updates: int, layers: int, loss: Sequence[object], seed: int, *,
-              student: bool, extra: Sequence[object] = (), after: Sequence[str] = (), data: Optional[str] = None) -> str:
+              student: bool, init: Optional[str] = None, teacher: Optional[str] = None,
+              stage_updates: Optional[int] = None, extra: Sequence[object] = (), after: Sequence[str] = (),
+              data: Optional[str] = None) -> str:
+        """fairseq-train into models/NAME: the student's or the teacher's schedule (one of its own over
+        stage_updates: an online-gradual stage), started from INIT (a checkpoint; None: the family's
+        fresh start), distilled from the frozen TEACHER where given."""
         f, log = self.f, self.path("logs", f"{name}.train.log")
-        argv = ["fairseq-train", data or f.bin, "--max-update", updates, *f.train_options(), *f.schedule(student),
-                f.layers_flag, layers, *loss, "--seed", seed, *extra, "--save-dir", self.path("models", name)]
+        argv = ["fairseq-train", data or f.bin, "--max-update", updates, *f.train_options(),
+                *f.schedule(student, stage_updates), f.layers_flag, layers, *loss, "--seed", seed,
+                *f.start(init, teacher), *extra, "--save-dir", self.path("models", name)]
         done = os.path.exists(self.path("models", name, "checkpoint_last.pt")) and "done training" in last_line(log)
         argv = self.unless_finished(plan, name, argv, done, f"training had finished ({log})")
         self.trainings.append(name)
@@ -133,8 +140,9 @@ class Pipeline:
         if not self.o.teacher_cache:
             return [], None
         folder = self.path("caches", name)
-        argv = ["selfteach-teacher-cache", self.f.bin, *self.f.train_options(), *self.f.kd_criterion(),
-                "--teacher-path", checkpoint, "--cache-out", folder]
+        # the students' own options (a schedule that needs its total, as polynomial_decay does, included)
+        argv = ["selfteach-teacher-cache", self.f.bin, *self.f.train_options(), *self.f.schedule(True),
+                *self.f.kd_criterion(), *self.f.start(None, checkpoint), "--cache-out", folder]
         argv = self.unless_finished(plan, f"cache_{name}", argv, os.path.exists(os.path.join(folder, "meta.json")),
                                     f"the cache {folder} was built")
         if f"cache_{name}" not in plan.names():
@@ -146,38 +154,41 @@ class Pipeline:
         the family's decoding and scoring into results/ROW.json, once every training is done."""
         row = f"{name}_s{seed}" if seed is not None else name
         after = ["trained"] + ([f"export_{model}"] if model else [])
-        self.rows.append(self.f.evaluate(plan, row, model, name, method, method in VALID_METHODS, after, **extra))
+        self.rows.extend(self.f.evaluate(plan, row, model, name, method, method in VALID_METHODS, after, **extra))
 
     # --- the plan ----------------------------------------------------------------------------------
     def build(self) -> Plan:
         s, f, o, L, plan = self.s, self.f, self.o, self.L, Plan(choices=list(self.o.said))
         self.rows: List[str] = []  # the scoring stages, which the report waits for
         self.trainings: List[str] = []
+        # a row whose model is another's (the same training): {model not trained: the model that is}
+        self.stands_for: Dict[str, str] = {}
         seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
         f.data_stage = f.data_stages(plan)
+        if not f.budgets(plan):  # counted from the prepared data: the rest is planned once it is there
+            return plan
         ce, kd_loss = f.ce_criterion(), f.kd_criterion()
         patience = s["teacher_patience"]
         if o.teacher_cache:
-            plan.choose("--teacher-cache: the offline, gradual and sweep students read their teacher's top 8 logits "
-                        "per target token from OUT/caches (one pass of each teacher over train); validation still "
-                        "runs the teacher")
+            plan.choose(f"--teacher-cache: the offline, gradual and sweep students read their teacher's {f.cached} "
+                        "from OUT/caches (one pass of each teacher over train); validation still runs the teacher")
         teacher = self.checkpoint("teacher")
         self.train(plan, "teacher", f.teacher_updates(), L, ce, s1, student=False,
                    extra=["--patience", patience] if patience is not None else [])
-        self.export(plan, f"teacher_dec{L}", teacher, "random initialisation", after=["teacher"])
+        self.export(plan, f"teacher_{self.stack}{L}", teacher, f.fresh(L), after=["teacher"])
         teacher_cache, teacher_cache_stage = self.cache(plan, "teacher", teacher, "teacher")
         for k in self.depths:  # baseline: the teacher cut to k layers, no training
-            self.export(plan, f"pruned_dec{k}", teacher, f"teacher_dec{L} cut to {k} {layers}", f.layers_flag, k,
+            self.export(plan, f"pruned_{self.stack}{k}", teacher, f"teacher_{self.stack}{L} cut to {k} {layers}", f.layers_flag, k,
                         "--no-training", after=["teacher"])
         plan.choose(f"seeds {','.join(map(str, seeds))} (the teacher is trained once, with seed {s1}); students get "
                     f"{f.student_updates()} updates at lr {s['student_lr']}; the teacher "
                     + (f"until its valid loss stops improving for {patience} epochs (at most {f.teacher_updates()})"
                        if patience is not None else f"and the teacher-budget baseline {f.teacher_updates()}"))
         for seed in seeds:
-            for k in self.depths:  # k layers from scratch, cross-entropy, the students' budget
-                name = f"scratch_same_budget_dec{k}_s{seed}"
+            for k in self.depths:  # k fresh layers, cross-entropy, the students' budget
+                name = f"{f.baseline}_same_budget_{self.stack}{k}_s{seed}"
                 self.train(plan, name, f.student_updates(), k, ce, seed, student=True)
-                self.export(plan, name, self.checkpoint(name), "random initialisation", after=[name])
+                self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
         budget = self.teacher_budget(plan)
         kd = self.kd_options(plan, teacher_cache, teacher_cache_stage)
         if budget is not None and kd is not None:
@@ -200,7 +211,7 @@ class Pipeline:
         if not found:
             raise PlanError(f"{self.path('logs', 'teacher.train.log')}: no num_updates line from fairseq-train")
         plan.choose(f"the teacher stopped after {found[-1]} updates: the online models and the teacher-budget "
-                    f"scratch baselines get {found[-1]}")
+                    f"{self.f.baseline} baselines get {found[-1]}")
         return int(found[-1])
 
     def kd_options(self, plan: Plan, cache: List[object], cache_stage: Optional[str]) -> Optional[List[object]]:
@@ -212,14 +223,14 @@ class Pipeline:
             return option_words(table.items())
         k, s1, results = self.depths[0], o.seeds[0], []
         grid = sweep_grid(o.sweep_grid)
-        plan.choose(f"sweep over {o.sweep_grid} ({len(grid)} points): offline_dec{k}, seed {s1}, scored by "
-                    f"{f.metric} on valid; the pick goes to every student and online model")
+        plan.choose(f"sweep over {o.sweep_grid} ({len(grid)} points): offline_{self.stack}{k}, seed {s1}, scored by "
+                    f"{f.metric} on {f.valid_split}; the pick goes to every student and online model")
         for point, options in grid:
             name = f"sweep_{point}"
             self.train(plan, name, f.student_updates(), k, f.kd_criterion(), s1, student=True,
-                       extra=["--teacher-path", self.checkpoint("teacher"), *cache,
-                              *option_words({**table, **dict(options)}.items())], after=["teacher", cache_stage])
-            self.export(plan, name, self.checkpoint(name), f"teacher_dec{self.L}, {f.layers_word} 1-{k}", after=[name])
+                       teacher=self.checkpoint("teacher"), extra=[*cache, *option_words({**table, **dict(options)}.items())],
+                       after=["teacher", cache_stage])
+            self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{self.L}, {f.layers_word} 1-{k}", after=[name])
             results.append(self.path("sweep", f"{name}.json"))
             f.score_valid(plan, f"valid_{name}", self.exported(name), name, results[-1], after=f"export_{name}")
         if not all(is_done(self.out, f"valid_sweep_{point}") for point, _ in grid):
@@ -230,8 +241,8 @@ class Pipeline:
         return option_words({**table, **dict(options)}.items())
 
     def teacher_budget_rows(self, plan: Plan, budget: int, kd: List[object]) -> None:
-        """What gets the teacher's updates: online exits, online-gradual walks from scratch, anydepth,
-        and k layers from scratch."""
+        """What gets the teacher's updates: online exits, fresh online-gradual walks, anydepth, and k
+        fresh layers."""
         s, f, o, L = self.s, self.f, self.o, self.L
         distil = [*f.kd_criterion(), *kd]
         exits = ",".join(map(str, self.depths))
@@ -240,22 +251,21 @@ class Pipeline:
             plan.choose(f"online_gradual: one {L}-layer model through {'→'.join(map(str, self.schedule))}, stages of "
                         f"{' '.join(map(str, stages))} updates (the teacher's budget, {budget}, split evenly)")
         for seed in o.seeds:
-            name = f"online_s{seed}"  # one L-layer model from scratch; its top layer teaches the exits
-            self.train(plan, name, budget, L, distil, seed, student=False, extra=["--student-exits", exits])
+            name = f"online_s{seed}"  # one L-layer model, fresh; its top layer teaches the exits
+            self.train(plan, name, budget, L, distil, seed, student=False,
+                       extra=[*f.exit_options(), "--student-exits", exits])
             for k in self.depths:
-                self.export(plan, f"online_dec{k}_s{seed}", self.checkpoint(name), f"random initialisation (exit {k} "
+                self.export(plan, f"online_{self.stack}{k}_s{seed}", self.checkpoint(name), f"{f.fresh(L)} (exit {k} "
                             f"of one {L}-layer model)", f.layers_flag, k, after=[name])
             prev = None  # the walk: in stage i exit k_{i-1} teaches exit k_i, the layers above k_{i-1} rest
             for i, (up, k) in enumerate(zip(self.schedule, self.schedule[1:])):
                 if not stages:
                     break
-                name = f"online_gradual_dec{k}_s{seed}"
-                extra = ["--teacher-exit", up, "--student-exits", k]
-                if prev:
-                    extra = ["--finetune-from-model", self.checkpoint(prev), *extra]
-                self.train(plan, name, stages[i], L, distil, seed, student=prev is not None, extra=extra,
-                           after=[prev])
-                started = "random initialisation" if prev is None else prev.rsplit("_s", 1)[0]
+                name = f"online_gradual_{self.stack}{k}_s{seed}"
+                self.train(plan, name, stages[i], L, distil, seed, student=prev is not None, stage_updates=stages[i],
+                           init=self.checkpoint(prev) if prev else None, after=[prev],
+                           extra=[*f.exit_options(), "--teacher-exit", up, "--student-exits", k])
+                started = f.fresh(L) if prev is None else prev.rsplit("_s", 1)[0]
                 self.export(plan, name, self.checkpoint(name), f"{started} (exit {k} of one {L}-layer model, taught by "
                             f"exit {up})", f.layers_flag, k, *(["--earlier-training", self.exported(prev)] if prev else []),
                             after=[name] + ([f"export_{prev}"] if prev else []))
@@ -265,51 +275,66 @@ class Pipeline:
                         f"the teacher's budget, seed {o.seeds[0]}), decoded at exits 1-{L} with {f.exit_decoder}")
             self.train(plan, f"anydepth_s{o.seeds[0]}", budget, L, distil, o.seeds[0], student=False,
                        extra=["--student-exits", "all"])
+        # where the students' budget and schedule are the teacher's, the two baselines are one training
+        one_baseline = budget == f.student_updates() and f.schedule(True) == f.schedule(False)
+        if one_baseline:
+            plan.choose(f"students and teacher have the same budget ({budget} updates, lr {s['lr']}): each "
+                        f"{f.baseline}_same_budget model also stands for {f.baseline}_teacher_budget; not trained twice")
         for seed in o.seeds:
             for k in self.depths:
-                name = f"scratch_teacher_budget_dec{k}_s{seed}"
+                name = f"{f.baseline}_teacher_budget_{self.stack}{k}_s{seed}"
+                if one_baseline:
+                    self.stands_for[name] = f"{f.baseline}_same_budget_{self.stack}{k}_s{seed}"
+                    continue
                 self.train(plan, name, budget, k, f.ce_criterion(), seed, student=False)
-                self.export(plan, name, self.checkpoint(name), "random initialisation", after=[name])
+                self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
 
     def students(self, plan: Plan, seed: int, kd: List[object], cache: List[object], cache_stage: Optional[str]) -> None:
         """Students of frozen teachers: offline (the teacher's first k layers), the gradual chain (each
         stage's student the next one's teacher), seq-KD, and the teacher itself walked through the schedule."""
         s, f, L, distil = self.s, self.f, self.L, [*self.f.kd_criterion(), *kd]
         for k in self.depths:
-            name = f"offline_dec{k}_s{seed}"
-            self.train(plan, name, f.student_updates(), k, distil, seed, student=True,
-                       extra=["--teacher-path", self.checkpoint("teacher"), *cache], after=["teacher", cache_stage])
-            self.export(plan, name, self.checkpoint(name), f"teacher_dec{L}, {f.layers_word} 1-{k}", after=[name])
-        prev, prev_name, prev_cache, prev_stage = "teacher", f"teacher_dec{L}", (cache, cache_stage), "teacher"
+            name = f"offline_{self.stack}{k}_s{seed}"
+            self.train(plan, name, f.student_updates(), k, distil, seed, student=True, teacher=self.checkpoint("teacher"),
+                       extra=cache, after=["teacher", cache_stage])
+            self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{L}, {f.layers_word} 1-{k}", after=[name])
+        prev, prev_name, prev_cache, prev_stage = "teacher", f"teacher_{self.stack}{L}", (cache, cache_stage), "teacher"
         for k in self.schedule[1:]:
-            name = f"gradual_dec{k}_s{seed}"
-            self.train(plan, name, f.student_updates(), k, distil, seed, student=True,
-                       extra=["--teacher-path", self.checkpoint(prev), *prev_cache[0]], after=[prev_stage, prev_cache[1]])
-            self.export(plan, name, self.checkpoint(name), f"{prev_name}, {f.layers_word} 1-{k}", after=[name])
+            name = f"gradual_{self.stack}{k}_s{seed}"
+            if f.gradual_reuses_offline and prev == "teacher" and k in self.depths:
+                # the first stage's teacher, initialisation and options are the offline student's: it is that student
+                if seed == self.o.seeds[0]:
+                    plan.choose(f"gradual_{self.stack}{k}: the offline student offline_{self.stack}{k} is this stage (same "
+                                "teacher, initialisation and options); not trained twice")
+                self.stands_for[name] = f"offline_{self.stack}{k}_s{seed}"
+                name = self.stands_for[name]
+            else:
+                self.train(plan, name, f.student_updates(), k, distil, seed, student=True,
+                           teacher=self.checkpoint(prev), extra=prev_cache[0], after=[prev_stage, prev_cache[1]])
+                self.export(plan, name, self.checkpoint(name), f"{prev_name}, {f.layers_word} 1-{k}", after=[name])
             if k != self.schedule[-1]:
                 prev_cache = self.cache(plan, name, self.checkpoint(name), name)
-            prev, prev_name, prev_stage = name, f"gradual_dec{k}", name
+            prev, prev_name, prev_stage = name, f"gradual_{self.stack}{k}", name
         if self.o.seqkd:
-            data, stage = f.seqkd_data(plan, after=f"export_teacher_dec{L}")
+            data, stage = f.seqkd_data(plan, after=f"export_teacher_{self.stack}{L}")
             for k in self.depths:  # cross-entropy on the teacher's outputs, from the teacher's first k layers
-                name = f"seqkd_dec{k}_s{seed}"
+                name = f"seqkd_{self.stack}{k}_s{seed}"
                 self.train(plan, name, f.student_updates(), k, f.ce_criterion(), seed, student=True, data=data,
-                           extra=["--teacher-path", self.checkpoint("teacher")], after=["teacher", stage])
-                self.export(plan, name, self.checkpoint(name), f"teacher_dec{L}, {f.layers_word} 1-{k}", after=[name])
+                           teacher=self.checkpoint("teacher"), after=["teacher", stage])
+                self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{L}, {f.layers_word} 1-{k}", after=[name])
         if s["online_gradual_from_teacher"]:  # the trained teacher walked, each stage the students' budget
             if seed == self.o.seeds[0]:
                 plan.choose(f"online_gradual_from_teacher: the trained teacher walked through "
                             f"{'→'.join(map(str, self.schedule))} in one model, stages of {f.student_updates()} "
                             f"updates at lr {s['student_lr']} (the offline chain's)")
-            prev, prev_name = "teacher", f"teacher_dec{L}"
+            prev, prev_name = "teacher", f"teacher_{self.stack}{L}"
             for up, k in zip(self.schedule, self.schedule[1:]):
-                name = f"online_gradual_from_teacher_dec{k}_s{seed}"
+                name = f"online_gradual_from_teacher_{self.stack}{k}_s{seed}"
                 self.train(plan, name, f.student_updates(), L, distil, seed, student=True, after=[prev],
-                           extra=["--finetune-from-model", self.checkpoint(prev), "--teacher-exit", up,
-                                  "--student-exits", k])
+                           init=self.checkpoint(prev), extra=[*f.exit_options(), "--teacher-exit", up, "--student-exits", k])
                 self.export(plan, name, self.checkpoint(name), f"{prev_name} (exit {k} of one {L}-layer model, taught "
                             f"by exit {up})", f.layers_flag, k, after=[name])
-                prev, prev_name = name, f"online_gradual_from_teacher_dec{k}"
+                prev, prev_name = name, f"online_gradual_from_teacher_{self.stack}{k}"
 
     def evaluations(self, plan: Plan) -> None:
         """Every model's row, then the report. The decodings wait for every training (the stage
@@ -317,20 +342,21 @@ class Pipeline:
         finds every model trained."""
         o, L, f, s = self.o, self.L, self.f, self.s
         plan.add("trained", ["true"], self.trainings, note="every training is done")
-        self.evaluate(plan, f"teacher_dec{L}", f"teacher_dec{L}", "teacher", None)
+        self.evaluate(plan, f"teacher_{self.stack}{L}", f"teacher_{self.stack}{L}", "teacher", None)
         for k in self.depths:
-            self.evaluate(plan, f"pruned_dec{k}", f"pruned_dec{k}", "pruned", None)
-        methods = [("offline", "offline"), ("online", "online"), ("scratch_same_budget", "scratch-same-budget"),
-                   ("scratch_teacher_budget", "scratch-teacher-budget")] + ([("seqkd", "seqkd")] if o.seqkd else [])
+            self.evaluate(plan, f"pruned_{self.stack}{k}", f"pruned_{self.stack}{k}", "pruned", None)
+        b = f.baseline
+        methods = [("offline", "offline"), ("online", "online"), (f"{b}_same_budget", f"{b}-same-budget"),
+                   (f"{b}_teacher_budget", f"{b}-teacher-budget")] + ([("seqkd", "seqkd")] if o.seqkd else [])
         walks = [("gradual", "gradual")] + [(w, "online-gradual") for w in ("online_gradual", "online_gradual_from_teacher")
                                             if s[w]]
         for seed in o.seeds:
             for k in self.depths:
                 for name, method in methods:
-                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
+                    self.evaluate_model(plan, f"{name}_{self.stack}{k}", method, seed)
             for k in self.schedule[1:]:
                 for name, method in walks:
-                    self.evaluate(plan, f"{name}_dec{k}_s{seed}", f"{name}_dec{k}", method, seed)
+                    self.evaluate_model(plan, f"{name}_{self.stack}{k}", method, seed)
         if o.anydepth:  # decoded from its training checkpoint at each exit, no export
             s1 = o.seeds[0]
             for k in range(1, L + 1):
@@ -338,10 +364,16 @@ class Pipeline:
                               checkpoint=self.checkpoint(f"anydepth_s{s1}"),
                               started_from=f"random initialisation (exit {k} of one {L}-layer model, every exit trained)")
         plan.choose(f"quality floor {o.quality_floor}: the report names the shallowest student or exit whose "
-                    f"valid {f.metric_name} is at least {o.quality_floor} × the teacher's")
+                    f"{f.pick_score()} is at least {o.quality_floor} × the teacher's")
         plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
                  "--plot", self.path(f.plot), "--title", f.title(), "--quality-floor", o.quality_floor,
                  *(["--sweep", self.path("sweep.json")] if o.sweep_grid else [])], self.rows)
+
+    def evaluate_model(self, plan: Plan, name: str, method: str, seed: int) -> None:
+        """The row NAME_sSEED, of the model of that name or of the one that stands for it."""
+        model = f"{name}_s{seed}"
+        self.evaluate(plan, self.stands_for.get(model, model), name, method, seed)
+
 
 def read(path: str) -> str:
     try:

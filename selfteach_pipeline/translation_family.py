@@ -37,8 +37,11 @@ class References:
 
 class TranslationFamily:
     metric, metric_name, plot = "sacrebleu", "sacreBLEU", "bleu_vs_params.png"
-    layers_flag, layers_word = "--decoder-layers", "decoder layers"
+    layers_flag, layers_word, stack = "--decoder-layers", "decoder layers", "dec"
     exit_decoder = "fairseq-generate --exit-layer K"
+    baseline = "scratch"  # the baselines are k layers trained from scratch
+    cached, valid_split = "top 8 logits per target token", "valid"
+    gradual_reuses_offline = False
 
     def __init__(self, out: str, setting: str, settings: Dict[str, object], device, *, data_bin: Optional[str] = None,
                  refs: Optional[References] = None, archive: str = "", url: str = "", debs: str = "", cores: int = 1):
@@ -63,6 +66,15 @@ class TranslationFamily:
 
     def student_updates(self) -> int:
         return self.s["student_max_update"]
+
+    def budgets(self, plan: Plan) -> bool:
+        return True  # the table's, known before any data
+
+    def fresh(self, layers: int) -> str:
+        return "random initialisation"
+
+    def pick_score(self) -> str:
+        return f"valid {self.metric_name}"
 
     def title(self) -> str:
         s = self.s
@@ -104,13 +116,21 @@ class TranslationFamily:
                 "--log-interval", "50", "--required-batch-size-multiple", "1", "--num-workers", "0",
                 "--user-dir", USER_DIR, *self.device.train_options()]
 
-    def schedule(self, student: bool) -> List[object]:
+    def schedule(self, student: bool, stage_updates: Optional[int] = None) -> List[object]:
         """Students (and the same-budget baseline) start from trained layers: their own learning rate and
-        warm-up, as re-warming to the teacher's peak rate would undo what they start from."""
+        warm-up, as re-warming to the teacher's peak rate would undo what they start from. (inverse_sqrt
+        needs no total: an online-gradual stage's stage_updates change nothing.)"""
         s = self.s
         if student:
             return ["--lr", s["student_lr"], "--warmup-updates", s["student_warmup_updates"]]
         return ["--lr", s["lr"], "--warmup-updates", s["warmup_updates"]]
+
+    def start(self, init: Optional[str], teacher: Optional[str]) -> List[object]:
+        """Random initialisation unless INIT; a student of a frozen TEACHER starts from its first layers."""
+        return (["--finetune-from-model", init] if init else []) + (["--teacher-path", teacher] if teacher else [])
+
+    def exit_options(self) -> List[object]:
+        return []
 
     def ce_criterion(self) -> List[object]:
         return ["--criterion", "label_smoothed_cross_entropy"]
@@ -132,7 +152,7 @@ class TranslationFamily:
                         threads=self.pipeline.threads)
 
     def evaluate(self, plan: Plan, row: str, model: Optional[str], name: str, method: str, valid: bool, after: Sequence[str],
-                 exit_layer: Optional[int] = None, checkpoint: str = "", started_from: str = "") -> str:
+                 exit_layer: Optional[int] = None, checkpoint: str = "", started_from: str = "") -> List[str]:
         """Plain fairseq-generate of models/MODEL.pt on test (and valid), then results/ROW.json; an
         anydepth exit is decoded from its training checkpoint with the plugin (--exit-layer K)."""
         p = self.pipeline
@@ -149,7 +169,7 @@ class TranslationFamily:
                       "--valid-raw-ref", self.refs.raw["valid"]]
         if exit_layer:
             score += [self.layers_flag, exit_layer, "--started-from", started_from]
-        return plan.add(f"eval_{row}", score, decodes)
+        return [plan.add(f"eval_{row}", score, decodes)]
 
     def score_valid(self, plan: Plan, name: str, model: str, row: str, out_json: str, after: str) -> str:
         """A sweep point: its model decoded on valid and scored against the valid references (never test)."""

@@ -3,8 +3,6 @@ IWSLT XML segments, settings tables, fairseq-generate logs, layer maps and exit 
 input either parses to what the reader documents or is refused with its one-line error, never another
 exception. The examples each property runs are fixed (`max_examples`, derandomised: CI runs the same
 ones every time); `pytest --hypothesis-show-statistics` prints them (README, "When things go wrong")."""
-import importlib.util
-import os
 import re
 
 import pytest
@@ -15,14 +13,13 @@ from fairseq_selfteach.cli.generate_log import GenerateLogError, parse_generate_
 from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.exits import parse_exit_weights, parse_exits
 from fairseq_selfteach.core.layer_map import resolve_layer_map
-from tests.helpers import REPO, load_script
+from selfteach_pipeline.plan import PlanError
+from selfteach_pipeline.settings_table import read_table
+from tests.helpers import load_script
 
 glue_binarize, iwslt14, prepare_translation = (load_script(n) for n in ("glue_binarize", "iwslt14",
                                                                          "prepare_translation"))
 PrepareError = prepare_translation.PrepareError  # preprocess/download.py's, as the scripts import it
-_spec = importlib.util.spec_from_file_location("pipeline_helper", os.path.join(REPO, "scripts", "pipeline_helper.py"))
-pipeline_helper = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pipeline_helper)
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -182,17 +179,15 @@ def test_a_settings_table_parses_to_its_cells_or_is_refused_naming_the_table(row
     text = ("# a comment\n" if comments else "") + "".join("\t".join(r) + "\n" for r in rows)
     path.write_text(text, encoding="utf-8")
     try:
-        settings_, parsed = pipeline_helper.read_table(str(path))
-    except pipeline_helper.Refused as e:
+        settings_, parsed = read_table(str(path))
+    except PlanError as e:
         event("refused")
         assert one_line(str(e)) and str(path) in str(e), str(e)
         return
     event("accepted")
     # accepted: a header, then rows of as many non-empty cells, each named once
     assert settings_ and len(set(settings_)) == len(settings_)
-    names = [name for name, _ in parsed]
-    assert len(set(names)) == len(names)
-    for name, cells in parsed:
+    for name, cells in parsed.items():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name) and len(cells) == len(settings_) and all(cells)
 
 
