@@ -141,6 +141,9 @@ class ClassificationFamily:
                 f"{os.path.basename(self.bert_dir)}, fine-tuned")
 
     # --- data --------------------------------------------------------------------------------------
+    def data_folder(self) -> str:  # what --only-data prepares
+        return self.bin
+
     def data_stages(self, plan: Plan) -> str:
         """The BERT converted (OUT/models/pretrained), then the raw task (snippets, --glue-dir, or GLUE's
         download) binarised with its vocabulary into OUT/data/bin; with --data-bin, the conversion alone."""

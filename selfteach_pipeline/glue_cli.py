@@ -21,7 +21,6 @@ from selfteach_pipeline.classification_family import (KINDS, TABLE, Classificati
                                                       pretrained_layers)
 from selfteach_pipeline.pipeline import Pipeline, choose_device
 from selfteach_pipeline.plan import PlanError
-from selfteach_pipeline.runner import main_guard
 from selfteach_pipeline.startup import ROOT
 
 PROG = "selfteach-glue-pipeline"
@@ -111,14 +110,7 @@ def make_pipeline(argv, gpus=None):
 
 
 def main(argv=None) -> int:
-    return main_guard(_main, argv)
-
-
-def _main(argv) -> int:
-    args, settings, pipeline = make_pipeline(argv)
-    family = pipeline.f
-    return pipeline_cli.execute(PROG, args, settings, pipeline, family.data_stages, family.bin,
-                                f"{pipeline.out}/{family.plot}")
+    return pipeline_cli.main(PROG, make_pipeline, argv)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Callable, List, Optional
+from typing import List
 
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.pipeline import REDONE_EACH_RUN, RunOptions
 from selfteach_pipeline.plan import Plan, PlanError
-from selfteach_pipeline.runner import LocalRunner, write_atomic
+from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
 from selfteach_pipeline.startup import served
 from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, dry_run
 
@@ -106,14 +106,19 @@ def run_options(args, s, said: List[str], table: str, *, seqkd: bool = False, an
                       args.cores, said)
 
 
-def execute(prog: str, args, settings, pipeline, data_stages: Callable[[Plan], Optional[str]], data_folder: str,
-            plot: str) -> int:
+def main(prog: str, make_pipeline, argv) -> int:
+    """A pipeline's command line: make_pipeline(argv) gives (args, settings, pipeline); the plan is run,
+    or printed with --dry-run; a bad option or a failed stage is one line on stderr."""
+    return main_guard(lambda argv: execute(prog, *make_pipeline(argv)), argv)
+
+
+def execute(prog: str, args, settings, pipeline) -> int:
     """Runs (or with --dry-run prints) the pipeline's plan; with --only-data, its data stages alone."""
-    out = pipeline.out
+    out, family = pipeline.out, pipeline.f
     if args.only_data:
         def build():
             plan = Plan(choices=list(pipeline.o.said))
-            data_stages(plan)
+            family.data_stages(plan)
             return plan
     else:
         build = pipeline.build
@@ -135,7 +140,7 @@ def execute(prog: str, args, settings, pipeline, data_stages: Callable[[Plan], O
     else:
         SubmititRunner(out, "slurm" if args.executor == "slurm" else "local", cluster, args.cores, say).run(build)
     if args.only_data:
-        say(f"{prog}: data ready in {data_folder}")
+        say(f"{prog}: data ready in {family.data_folder()}")
     else:
-        say(f"{prog}: table {out}/results.md, results.json, plot {plot}")
+        say(f"{prog}: table {out}/results.md, results.json, plot {out}/{family.plot}")
     return 0

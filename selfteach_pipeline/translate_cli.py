@@ -18,7 +18,6 @@ import sys
 from selfteach_pipeline import pipeline_cli, settings_table
 from selfteach_pipeline.pipeline import Pipeline, choose_device
 from selfteach_pipeline.plan import PlanError
-from selfteach_pipeline.runner import main_guard
 from selfteach_pipeline.startup import ROOT
 from selfteach_pipeline.translation_family import KINDS, TABLE, TranslationFamily, data_bin_references
 
@@ -84,14 +83,7 @@ def make_pipeline(argv, gpus=None):
 
 
 def main(argv=None) -> int:
-    return main_guard(_main, argv)
-
-
-def _main(argv) -> int:
-    args, settings, pipeline = make_pipeline(argv)
-    family = pipeline.f
-    return pipeline_cli.execute(PROG, args, settings, pipeline, family.data_stages, family.prep(),
-                                f"{pipeline.out}/{family.plot}")
+    return pipeline_cli.main(PROG, make_pipeline, argv)
 
 
 if __name__ == "__main__":

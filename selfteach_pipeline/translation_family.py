@@ -57,6 +57,9 @@ class TranslationFamily:
     def prep(self, *parts) -> str:
         return os.path.join(self.out, "data", "prep", *parts)
 
+    def data_folder(self) -> str:  # what --only-data prepares
+        return self.prep()
+
     # --- the budget --------------------------------------------------------------------------------
     def teacher_layers(self) -> int:
         return self.s["teacher_decoder_layers"]

@@ -265,6 +265,8 @@ def _command_options(line, fairseq_options):
     command = m.group(1)
     if command in fairseq_options:
         return fairseq_options[command]
+    if command in PIPELINES.values():  # their options are partly pipeline_cli.py's: ask --help
+        return _help_options(command, _console_scripts()[command]) | {"--help"}
     if command.startswith(("selfteach-", "python -m")):
         scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
         module = scripts[command].split(":")[0] if command in scripts else command.split()[-1]
@@ -272,11 +274,10 @@ def _command_options(line, fairseq_options):
         own = _py_options(ROOT.joinpath(*module.split(".")).with_suffix(".py")) | {"--jobs", "--help"}
         return own | (fairseq_options["fairseq-train"] if name == "teacher_cache" else set())
     path = ROOT / command.split()[-1]
-    if path.name == "iwslt14.sh":  # it execs the translation pipeline's console script
-        return _help_options(TRANSLATION, _console_scripts()[TRANSLATION]) | {"--help"}
+    if path.name in PIPELINES:  # it execs the pipeline's console script
+        return _help_options(PIPELINES[path.name], _console_scripts()[PIPELINES[path.name]]) | {"--help"}
     if path.suffix == ".sh":
-        shared = _sh_options(ROOT / "scripts" / "pipeline_lib.sh") if path.name != "demo.sh" else set()
-        return _sh_options(path) | shared
+        return _sh_options(path)
     helpers = path.parent.glob("*.py") if path.parent.name == "preprocess" else [path]  # shared argument helpers
     return set().union(*(_py_options(p) for p in helpers)) | {"--help"}
 
@@ -341,27 +342,27 @@ def test_every_tools_options_table_agrees_with_its_help(fairseq_options):  # aft
     assert not wrong, "the tools' options tables and --help disagree:\n" + "\n".join(wrong)
 
 
-TRANSLATION = "selfteach-translation-pipeline"  # what scripts/iwslt14.sh runs
+PIPELINES = {"iwslt14.sh": "selfteach-translation-pipeline", "glue.sh": "selfteach-glue-pipeline"}  # what each execs
 
 
 def _console_scripts():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 
-def test_iwslt14_sh_runs_the_translation_pipeline_whose_options_are_in_the_docs():
-    text = (ROOT / "scripts" / "iwslt14.sh").read_text()
-    assert _console_scripts()[TRANSLATION].split(":")[0] in text
-    accepted = _help_options(TRANSLATION, _console_scripts()[TRANSLATION])
+@pytest.mark.parametrize("script", sorted(PIPELINES))
+def test_each_pipeline_script_runs_its_console_script_whose_options_are_in_the_docs(script):
+    tool = PIPELINES[script]
+    text = (ROOT / "scripts" / script).read_text()
+    assert _console_scripts()[tool].split(":")[0] in text
+    accepted = _help_options(tool, _console_scripts()[tool])
     documented = _named_options(ROOT / "docs" / "pipelines.md") | _named_options(README)
     assert not accepted - documented, f"README.md and docs/pipelines.md do not name {sorted(accepted - documented)}"
 
 
-@pytest.mark.parametrize("script", ["glue.sh", "demo.sh"])
-def test_each_pipeline_options_are_in_its_help_and_in_the_docs(script):
+def test_the_demo_options_are_in_its_help_and_in_the_docs():
+    script = "demo.sh"
     path = ROOT / "scripts" / script
     accepted = _sh_options(path) - {"--help"}
-    if script != "demo.sh":
-        accepted |= _sh_options(ROOT / "scripts" / "pipeline_lib.sh") - {"--help"}
     header = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), path.read_text().splitlines()[1:]))
     assert not accepted - set(OPTION.findall(header)), f"{script} --help does not name: {sorted(accepted - set(OPTION.findall(header)))}"
     documented = _named_options(ROOT / "docs" / "pipelines.md") | _named_options(README)
