@@ -193,3 +193,17 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now: connections are refused
     return port
+
+
+def plans_fast_without_torch(cli, argvs):
+    """Each command line planned by selfteach_pipeline.CLI's make_pipeline in a fresh process: in under a
+    second, with more than ten stages, and torch, fairseq and numpy never imported."""
+    code = (f"import sys, time; from selfteach_pipeline.{cli} import make_pipeline\n"
+            f"for argv in {argvs!r}:\n"
+            "    t = time.time()\n"
+            "    plan = make_pipeline(argv)[2].build()\n"
+            "    assert time.time() - t < 1 and len(plan.stages) > 10, argv\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fairseq', 'numpy')))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

@@ -1,9 +1,6 @@
 """The GLUE pipeline's plan, built in-process (no run, no torch): every setting of the table plans, each
 option changes the plan as it says, and what is refused is refused in one line."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -11,10 +8,10 @@ from selfteach_pipeline import settings_table
 from selfteach_pipeline.classification_family import TABLE
 from selfteach_pipeline.glue_cli import main, make_pipeline
 from selfteach_pipeline.runner import write_atomic
+from tests.helpers import plans_fast_without_torch
 
 SETTINGS, ROWS = settings_table.read_table(TABLE)
 NEEDS_BERT = [setting for setting, bert in zip(SETTINGS, ROWS["bert"]) if bert == "-"]  # the rest: the MiniLM
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -50,16 +47,9 @@ def argv_value(stage, option):
 
 def test_every_setting_plans_in_well_under_a_second_without_torch_or_fairseq(tmp_path, bert):
     binarised(tmp_path, splits=("valid", "valid_mismatched", "heldout"))
-    code = ("import sys, time; from selfteach_pipeline.glue_cli import make_pipeline\n"
-            f"for setting in {SETTINGS!r}:\n"
-            "    t = time.time()\n"
-            f"    bert = ['--bert-dir', {str(bert)!r}] if setting in {NEEDS_BERT!r} else []\n"
-            f"    plan = make_pipeline([setting, '--out', {str(tmp_path)!r}, '--cpu', '--teacher-cache', *bert])[2].build()\n"
-            "    assert time.time() - t < 1 and len(plan.stages) > 10, setting\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fairseq', 'numpy')))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "[]"
+    plans_fast_without_torch("glue_cli", [[setting, "--out", str(tmp_path), "--cpu", "--teacher-cache",
+                                           *(["--bert-dir", str(bert)] if setting in NEEDS_BERT else [])]
+                                          for setting in SETTINGS])
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

@@ -2,8 +2,6 @@
 each option changes the plan as it says, and what is refused is refused in one line."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,9 +10,9 @@ from selfteach_pipeline.plan import PlanError
 from selfteach_pipeline.runner import write_atomic
 from selfteach_pipeline.translate_cli import make_pipeline, main
 from selfteach_pipeline.translation_family import KINDS, TABLE
+from tests.helpers import plans_fast_without_torch
 
 SETTINGS, _ = settings_table.read_table(TABLE)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def plan_of(out, *argv, gpus=0):
@@ -35,16 +33,8 @@ def teacher_finished(out, updates=100):
 
 
 def test_every_setting_plans_in_well_under_a_second_without_torch_or_fairseq(tmp_path):
-    code = ("import sys, time; from selfteach_pipeline.translate_cli import make_pipeline\n"
-            f"for setting in {SETTINGS!r}:\n"
-            "    t = time.time()\n"
-            f"    plan = make_pipeline([setting, '--out', {str(tmp_path)!r}, '--cpu', '--seqkd', '--teacher-cache', "
-            "'--anydepth'])[2].build()\n"
-            "    assert time.time() - t < 1 and len(plan.stages) > 10, setting\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fairseq', 'numpy')))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "[]"
+    plans_fast_without_torch("translate_cli", [[setting, "--out", str(tmp_path), "--cpu", "--seqkd", "--teacher-cache",
+                                                "--anydepth"] for setting in SETTINGS])
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

@@ -44,12 +44,12 @@ stage export_teacher export_model teacher_enc$L "$teacher" --started-from "the p
 # the transfer set: snippets the study's sample (max_examples, seed 1) left out, labelled by the teacher
 snippets() {
   python "$root/preprocess/sentiment_snippets.py" --out "$out/data/transfer-src" --max-examples "$max_examples" \
-    --dev-every "$dev_every" --sdist "$(ls "$out"/data/download/*.tar.gz)" --transfer "$n_transfer"
-  cmp "$out/data/transfer-src/SENT/train.tsv" "$out/data/raw/train.tsv"  # the study's own train and dev
-  cmp "$out/data/transfer-src/SENT/dev.tsv" "$out/data/raw/dev.tsv"
+    --dev-every "$dev_every" --sdist "$(ls "$out"/data/snippets/download/*.tar.gz)" --transfer "$n_transfer"
+  cmp "$out/data/transfer-src/SENT/train.tsv" "$out/data/snippets/SENT/train.tsv"  # the study's own train and dev
+  cmp "$out/data/transfer-src/SENT/dev.tsv" "$out/data/snippets/SENT/dev.tsv"
 }
 binarize_with() {  # binarize_with OUT [ARGS]: the study's binarisation, plus the transfer split
-  python "$root/preprocess/glue_binarize.py" --task SST-2 --glue-dir "$out/data/raw" --bert-dir "$pretrained" \
+  python "$root/preprocess/glue_binarize.py" --task SST-2 --glue-dir "$out/data/snippets/SENT" --bert-dir "$pretrained" \
     --max-len "$max_len" --heldout-every "$heldout_every" --transfer "$out/data/transfer-src/SENT/transfer.tsv" \
     --out "$1" "${@:2}"
 }
