@@ -23,7 +23,7 @@ def console_scripts():
 @pytest.mark.skipif(tomllib is None, reason="needs Python 3.11's tomllib")
 def test_every_console_script_answers_help(capsys, monkeypatch):
     scripts = console_scripts()
-    assert len(scripts) == 10
+    assert len(scripts) == 11
     installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")}
     for name, target in scripts.items():
         assert os.path.exists(os.path.join(BIN, name)), f"{name} is not installed (pip install -e .)"
