@@ -455,6 +455,6 @@ report_sweep=()
 echo "glue.sh: quality floor $quality_floor: the report names the shallowest student or exit scoring at least" \
   "$quality_floor × the teacher's on $([ "$heldout_every" != - ] && echo "the split heldout" ||
     echo "dev (no held-out split: the pick is made on the split it reports)")"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/metric_vs_depth.png" --title "$title" --quality-floor "$quality_floor" "${report_sweep[@]}"
 echo "glue.sh: table $out/results.md, plot $out/metric_vs_depth.png"

@@ -371,7 +371,7 @@ report_sweep=()
 [ $sweep = 0 ] || report_sweep=(--sweep "$out/sweep.json")
 echo "iwslt14.sh: quality floor $quality_floor: the report names the shallowest student or exit whose valid" \
   "sacreBLEU is at least $quality_floor × the teacher's"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "$setting: $src→$tgt ($corpus)" --quality-floor "$quality_floor" \
   "${report_sweep[@]}"
 echo "iwslt14.sh: table $out/results.md, results.json, plot $out/bleu_vs_params.png"

@@ -230,13 +230,9 @@ def cmd_sweep_grid(args):
     return "".join(point_line(name, point) for name, point in sweep_grid(args.spec))
 
 
-def write_atomic(path, text):
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def cmd_sweep_pick(args):
+    from selfteach_pipeline.files import atomic_write_text
+
     grid = sweep_grid(args.grid)
     if len(args.results) != len(grid):
         raise Refused(f"sweep-pick: {len(args.results)} results for the {len(grid)} points of {args.grid!r}")
@@ -260,8 +256,8 @@ def cmd_sweep_pick(args):
     for row in rows:
         lines.append("| " + " | ".join([row["options"][k] for k in keys]
                                        + [f"{row['value']:.2f}", "✔" if row["picked"] else ""]) + " |")
-    write_atomic(args.md, "\n".join(lines) + "\n")
-    write_atomic(args.json, json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(args.md, "\n".join(lines) + "\n")
+    atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
     return point_line(*grid[best])
 
 
@@ -287,7 +283,7 @@ def cmd_world_size(args):
 def cmd_trained_updates(args):
     try:
         from fairseq_selfteach.core.checkpoint_io import load_checkpoint
-        from fairseq_selfteach.core.errors import SelfteachError
+        from selfteach_pipeline.errors import SelfteachError
     except Exception as e:
         raise Refused(f"cannot import fairseq_selfteach to read {args.checkpoint} ({type(e).__name__}: {e})")
     try:
