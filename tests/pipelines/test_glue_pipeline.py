@@ -145,7 +145,7 @@ def test_a_collapsed_model_is_flagged_in_the_row_and_the_table(pipeline, tmp_pat
     assert "warning: stuck_enc3: collapsed: all" in p.stderr and "predicted class 1" in p.stderr
     row = json.loads((results / "stuck_enc3.valid.json").read_text())
     assert row["collapsed"].startswith("collapsed: all")
-    run(["python", "-m", "fairseq_selfteach.cli.report", "--results", results, "--out", tmp_path / "r.md",
+    run(["python", "-m", "selfteach_pipeline.report", "--results", results, "--out", tmp_path / "r.md",
          "--plot", tmp_path / "r.png"])
     assert re.search(r"\| stuck_enc3 \| offline \|.*⚠ collapsed \|", (tmp_path / "r.md").read_text())
     assert json.loads((tmp_path / "results.json").read_text())[0]["collapsed"] == [row["collapsed"]]

@@ -7,7 +7,7 @@ import pytest
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.classification_family import TABLE
 from selfteach_pipeline.glue_cli import main, make_pipeline
-from selfteach_pipeline.runner import write_atomic
+from selfteach_pipeline.files import atomic_write_text
 from tests.helpers import plans_fast_without_torch
 
 SETTINGS, ROWS = settings_table.read_table(TABLE)
@@ -25,16 +25,16 @@ def bert(tmp_path):
 
 def binarised(out, train=96, splits=("valid",), regression=False):
     """The binarisation's marker and meta.json (what the budgets are counted from)."""
-    write_atomic(str(out / "stages" / "binarize.done"), "{}\n")
+    atomic_write_text(str(out / "stages" / "binarize.done"), "{}\n")
     meta = {"splits": {"train": {"examples": train}, **{s: {"examples": 10} for s in splits}}, "regression": regression}
-    write_atomic(str(out / "data" / "bin" / "meta.json"), json.dumps(meta))
+    atomic_write_text(str(out / "data" / "bin" / "meta.json"), json.dumps(meta))
     return out / "data" / "bin"
 
 
 def teacher_finished(out, updates=50):
     """The teacher's marker and fairseq-train's last lines (what a patience teacher's budget is read from)."""
-    write_atomic(str(out / "stages" / "teacher.done"), "{}\n")
-    write_atomic(str(out / "logs" / "teacher.train.log"), f"epoch 004 | num_updates {updates}\ndone training in 9 s\n")
+    atomic_write_text(str(out / "stages" / "teacher.done"), "{}\n")
+    atomic_write_text(str(out / "logs" / "teacher.train.log"), f"epoch 004 | num_updates {updates}\ndone training in 9 s\n")
 
 
 def plan_of(out, *argv, setting="sentiment-ci", gpus=0):
@@ -140,8 +140,8 @@ def test_the_sweep_scores_its_points_on_heldout_and_grows_the_plan_with_its_pick
     assert set(points) <= set(plan.names()) and "offline_enc1_s1" not in plan.names()
     assert argv_value(plan["valid_sweep_kd_alpha0.9"], "--subset") == "heldout"
     for point, score in zip(points, (80.0, 70.0)):
-        write_atomic(str(tmp_path / "stages" / f"valid_{point}.done"), "{}\n")
-        write_atomic(str(tmp_path / "sweep" / f"{point}.json"), json.dumps({"glue_score": score}))
+        atomic_write_text(str(tmp_path / "stages" / f"valid_{point}.done"), "{}\n")
+        atomic_write_text(str(tmp_path / "sweep" / f"{point}.json"), json.dumps({"glue_score": score}))
     plan = plan_of(tmp_path, "--cpu", "--heldout-every", 4, "--sweep")
     assert argv_value(plan["offline_enc1_s2"], "--kd-alpha") == "0.5"
     assert plan["report"].argv[-2:] == ("--sweep", str(tmp_path / "sweep.json"))

@@ -7,7 +7,7 @@ import pytest
 
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.plan import PlanError
-from selfteach_pipeline.runner import write_atomic
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.translate_cli import make_pipeline, main
 from selfteach_pipeline.translation_family import KINDS, TABLE
 from tests.helpers import plans_fast_without_torch
@@ -21,7 +21,7 @@ def plan_of(out, *argv, gpus=0):
 
 def mark(out, *names, seconds=1):
     for name in names:
-        write_atomic(os.path.join(out, "stages", f"{name}.done"), json.dumps({"seconds": seconds}) + "\n")
+        atomic_write_text(os.path.join(out, "stages", f"{name}.done"), json.dumps({"seconds": seconds}) + "\n")
 
 
 def teacher_finished(out, updates=100):

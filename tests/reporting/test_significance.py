@@ -10,7 +10,7 @@ from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 from sklearn.metrics import matthews_corrcoef
 
-from fairseq_selfteach.reporting import collapse, rows, significance
+from selfteach_pipeline.results import collapse, rows, significance
 
 REFS = [f"the {w} sat on the mat number {i} today ." for i, w in enumerate(
     ["cat", "dog", "bird", "cow", "fish", "horse", "lion", "mouse"] * 8)]

@@ -1,30 +1,31 @@
 """Results table (markdown), results.json and plot (PNG) from the per-model, per-seed JSON rows a
 pipeline wrote.
 
-    python -m fairseq_selfteach.cli.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
+    python -m selfteach_pipeline.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
         [--json results.json] [--title "IWSLT14 de→en"]
 
 Each row file is one model and seed, written by score_translation (translation) or evaluate_glue
---name --method (classification); rows with one name are that model's seeds (reporting.rows). Every
+--name --method (classification); rows with one name are that model's seeds (results.rows). Every
 table row states the model's budget (updates, training seconds) and what it started from, its mean
 over seeds ± their standard deviation, the 95 % bootstrap interval of that mean, its same-budget
-baseline and the p-values against the baseline and the teacher (reporting.significance), and a flag
+baseline and the p-values against the baseline and the teacher (results.significance), and a flag
 where a seed collapsed. results.json (default: beside --out) holds the same rows with the per-seed
 values. Translation: one table, the plot BLEU against exact parameter counts, and where the rows hold
 a model decoded at every exit (method anydepth) a table of its exits beside the separately trained
 models of each depth. Classification: a table per dataset, a task × depth overview for several, the plot
-the metric against depth. --quality-floor F adds the depth pick (reporting.depth_pick): the shallowest
+the metric against depth. --quality-floor F adds the depth pick (results.depth_pick): the shallowest
 self-taught model whose validation score is at least F × the teacher's (depth_pick.json beside
-results.json).
+results.json). It imports neither torch nor fairseq (tests/core/test_imports.py checks it).
 """
 import argparse
 import json
 import os
 import sys
 
-from fairseq_selfteach.core import error_report
-from fairseq_selfteach.core.files import atomic_write_text
-from fairseq_selfteach.reporting import plots, rows as results_rows
+from selfteach_pipeline.errors import one_line_errors
+from selfteach_pipeline.files import atomic_write_text
+from selfteach_pipeline.glue_metrics import score_label
+from selfteach_pipeline.results import depth_pick, plots, rows as results_rows
 
 BUDGET_COLUMNS = (("updates", "updates"), ("train_seconds", "train s"), ("started_from", "started from"))
 TEST_COLUMNS = (("ci", "95 % CI"), ("baseline", "baseline (same budget)"), ("p_value", "p vs baseline"),
@@ -142,8 +143,6 @@ def translation_report(rows, title):
 
 
 def classification_report(rows, title):
-    from fairseq_selfteach.classification.metrics import score_label
-
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     notes = [
         "every model scored all dev examples (" + ", ".join(
@@ -193,8 +192,6 @@ def sweep_section(path):
 
 def pick_sections(rows, floor, json_path):
     """The depth pick of each dataset as markdown; the picks written to json_path."""
-    from fairseq_selfteach.reporting import depth_pick
-
     translation = results_rows.family(rows) == "translation"
     picks, text = [], []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
@@ -208,8 +205,6 @@ def pick_sections(rows, floor, json_path):
         if translation:
             text.append(depth_pick.markdown(choice, "sacreBLEU", "sentences/s"))
         else:
-            from fairseq_selfteach.classification.metrics import score_label
-
             task = next(r["task"] for r in rows if r["dataset"] == dataset)
             text.append(depth_pick.markdown(choice, score_label(task), "examples/s", reported="dev"))
     atomic_write_text(json_path, json.dumps(picks, indent=1) + "\n")
@@ -217,7 +212,10 @@ def pick_sections(rows, floor, json_path):
 
 
 def main(argv=None):
-    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
+    return one_line_errors(write_report, argv)  # a user's error (a full disk) is one line, no traceback
+
+
+def write_report(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model, per-seed JSON rows")
     ap.add_argument("--out", required=True, help="markdown table to write")
@@ -237,8 +235,6 @@ def main(argv=None):
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     if results_rows.family(rows) == "classification":
-        from fairseq_selfteach.classification.metrics import score_label
-
         text = classification_report(rows, args.title)
         plots.metric_vs_depth(rows, args.plot, lambda r: score_label(r["task"]), args.title)
     else:

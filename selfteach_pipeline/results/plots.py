@@ -1,8 +1,8 @@
-"""The results plots (PNG, written atomically), from aggregated rows (reporting.rows.aggregate):
+"""The results plots (PNG, written atomically), from aggregated rows (results.rows.aggregate):
 the mean over seeds with the seeds' standard deviation as error bars."""
 import os
 
-from fairseq_selfteach.reporting.rows import METHOD_ORDER
+from selfteach_pipeline.results.rows import METHOD_ORDER
 
 METHOD_LABELS = {
     "teacher": "teacher (cross-entropy)",

@@ -7,7 +7,7 @@ A per-seed row holds name, method, params, the depth (decoder_layers or encoder_
 provenance, see core/export.training_record), collapsed (a reason, or null) and `outputs`: a file,
 relative to the row's folder, with the per-sentence or per-example outputs the tests resample. A row may
 also hold its metric on validation (valid_sacrebleu, valid_glue_score), which the depth pick reads
-(reporting.depth_pick). Method `anydepth`: one exit of the model trained with every exit, decoded at it.
+(results.depth_pick). Method `anydepth`: one exit of the model trained with every exit, decoded at it.
 """
 import glob
 import json
@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from fairseq_selfteach.reporting import significance
+from selfteach_pipeline.results import significance
 
 SELF_TAUGHT = ("offline", "online", "gradual", "online-gradual", "seqkd", "anydepth")
 BASELINES = {
@@ -39,7 +39,7 @@ def provenance_fields(checkpoint_state: dict) -> dict:
 
 def write_outputs(row_json: str, outputs: dict) -> str:
     """Write a row's per-item outputs beside it (outputs/NAME.json, atomically); the relative path."""
-    from fairseq_selfteach.core.files import atomic_write_text
+    from selfteach_pipeline.files import atomic_write_text
 
     rel = os.path.join(OUTPUTS_DIR, os.path.basename(row_json))
     os.makedirs(os.path.join(os.path.dirname(os.path.abspath(row_json)), OUTPUTS_DIR), exist_ok=True)
