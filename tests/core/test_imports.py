@@ -215,43 +215,30 @@ HEAVY = ("torch", "fairseq", PACKAGE)
 REPORT = f"{PIPELINES}.report"
 
 
-def heavy_modules_after(code):
-    """Which of torch, fairseq and the plugin package a fresh process has imported after running code."""
-    out = run_python(code + "\nimport sys\nprint('heavy:', *(m for m in %r if m in sys.modules))\n" % (HEAVY,))
-    return out.rstrip("\n").split("\n")[-1].split()[1:]
-
-
-def run_as_main(kind, target):
-    """Code that runs a script (runpy.run_path) or a module (run_module) as `python X --help` would, with
-    the script's folder first on sys.path as Python puts it; its --help's exit status is printed."""
-    return ("import runpy, sys\n"
-            f"sys.argv = [{target!r}, '--help']\n"
-            + (f"sys.path.insert(0, {os.path.dirname(target)!r})\n" if kind == "path" else "")
-            + "try:\n"
-            f"    runpy.run_{kind}({target!r}, run_name='__main__')\n"
-            "except SystemExit as e:\n"
-            "    print('exit', e.code)\n")
-
-
-def preprocess_scripts():
-    return sorted(os.path.join(REPO, SCRIPTS, name) for name in os.listdir(os.path.join(REPO, SCRIPTS))
-                  if name.endswith(".py"))
+def run_help(*command):
+    """`python -X importtime COMMAND --help` from the repository's root, as a user runs it: its usage
+    text, and the heavy packages among every module it imported (importtime names each on stderr)."""
+    p = subprocess.run([sys.executable, "-X", "importtime", *command, "--help"], cwd=REPO, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    return p.stdout, sorted({name.split(".")[0] for name in imported} & set(HEAVY))
 
 
 def test_every_preprocess_script_runs_its_help_without_torch_fairseq_or_the_plugin():
-    """`python preprocess/NAME.py --help` in a real process (glue_binarize.py imports fairseq's
-    indexed_dataset only in the function that writes the binaries)."""
-    scripts = preprocess_scripts()
-    assert {"download.py", "glue_binarize.py", "iwslt14.py"} <= {os.path.basename(s) for s in scripts}
-    found = {os.path.basename(script): heavy_modules_after(run_as_main("path", script)) for script in scripts}
-    assert found == {name: [] for name in found}
+    """`python preprocess/NAME.py --help` (glue_binarize.py imports fairseq's indexed_dataset only in the
+    function that writes the binaries; download.py, archives.py and prepare_errors.py are imported by the
+    others and have no main, so for them it is the import alone)."""
+    scripts = sorted(name for name in os.listdir(os.path.join(REPO, SCRIPTS)) if name.endswith(".py"))
+    assert {"download.py", "glue_binarize.py", "iwslt14.py"} <= set(scripts)
+    found = {name: run_help(os.path.join(SCRIPTS, name))[1] for name in scripts}
+    assert found == {name: [] for name in scripts}
 
 
 def test_the_report_runs_its_help_without_torch_fairseq_or_the_plugin():
     """`python -m selfteach_pipeline.report --help` (the console script selfteach-report is its main)."""
-    code = run_as_main("module", REPORT)
-    assert "exit 0" in run_python(code)
-    assert heavy_modules_after(code) == []
+    usage, heavy = run_help("-m", REPORT)
+    assert usage.startswith("usage:") and heavy == []
 
 
 def test_the_pipelines_package_imports_neither_torch_nor_fairseq():
@@ -260,4 +247,6 @@ def test_the_pipelines_package_imports_neither_torch_nor_fairseq():
     modules = sorted(name for name in project_modules() if name.split(".")[0] == PIPELINES)
     assert {f"{PIPELINES}.files", f"{PIPELINES}.errors", f"{PIPELINES}.glue_format", REPORT,
             f"{PIPELINES}.results.rows"} <= set(modules)
-    assert heavy_modules_after(f"import importlib\nfor name in {modules!r}:\n    importlib.import_module(name)") == []
+    out = run_python(f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+                     f"print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules))\n")
+    assert out.split() == ["heavy:"], out
