@@ -7,7 +7,10 @@ Two trainings' wall-clock seconds measure the machine's load as much as the cost
 training run beside other work takes longer. Here A and B run short segments in the order A B B A (per
 pair), so a load that changes slowly costs both the same; each segment's speed is fairseq's own
 updates per second (`ups`) over its `train_inner` intervals after the first (start-up and the first
-steps excluded). The ratio is median A seconds per update ÷ median B's. Each segment adds
+steps excluded). The ratio is median A seconds per update ÷ median B's. A B B A cancels a load that
+drifts, not one that starves both: measured beside work of higher priority, the ratio shrinks toward 1
+(its speeds then read the scheduler's share more than the work), so measure on a machine that is
+otherwise idle, or at least not oversubscribed. Each segment adds
 `--max-update`, `--log-interval`, `--no-save` and `--disable-validation` to its command line (the last
 of a repeated option wins) and saves nothing.
 """
@@ -67,7 +70,7 @@ def measure(a: Sequence[str], b: Sequence[str], updates: int, pairs: int, interv
     for _ in range(pairs):
         for which in ("a", "b", "b", "a"):
             speeds[which] += run_segment(a if which == "a" else b, updates, interval)
-    a_ups, b_ups = statistics.median(speeds["a"]), statistics.median(speeds["b"])
+    a_ups, b_ups = round(statistics.median(speeds["a"]), 4), round(statistics.median(speeds["b"]), 4)
     return {"ratio": round(b_ups / a_ups, 4), "a_updates_per_second": a_ups, "b_updates_per_second": b_ups,
             "a_intervals": speeds["a"], "b_intervals": speeds["b"], "order": "A B B A per pair",
             "pairs": pairs, "updates_per_segment": updates, "log_interval": interval,
