@@ -2,8 +2,8 @@
 """The recorded studies' calculations (docs/results/*/run.sh call it through scripts/pipeline_lib.sh's
 `helper`; the pipelines themselves are Python, selfteach_pipeline/). Each subcommand prints its answer
 on stdout; an error is one line on stderr ("PROG: ...", PROG from --prog) and exit status 2, never a
-traceback. The standard library and the checkout's settings reader only, except trained-updates (the
-package).
+traceback. Run by the project's environment's python3 (use_project_env first): it reads the tables
+with the package's settings reader.
 
   settings TABLE SETTING             the table's column SETTING as NAME<TAB>VALUE lines, after checking
                                      the table (selfteach_pipeline/settings_table.py's read_table)
@@ -18,13 +18,11 @@ package).
 import argparse
 import json
 import math
-import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's reader
-from selfteach_pipeline.plan import PlanError  # noqa: E402
-from selfteach_pipeline.settings_table import read_table  # noqa: E402
+from selfteach_pipeline.plan import PlanError  # the project's environment (use_project_env) has the package
+from selfteach_pipeline.settings_table import read_table
 
 
 class Refused(Exception):

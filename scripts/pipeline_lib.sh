@@ -6,8 +6,8 @@
 # Calculations are scripts/pipeline_helper.py's (through `helper`), never code generated and evaluated here.
 
 # helper SUBCOMMAND ARGS...: scripts/pipeline_helper.py (settings, json-get, updates, warmup,
-# trained-updates) run by python3 from PATH: before use_project_env any Python 3 (settings needs only the
-# standard library), after it the environment's. Its errors are one line on stderr, exit status 2.
+# trained-updates) run by python3 from PATH, the project's environment's (call use_project_env first: it
+# imports the package's settings reader). Its errors are one line on stderr, exit status 2.
 helper() { python3 "$root/scripts/pipeline_helper.py" --prog "$script" "$@"; }
 
 # load_settings: the column $setting of $table as shell variables, one per row. The helper checks the

@@ -18,8 +18,8 @@ source "$root/scripts/pipeline_lib.sh"
 source "$root/scripts/translation_lib.sh"  # as scripts/iwslt14.sh: its options, decoding and scoring
 run=$(realpath "${1:?usage: run.sh RUN [OUT] (RUN: a finished scripts/iwslt14.sh bible run folder)}")
 out=${2:-$root/runs/exit-curriculum}
+use_project_env  # first: the helper reads the table with the package's reader
 load_settings
-use_project_env
 start_run "$out" generate
 prep="$run/data/prep" bin="$run/data/prep/bin"
 [ -f "$bin/dict.$src.txt" ] || { echo "$script: $bin has no binarised data (run scripts/iwslt14.sh bible first)" >&2; exit 2; }

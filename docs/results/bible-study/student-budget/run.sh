@@ -17,8 +17,8 @@ out=$(realpath -m "${1:-$root/runs/bible-study-budget}")
 bash "$root/scripts/iwslt14.sh" bible-study --only-data --out "$out"
 source "$root/scripts/pipeline_lib.sh"
 source "$root/scripts/translation_lib.sh"  # as scripts/iwslt14.sh: its options, decoding and scoring
+use_project_env  # first: the helper reads the table with the package's reader
 load_settings
-use_project_env
 start_run "$out" generate
 prep="$out/data/prep" bin="$out/data/prep/bin"
 device=(--cpu) distributed=()

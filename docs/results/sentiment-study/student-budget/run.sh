@@ -16,8 +16,8 @@ script=student-budget/run.sh table="$root/scripts/glue_settings.tsv" setting=sen
 out=$(realpath -m "${1:-$root/runs/sentiment-study-budget}")
 bash "$root/scripts/glue.sh" sentiment-study --only-data --out "$out"
 source "$root/scripts/pipeline_lib.sh"
+use_project_env  # first: the helper reads the table with the package's reader
 load_settings
-use_project_env
 start_run "$out"
 bin="$out/data/bin" pretrained="$out/models/pretrained" teacher="$out/models/teacher/checkpoint_best.pt"
 L=6 device=(--cpu)

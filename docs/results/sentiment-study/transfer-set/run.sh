@@ -17,8 +17,8 @@ script=transfer-set/run.sh table="$root/scripts/glue_settings.tsv" setting=senti
 out=$(realpath -m "${1:-$root/runs/sentiment-study-transfer}")
 bash "$root/scripts/glue.sh" sentiment-study --only-data --out "$out"
 source "$root/scripts/pipeline_lib.sh"
+use_project_env  # first: the helper reads the table with the package's reader
 load_settings
-use_project_env
 start_run "$out"
 bin="$out/data/bin" pretrained="$out/models/pretrained" teacher="$out/models/teacher/checkpoint_best.pt"
 L=6 device=(--cpu) n_transfer=${TRANSFER:-4000} updates=${UPDATES:-384}
