@@ -28,8 +28,9 @@ from selfteach_pipeline.glue_metrics import score_label
 from selfteach_pipeline.results import depth_pick, plots, rows as results_rows
 
 BUDGET_COLUMNS = (("updates", "updates"), ("train_seconds", "train s"), ("started_from", "started from"))
-TEST_COLUMNS = (("ci", "95 % CI"), ("baseline", "baseline (same budget)"), ("p_value", "p vs baseline"),
-                ("p_value_teacher", "p vs teacher"), ("flag", "flag"))
+TEST_COLUMNS = (("ci", "95 % CI"), ("baseline", "baseline (same updates)"), ("vs_baseline", "Δ, p vs baseline"),
+                ("equal_compute", "equal compute"), ("vs_equal_compute", "Δ, p vs equal compute"),
+                ("vs_teacher", "Δ, p vs teacher"), ("flag", "flag"))
 TRANSLATION_COLUMNS = (("name", "model"), ("method", "method"), ("decoder_layers", "dec layers"),
                        ("encoder_layers", "enc layers"), ("params", "parameters")) + BUDGET_COLUMNS + (
     ("value", "sacreBLEU (detok)"),) + TEST_COLUMNS + (("tok_bleu", "tokenised BLEU"),
@@ -60,8 +61,19 @@ def cells(row):
     if collapsed:
         which = ", ".join(str(s["seed"]) for s in collapsed)
         flag = f"⚠ collapsed ({len(collapsed)} of {n} seeds: {which})" if n > 1 else "⚠ collapsed"
-    p_cells = {k: ("< 0.0001" if row.get(k) == 0 else row.get(k)) for k in ("p_value", "p_value_teacher")}
-    return {**row, "value": value, "ci": ci, "flag": flag, **p_cells}
+    versus = {f"vs_{against}": difference(row.get(f"delta_{against}"), row.get(field))
+              for against, field in (("baseline", "p_value"), ("equal_compute", "p_value_equal_compute"),
+                                     ("teacher", "p_value_teacher"))}
+    return {**row, "value": value, "ci": ci, "flag": flag, **versus}
+
+
+def difference(delta, p_value):
+    """'+0.52, p 0.0040': a p-value is shown with the direction of the difference it tests."""
+    if delta is None:
+        return None
+    if p_value is None:
+        return f"{delta:+.2f}"
+    return f"{delta:+.2f}, p " + ("< 0.0001" if p_value == 0 else _fmt(float(p_value)))
 
 
 def markdown_table(rows, columns, title=None, notes=()):
@@ -82,8 +94,11 @@ def common_notes(rows):
         "training time, mean over seeds); an online exit's budget is the whole online model's, an "
         "online-gradual row's that of its stage and the stages before it (one model); the teacher's "
         "budget is its own row's, spent once for every student that starts from it",
-        "baseline (same budget): the same-depth baseline trained with cross-entropy only for exactly the "
-        "row's number of updates; p vs baseline / p vs teacher compare with it and with the teacher",
+        "baseline (same updates): the same-depth model trained with cross-entropy only for exactly the "
+        "row's number of updates, from the teacher's first k layers (ce_same_init: what the KL term adds) "
+        "where there is one, else from a fresh start; equal compute: k fresh layers trained with cross-entropy "
+        "for the teacher's updates plus one student's (what an offline student costs, its teacher included); "
+        "Δ is the row's mean minus the other row's, its p-value from the paired test of every seed",
         f"seeds: {', '.join(map(str, seeds)) or 'none'}; the teacher is trained once"
         + ("; a cell is the mean ± standard deviation over the seeds (n), the 95 % CI that of the seed mean "
            "(every bootstrap resample scored for every seed, then averaged), and each p-value the largest "
@@ -112,15 +127,15 @@ def anydepth_section(rows):
     columns = (("exit", "exit"), ("name", "model"), ("params", "parameters"), ("updates", "updates"),
                ("value", "sacreBLEU (test)"), ("ci", "95 % CI"), ("valid", "sacreBLEU (valid)"),
                ("sentences_per_s", "sentences/s"), ("speed_up", f"speed vs exit {full['depth']}"),
-               ("baseline", "baseline"), ("p_value", "p vs baseline"),
+               ("baseline", "baseline"), ("vs_baseline", "Δ, p vs baseline"),
                ("others", "trained separately at this depth (sacreBLEU, test)"))
     notes = [f"one {full['depth']}-layer model trained once (seed {full['seeds'][0]['seed']}) with every "
              "decoder exit a student of the top (--student-exits all) for the teacher's budget, decoded "
              "at exit K from its training checkpoint with fairseq-generate --exit-layer K (no export)",
              f"speed: fairseq-generate's sentences/s, the exits one after another in one process; exit "
              f"{full['depth']} is the whole model decoded the same way",
-             "baseline: the same-depth scratch model with the same number of updates, where the pipeline "
-             "trains one (student depths only)"]
+             "baseline: the same-depth baseline with the same number of updates where the pipeline trains "
+             "one, else the equal-compute one (student depths only)"]
     return markdown_table(table, columns, "One model, every exit (anydepth)", notes)
 
 
