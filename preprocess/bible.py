@@ -28,7 +28,7 @@ import zlib
 
 from download import PrepareError, cli_main  # noqa: E402  (preprocess/download.py, beside this script)
 
-from fairseq_selfteach.core.files import sha256_of_file
+from selfteach_pipeline.files import sha256_of_file
 
 PACKAGES = {"en": ("sword-text-kjv", "engKJV2006eb"), "es": ("sword-text-sparv", "spaRV1909eb")}
 

@@ -17,7 +17,7 @@ from archives import check_readable
 from prepare_errors import ChecksumError, NotFoundError, PrepareError  # noqa: F401
 
 # the package's own file helpers (it is installed: pip install -e .), one copy for all
-from fairseq_selfteach.core.files import sha256_of_file, staged_dir  # noqa: F401
+from selfteach_pipeline.files import sha256_of_file, staged_dir  # noqa: F401
 
 DEFAULT_TIMEOUT = 60.0  # seconds per socket operation, not for the whole download
 _CHUNK = 1 << 20  # bytes read at a time from a download

@@ -51,8 +51,8 @@ from download import (
 )
 from archives import safe_extract
 
-from fairseq_selfteach.classification import glue_format
-from fairseq_selfteach.core.files import sha256_of_file
+from selfteach_pipeline import glue_format
+from selfteach_pipeline.files import sha256_of_file
 
 # GLUE's tasks; the AX diagnostic set's folder is diagnostic/, as in the original script
 TASKS = tuple("diagnostic" if t == "AX" else t for t in glue_format.TASKS)

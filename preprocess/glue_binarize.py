@@ -45,9 +45,8 @@ import sys
 
 from download import staged_dir  # noqa: E402  (preprocess/download.py, beside this script)
 
-from fairseq_selfteach.classification.glue_format import (GLUE_TASKS, STSB_RANGE, is_cased_vocabulary, new_meta,
-                                                          write_meta)
-from fairseq_selfteach.core.files import sha256_of_file, usual_file_mode
+from selfteach_pipeline.files import sha256_of_file, usual_file_mode
+from selfteach_pipeline.glue_format import GLUE_TASKS, STSB_RANGE, is_cased_vocabulary, new_meta, write_meta
 
 CHUNK = 8192  # examples tokenised per tokenizers.encode_batch call
 

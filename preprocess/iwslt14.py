@@ -44,7 +44,7 @@ from download import (  # noqa: E402,F401
 )
 from archives import archive_kind, extract_member, safe_extract  # noqa: E402,F401
 
-from fairseq_selfteach.core.files import sha256_of_file
+from selfteach_pipeline.files import sha256_of_file
 
 SOURCES = ("de", "ar", "fa", "es", "he")
 

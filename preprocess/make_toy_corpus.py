@@ -11,7 +11,7 @@ import argparse
 import os
 import random
 
-from fairseq_selfteach.core.files import atomic_write_text
+from selfteach_pipeline.files import atomic_write_text
 
 
 def make_pairs(n, rng, vocab_size, min_len, max_len):

@@ -39,7 +39,7 @@ import tarfile
 
 from download import staged_dir  # noqa: E402  (preprocess/download.py, beside this script)
 
-from fairseq_selfteach.core.files import sha256_of_file
+from selfteach_pipeline.files import sha256_of_file
 
 PACKAGE = "vadersentiment==3.3.2"
 SDIST_GLOB = "vaderSentiment-3.3.2.tar.gz"

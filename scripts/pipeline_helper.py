@@ -90,7 +90,7 @@ def cmd_warmup(args):
 def cmd_trained_updates(args):
     try:
         from fairseq_selfteach.core.checkpoint_io import load_checkpoint
-        from fairseq_selfteach.core.errors import SelfteachError
+        from selfteach_pipeline.errors import SelfteachError
     except Exception as e:
         raise Refused(f"cannot import fairseq_selfteach to read {args.checkpoint} ({type(e).__name__}: {e})")
     try:

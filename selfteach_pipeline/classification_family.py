@@ -182,9 +182,8 @@ class ClassificationFamily:
                 *self.device.train_options(), *(["--valid-subset", "heldout"] if s["heldout_every"] else [])]
 
     def schedule(self, student: bool, stage_updates: Optional[int] = None) -> List[object]:
-        """The teacher's rate over the teacher's updates (also where a teacher-budget row trains fewer, after
-        a patience teacher: the teacher's schedule), the students' over theirs, or over one online-gradual
-        stage's own updates."""
+        """The teacher's rate over the teacher's updates, the students' over theirs, or over STAGE_UPDATES (an
+        online-gradual stage, an equal-compute baseline: a schedule of their own)."""
         s = self.s
         total = stage_updates or (self.student_updates() if student else self.teacher_updates())
         return ["--lr", s["student_lr"] if student else s["lr"], "--warmup-updates", warmup(s["warmup_ratio"], total),

@@ -12,9 +12,10 @@ import sys
 from typing import Dict
 
 from selfteach_pipeline import kl_study
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.kl_study import StudyPlan, check, defaults
 from selfteach_pipeline.plan import PlanError, parse_overrides, read_settings_file
-from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+from selfteach_pipeline.runner import LocalRunner, main_guard
 from selfteach_pipeline.startup import served
 from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, dry_run
 
@@ -79,7 +80,7 @@ def _main(argv) -> int:
         sys.stdout.write(dry_run(plan, cluster) if args.executor == "slurm" else plan.dry_run())
         return 0
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "settings.json"), json.dumps({"family": args.family, **settings}, indent=1) + "\n")
+    atomic_write_text(os.path.join(out, "settings.json"), json.dumps({"family": args.family, **settings}, indent=1) + "\n")
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none
         os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     if args.executor == "local":

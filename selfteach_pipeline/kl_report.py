@@ -15,9 +15,9 @@ import numpy as np
 
 from selfteach_pipeline.contrasts import (Unit, accuracy_of_sums, accuracy_statistics, bleu_of_sums, bleu_statistics,
                                          contrast)
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.kl_families import FAMILIES
 from selfteach_pipeline.kl_study import kd_name
-from selfteach_pipeline.runner import write_atomic
 from selfteach_pipeline.scores import bleu_paired_p, mcnemar_p
 
 ARMS = ("teacher", "teacher_longer", "kd", "ce_same_init", "ce_same_init_long", "seqkd", "gradual",
@@ -175,10 +175,10 @@ def report(folders: List[str], out: str) -> int:
                "kd": [{"teacher": r.teacher, "kd_alpha": r.alpha, "kd_temperature": r.temperature} for r in runs],
                "sweeps": {r.teacher: r.sweep for r in runs if r.sweep}}
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "results.json"),
+    atomic_write_text(os.path.join(out, "results.json"),
                  json.dumps({"arms": arms, "rows": rows, "summary": summary}, indent=1) + "\n")
-    write_atomic(os.path.join(out, "contrasts.json"), json.dumps(contrasts, indent=1) + "\n")
-    write_atomic(os.path.join(out, "results.md"), markdown(arms, contrasts, summary, scratch))
+    atomic_write_text(os.path.join(out, "contrasts.json"), json.dumps(contrasts, indent=1) + "\n")
+    atomic_write_text(os.path.join(out, "results.md"), markdown(arms, contrasts, summary, scratch))
     print(f"selfteach-kl-study report: {len(units)} units from {len(runs)} run(s) → {out}/results.md, "
           "results.json, contrasts.json")
     return 0

@@ -28,9 +28,9 @@ import os
 import sys
 from typing import Dict, List, Optional
 
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.kl_families import COMMON, FAMILIES
 from selfteach_pipeline.plan import Plan, PlanError
-from selfteach_pipeline.runner import write_atomic
 
 
 def defaults(family: str) -> Dict[str, object]:
@@ -188,7 +188,7 @@ class StudyPlan:
                                                          for (a_, t_), v in scores.items()],
                  "ce_same_init_valid_score": ce, "picked": {"kd_alpha": a, "kd_temperature": t},
                  "valid_prefers_alpha_0": ce > best}
-        write_atomic(os.path.join(self.out, "sweep.json"), json.dumps(sweep, indent=1) + "\n")
+        atomic_write_text(os.path.join(self.out, "sweep.json"), json.dumps(sweep, indent=1) + "\n")
         plan.choose(f"sweep picked α = {a}, T = {t} (valid {best}; α = 0: {ce}); {self.out}/sweep.json")
         return [a], [t]
 

@@ -1,12 +1,13 @@
 """A pipeline's stages, written once for every family: data → teacher → baselines (the teacher cut to k
-layers; k fresh layers at the students' budget and at the teacher's) → offline students and the gradual
+layers; k fresh layers at the students' budget and at equal compute, the teacher's updates plus a
+student's; the teacher's first k layers trained with cross-entropy only) → offline students and the gradual
 chain → online exits, online-gradual walks (fresh, or of the trained teacher) → [seq-KD] → [anydepth:
 one model, every exit] → export → scoring → the report. What differs between families is the family
 adapter's (translation_family.py, classification_family.py): the data, fairseq-train's options, what a
 fresh model is (random initialisation; the pretrained model's first layers), how a model is scored.
 
-The plan grows as stages finish: a teacher trained with patience gives the teacher-budget rows its
-updates, and --sweep's points give every student and online model the pick, only once they are done;
+The plan grows as stages finish: a teacher trained with patience gives the online and equal-compute rows
+its updates, and --sweep's points give every student and online model the pick, only once they are done;
 `build()` reads OUT and is called again by the runner after every round.
 """
 import os
@@ -183,7 +184,7 @@ class Pipeline:
         plan.choose(f"seeds {','.join(map(str, seeds))} (the teacher is trained once, with seed {s1}); students get "
                     f"{f.student_updates()} updates at lr {s['student_lr']}; the teacher "
                     + (f"until its valid loss stops improving for {patience} epochs (at most {f.teacher_updates()})"
-                       if patience is not None else f"and the teacher-budget baseline {f.teacher_updates()}"))
+                       if patience is not None else f"{f.teacher_updates()} updates"))
         for seed in seeds:
             for k in self.depths:  # k fresh layers, cross-entropy, the students' budget
                 name = f"{f.baseline}_same_budget_{self.stack}{k}_s{seed}"
@@ -210,8 +211,8 @@ class Pipeline:
         found = re.findall(r"num_updates[ =](\d+)", read(self.path("logs", "teacher.train.log")))
         if not found:
             raise PlanError(f"{self.path('logs', 'teacher.train.log')}: no num_updates line from fairseq-train")
-        plan.choose(f"the teacher stopped after {found[-1]} updates: the online models and the teacher-budget "
-                    f"{self.f.baseline} baselines get {found[-1]}")
+        plan.choose(f"the teacher stopped after {found[-1]} updates: the online models get {found[-1]}, the "
+                    f"equal-compute {self.f.baseline} baselines {found[-1]} + {self.f.student_updates()}")
         return int(found[-1])
 
     def kd_options(self, plan: Plan, cache: List[object], cache_stage: Optional[str]) -> Optional[List[object]]:
@@ -275,18 +276,15 @@ class Pipeline:
                         f"the teacher's budget, seed {o.seeds[0]}), decoded at exits 1-{L} with {f.exit_decoder}")
             self.train(plan, f"anydepth_s{o.seeds[0]}", budget, L, distil, o.seeds[0], student=False,
                        extra=["--student-exits", "all"])
-        # where the students' budget and schedule are the teacher's, the two baselines are one training
-        one_baseline = budget == f.student_updates() and f.schedule(True) == f.schedule(False)
-        if one_baseline:
-            plan.choose(f"students and teacher have the same budget ({budget} updates, lr {s['lr']}): each "
-                        f"{f.baseline}_same_budget model also stands for {f.baseline}_teacher_budget; not trained twice")
+        # k fresh layers with what one offline student costs, the teacher included: the baseline a user
+        # would train instead of self-teaching (its own schedule over all its updates)
+        equal = budget + f.student_updates()
+        plan.choose(f"{f.baseline}_equal_compute: k fresh {f.layers_word} ({f.fresh('k')}), "
+                    f"{equal} updates (the teacher's {budget} + a student's {f.student_updates()}) at lr {s['lr']}")
         for seed in o.seeds:
             for k in self.depths:
-                name = f"{f.baseline}_teacher_budget_{self.stack}{k}_s{seed}"
-                if one_baseline:
-                    self.stands_for[name] = f"{f.baseline}_same_budget_{self.stack}{k}_s{seed}"
-                    continue
-                self.train(plan, name, budget, k, f.ce_criterion(), seed, student=False)
+                name = f"{f.baseline}_equal_compute_{self.stack}{k}_s{seed}"
+                self.train(plan, name, equal, k, f.ce_criterion(), seed, student=False, stage_updates=equal)
                 self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
 
     def students(self, plan: Plan, seed: int, kd: List[object], cache: List[object], cache_stage: Optional[str]) -> None:
@@ -297,6 +295,11 @@ class Pipeline:
             name = f"offline_{self.stack}{k}_s{seed}"
             self.train(plan, name, f.student_updates(), k, distil, seed, student=True, teacher=self.checkpoint("teacher"),
                        extra=cache, after=["teacher", cache_stage])
+            self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{L}, {f.layers_word} 1-{k}", after=[name])
+            # the same layers and updates, cross-entropy only: what the KL term adds is offline minus this
+            name = f"ce_same_init_{self.stack}{k}_s{seed}"
+            self.train(plan, name, f.student_updates(), k, f.ce_criterion(), seed, student=True,
+                       teacher=self.checkpoint("teacher"), after=["teacher"])
             self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{L}, {f.layers_word} 1-{k}", after=[name])
         prev, prev_name, prev_cache, prev_stage = "teacher", f"teacher_{self.stack}{L}", (cache, cache_stage), "teacher"
         for k in self.schedule[1:]:
@@ -346,8 +349,8 @@ class Pipeline:
         for k in self.depths:
             self.evaluate(plan, f"pruned_{self.stack}{k}", f"pruned_{self.stack}{k}", "pruned", None)
         b = f.baseline
-        methods = [("offline", "offline"), ("online", "online"), (f"{b}_same_budget", f"{b}-same-budget"),
-                   (f"{b}_teacher_budget", f"{b}-teacher-budget")] + ([("seqkd", "seqkd")] if o.seqkd else [])
+        methods = [("offline", "offline"), ("online", "online"), ("ce_same_init", "ce-same-init"),
+                   (f"{b}_same_budget", f"{b}-same-budget"), (f"{b}_equal_compute", f"{b}-equal-compute")] + ([("seqkd", "seqkd")] if o.seqkd else [])
         walks = [("gradual", "gradual")] + [(w, "online-gradual") for w in ("online_gradual", "online_gradual_from_teacher")
                                             if s[w]]
         for seed in o.seeds:

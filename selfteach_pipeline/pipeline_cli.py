@@ -16,7 +16,8 @@ from typing import List
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.pipeline import REDONE_EACH_RUN, RunOptions
 from selfteach_pipeline.plan import Plan, PlanError
-from selfteach_pipeline.runner import LocalRunner, main_guard, write_atomic
+from selfteach_pipeline.files import atomic_write_text
+from selfteach_pipeline.runner import LocalRunner, main_guard
 from selfteach_pipeline.startup import served
 from selfteach_pipeline.submitit_runner import ClusterOptions, SubmititRunner, dry_run
 
@@ -128,7 +129,7 @@ def execute(prog: str, args, settings, pipeline) -> int:
         sys.stdout.write(dry_run(plan, cluster) if args.executor == "slurm" else plan.dry_run())
         return 0
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "settings.json"), json.dumps({"setting": args.setting, **settings}, indent=1) + "\n")
+    atomic_write_text(os.path.join(out, "settings.json"), json.dumps({"setting": args.setting, **settings}, indent=1) + "\n")
     for name in REDONE_EACH_RUN:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(out, "stages", f"{name}.done"))

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Callable, Dict, List
 
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.plan import Plan, PlanError, Stage
 
 
@@ -28,13 +29,6 @@ def marker(out: str, name: str) -> str:
 
 def is_done(out: str, name: str) -> bool:
     return os.path.exists(marker(out, name))
-
-
-def write_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 class LocalRunner:
@@ -132,7 +126,7 @@ def finish_stage(out: str, stage: Stage, seconds: float) -> None:
     """After success only: the output file under its own name, then the marker (both atomic)."""
     if stage.stdout:
         os.replace(stage.stdout + ".tmp", stage.stdout)
-    write_atomic(marker(out, stage.name), json.dumps({"seconds": round(seconds, 1), "command": stage.shell()}) + "\n")
+    atomic_write_text(marker(out, stage.name), json.dumps({"seconds": round(seconds, 1), "command": stage.shell()}) + "\n")
 
 
 def failure(out: str, stage: Stage) -> StageFailed:

@@ -115,7 +115,7 @@ def option_words(point: Sequence[Tuple[str, str]]) -> List[str]:
 def sweep_pick(spec: str, metric: str, results: Sequence[str], md: str, out_json: str) -> Tuple[str, List[Tuple[str, str]]]:
     """The grid's point (one results JSON per point, in grid order) with the highest METRIC (ties: the
     earlier point); the sweep's table (md) and rows (out_json, the report's --sweep) written atomically."""
-    from selfteach_pipeline.runner import write_atomic
+    from selfteach_pipeline.files import atomic_write_text
 
     grid, rows = sweep_grid(spec), []
     for (name, point), path in zip(grid, results):
@@ -134,8 +134,8 @@ def sweep_pick(spec: str, metric: str, results: Sequence[str], md: str, out_json
     for row in rows:
         lines.append("| " + " | ".join([row["options"][k] for k in keys]
                                        + [f"{row['value']:.2f}", "✔" if row["picked"] else ""]) + " |")
-    write_atomic(md, "\n".join(lines) + "\n")
-    write_atomic(out_json, json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(md, "\n".join(lines) + "\n")
+    atomic_write_text(out_json, json.dumps(rows, indent=1) + "\n")
     return grid[best]
 
 

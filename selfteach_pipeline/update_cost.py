@@ -24,8 +24,9 @@ import sys
 import tempfile
 from typing import List, Sequence
 
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.plan import PlanError
-from selfteach_pipeline.runner import main_guard, write_atomic
+from selfteach_pipeline.runner import main_guard
 
 UPS = re.compile(r"\| train_inner \|.*?\bups=([0-9.]+)")
 
@@ -91,7 +92,7 @@ def main(argv=None):
                         f"--pairs at least 1")
     result = measure(a, b, args.updates, args.pairs, args.interval)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"update_cost: A's update costs {result['ratio']} × B's ({result['a_updates_per_second']} against "
           f"{result['b_updates_per_second']} updates/s, medians, A B B A × {args.pairs}); {args.out}")
 

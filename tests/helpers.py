@@ -207,3 +207,8 @@ def plans_fast_without_torch(cli, argvs):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def argv_value(stage, option):
+    """The word after OPTION in a planned stage's command."""
+    return stage.argv[stage.argv.index(option) + 1]

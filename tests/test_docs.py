@@ -258,7 +258,7 @@ def test_every_arch_task_criterion_tool_and_script_in_the_commands_exists(doc, r
 def _command_options(line, fairseq_options):
     """The options the command on this line accepts, or None where the line's command is not one of the
     project's tools, pipeline scripts or fairseq's (then the options are checked against all of them)."""
-    m = re.match(r"\s*(?:\w+=\S+\s+)*(fairseq-\w+|selfteach-[\w-]+|python -m fairseq_selfteach\.cli\.\w+|"
+    m = re.match(r"\s*(?:\w+=\S+\s+)*(fairseq-\w+|selfteach-[\w-]+|python -m (?:fairseq_selfteach\.cli|selfteach_pipeline)\.\w+|"
                  r"python (?:preprocess|scripts|bench)/\w+\.py|bash scripts/\w+\.sh)\b", line)
     if not m:
         return None

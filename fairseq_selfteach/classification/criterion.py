@@ -34,8 +34,8 @@ from fairseq_selfteach.core.distill import (
     exits_accuracy,
     reduce_distill_terms,
 )
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs, regression_kd
+from selfteach_pipeline.errors import OptionError
 
 
 def _from_training(cfg, name):

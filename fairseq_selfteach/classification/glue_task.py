@@ -29,9 +29,10 @@ Every example of a valid subset is scored: batches are never dropped (the task b
 required_batch_size_multiple 1 whatever --required-batch-size-multiple says, since fairseq drops a
 last partial batch that is not a multiple of it), and the log shows the count (`glue_n`).
 
-Metrics (fairseq_selfteach/glue_metrics.py): each valid batch's predictions are scored into summable
-confusion counts (classification) or (prediction, target) lists (STS-B), and the validation log
-shows glue_accuracy / glue_f1 / glue_mcc / glue_pearson / glue_spearman as the task defines and
+Metrics (classification/metrics.py; the metrics themselves are selfteach_pipeline/glue_metrics.py's):
+each valid batch's predictions are scored into summable confusion counts (classification) or
+(prediction, target) lists (STS-B), and the validation log shows glue_accuracy / glue_f1 / glue_mcc /
+glue_pearson / glue_spearman as the task defines and
 `glue_score`, the task's own number (MCC for CoLA, F1 for MRPC/QQP, mean of Pearson and Spearman for
 STS-B, accuracy otherwise), in percent. To keep the best checkpoint by it, pass
 `--best-checkpoint-metric glue_score --maximize-best-checkpoint-metric`, as fairseq's --eval-bleu
@@ -61,10 +62,10 @@ from omegaconf import II, MISSING, open_dict
 from fairseq_selfteach.classification import metrics as glue_metrics
 from fairseq_selfteach.classification.bert.dictionary import BertDictionary
 from fairseq_selfteach.classification.bert_encoder_task import BertEncoderTask
-from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
 from fairseq_selfteach.classification.head_lr import mark_head_parameters
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
 from fairseq_selfteach.core.exact_resume import ExactResumeTaskMixin, ResumeConfig
+from selfteach_pipeline.glue_format import GlueDataError, read_meta
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from fairseq.optim import register_optimizer
 from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig
 from omegaconf import II
 
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import torch
 
 from fairseq_selfteach.classification.bert.config import HF_CONFIG_FIELDS
 from fairseq_selfteach.classification.bert.hf_names import hf_key
-from fairseq_selfteach.classification.glue_format import is_cased_vocabulary, read_meta
-from fairseq_selfteach.core.files import staged_dir
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
+from selfteach_pipeline.files import staged_dir
+from selfteach_pipeline.glue_format import is_cased_vocabulary, read_meta
 
 
 class HfExportError(SelfteachError):

@@ -32,7 +32,7 @@ from fairseq_selfteach.classification.bert.hf_names import HF_LAYER_KEY, IN_LAYE
 from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.checkpoint_io import atomic_torch_save, unreadable_checkpoint_message
 from fairseq_selfteach.core.export import checkpoint_skeleton
-from fairseq_selfteach.core.files import sha256_of_file, usual_file_mode
+from selfteach_pipeline.files import sha256_of_file, usual_file_mode
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_HEAD = "sentence_classification_head"  # fairseq's sentence_prediction default head name

@@ -14,7 +14,7 @@ format (`index<TAB>prediction`, the label names of meta.json, or the score for S
 The JSON (--json, written atomically) holds task, subset, data, checkpoint, examples, scored,
 metrics, glue_score, encoder_layers and exact parameter counts (params: every parameter of the
 checkpoint; head_params: those of the classification head), plus name and method when given (the
-row labels of a pipeline's results table, see fairseq_selfteach.cli.report), mean_nll (the mean gold
+row labels of a pipeline's results table, see selfteach_pipeline.report), mean_nll (the mean gold
 cross-entropy, nats), collapsed (a reason when every example got one class or the loss is at chance
 level, else null), the model's seed, updates, train_seconds and started_from (the exported
 checkpoint's record), examples_per_s, and `outputs` (outputs/NAME.json beside it: predictions and
@@ -46,8 +46,8 @@ def load(path: str, data: str, head: str = None, exit_layer: int = 0):
     from fairseq import checkpoint_utils
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
     from fairseq_selfteach.classification.glue_task import GlueConfig, GlueTask
+    from fairseq_selfteach.core.checkpoint_io import load_checkpoint
 
     state = load_checkpoint(path)
     if exit_layer:
@@ -137,8 +137,8 @@ def size_of(state_model, head):
 
 
 def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, exit_layer=0, valid_subset=None):
-    from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
-    from fairseq_selfteach.reporting import collapse
+    from selfteach_pipeline.glue_metrics import SCORE_NAME, compute_metrics
+    from selfteach_pipeline.results import collapse
 
     use_cuda = torch.cuda.is_available() and not cpu
     model, task, head = load(path, data, head, exit_layer)
@@ -181,7 +181,7 @@ def evaluate(data, path, subset="valid", batch_size=64, cpu=False, head=None, ex
 
 
 def write_predictions(path, preds, task):
-    from fairseq_selfteach.core.files import atomic_write_text
+    from selfteach_pipeline.files import atomic_write_text
 
     labels = task.meta.get("labels")
     lines = ["index\tprediction\n"]
@@ -221,8 +221,8 @@ def evaluate_one(argv) -> int:
     a = p.parse_args(argv)
 
     import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)
-    from fairseq_selfteach.classification.glue_format import GlueDataError
     from fairseq_selfteach.core.checkpoint_io import CheckpointError
+    from selfteach_pipeline.glue_format import GlueDataError
 
     errors = (EvaluationError, CheckpointError, GlueDataError, FileNotFoundError)
     try:
@@ -238,8 +238,8 @@ def evaluate_one(argv) -> int:
         write_predictions(a.predictions, preds, task)
     if a.json:
         from fairseq_selfteach.core.checkpoint_io import load_checkpoint
-        from fairseq_selfteach.core.files import atomic_write_text
-        from fairseq_selfteach.reporting import rows
+        from selfteach_pipeline.files import atomic_write_text
+        from selfteach_pipeline.results import rows
 
         result.update(rows.provenance_fields(load_checkpoint(a.path)))
         if targets is not None:  # the per-example outputs the report's intervals and tests resample

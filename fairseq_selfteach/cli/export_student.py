@@ -20,7 +20,7 @@ import sys
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
 
 
 def plain_translation_arch(arch: str) -> str:

@@ -8,7 +8,7 @@ and test that looks at these logs, so that they agree on what a hypothesis is.
 import re
 from typing import Dict, Iterable, Optional, Tuple
 
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
 
 SPEED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s "
                    r"\(([\d.]+) sentences/s, ([\d.]+) tokens/s\)")

@@ -19,7 +19,7 @@ The row also holds the model's seed, training updates and seconds and what it st
 checkpoint's record; for a training checkpoint, its run's own, with --started-from), `collapsed` (a
 reason when half the test set decoded to one sentence, else null) and
 `outputs`: outputs/NAME.json beside it, the detokenised hypotheses and raw references that
-fairseq_selfteach.cli.report resamples for intervals and paired tests.
+selfteach_pipeline.report resamples for intervals and paired tests.
 """
 import argparse
 import json
@@ -32,9 +32,9 @@ from fairseq_selfteach.cli import generate_log
 from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.cli.param_count import count_parameters
 from fairseq_selfteach.core import error_report
-from fairseq_selfteach.core.files import atomic_write_text
-from fairseq_selfteach.reporting import collapse, rows
-from fairseq_selfteach.reporting.significance import detok_bleu
+from selfteach_pipeline.files import atomic_write_text
+from selfteach_pipeline.results import collapse, rows
+from selfteach_pipeline.results.significance import detok_bleu
 
 
 class ScoreError(Exception):

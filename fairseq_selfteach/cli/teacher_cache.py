@@ -19,7 +19,7 @@ import time
 import torch
 
 from fairseq_selfteach.core import error_report
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
 
 logger = logging.getLogger("fairseq_selfteach.cli.teacher_cache")
 

@@ -1,5 +1,5 @@
 """Safe checkpoint loading and atomic checkpoint writing (the file helpers without torch, sha256 and
-atomic text writes, are core/files.py's).
+atomic text writes, are selfteach_pipeline/files.py's).
 
 torch >= 2.6 loads with weights_only=True, which refuses fairseq checkpoints because they pickle an
 argparse.Namespace (the legacy model arguments). Importing this module allow-lists exactly that class,
@@ -25,9 +25,8 @@ from fairseq.distributed.utils import _TensorPlaceholder
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
-from fairseq_selfteach.core.errors import SelfteachError
-# sha256_of_file is also imported from here by core/teacher.py
-from fairseq_selfteach.core.files import sha256_of_file, written_beside  # noqa: F401
+from selfteach_pipeline.errors import SelfteachError
+from selfteach_pipeline.files import written_beside
 
 # The only global that fairseq 0.12/main translation and sentence_prediction checkpoints need
 # (checked with torch.serialization.get_unsafe_globals_in_checkpoint, see docs/install.md#fairseq-on-python-311-and-torch-213).

@@ -19,7 +19,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 from omegaconf import II
 
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 from fairseq_selfteach.core.exits import (
     EXIT_CURRICULA,
     check_curriculum,
@@ -30,8 +30,8 @@ from fairseq_selfteach.core.exits import (
     resolve_exits,
 )
 from fairseq_selfteach.core.gradient_sync import check_gradient_sync
-from fairseq_selfteach.core.layer_dropout import check_layer_dropout, install_layer_dropout
 from fairseq_selfteach.core.kd import KD_DIRECTIONS, check_kd_options, kd_from_log_probs, mix_gold_and_kd
+from fairseq_selfteach.core.layer_dropout import check_layer_dropout, install_layer_dropout
 
 logger = logging.getLogger(__name__)
 

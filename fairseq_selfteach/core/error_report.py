@@ -16,8 +16,8 @@ import logging
 import os
 import sys
 
-from fairseq_selfteach.core.errors import SelfteachError
-from fairseq_selfteach.core.files import is_disk_full
+from selfteach_pipeline.errors import SelfteachError
+from selfteach_pipeline.files import is_disk_full
 
 
 def _checkpoint_unreadable(exc, tb):

@@ -38,7 +38,7 @@ from fairseq.dataclass import FairseqDataclass
 from omegaconf import II
 from omegaconf.errors import InterpolationResolutionError
 
-from fairseq_selfteach.core.files import atomic_copy
+from selfteach_pipeline.files import atomic_copy
 
 logger = logging.getLogger(__name__)
 

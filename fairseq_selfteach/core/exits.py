@@ -4,7 +4,7 @@ family's business (translation/exits.py: the decoder; classification: the head o
 import re
 from typing import List, Union
 
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 
 ALL_EXITS = "all"
 

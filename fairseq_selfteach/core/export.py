@@ -4,8 +4,8 @@ import dataclasses
 from typing import Dict, Optional
 
 from fairseq_selfteach.core.checkpoint_io import load_checkpoint
-from fairseq_selfteach.core.files import sha256_of_file
 from fairseq_selfteach.core.layer_map import keep_first_layers, layer_count
+from selfteach_pipeline.files import sha256_of_file
 
 
 def _as_dict(cfg_part):

@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from torch.nn.parallel import DistributedDataParallel
 
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 
 
 def torch_ddp_of(model) -> Optional[DistributedDataParallel]:

@@ -14,7 +14,7 @@ from typing import List
 
 import torch
 
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 
 
 def depth_dropout_rates(p_max: float, layers: int) -> List[float]:

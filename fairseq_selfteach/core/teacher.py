@@ -8,7 +8,8 @@ import logging
 import os
 import torch
 
-from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint, sha256_of_file
+from fairseq_selfteach.core.checkpoint_io import CheckpointError, load_checkpoint
+from selfteach_pipeline.files import sha256_of_file
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from fairseq_selfteach.core.files import is_disk_full, sha256_of_file
-from fairseq_selfteach.core.errors import SelfteachError, disk_full
 from fairseq_selfteach.core.teacher import Teacher
+from selfteach_pipeline.errors import SelfteachError, disk_full
+from selfteach_pipeline.files import is_disk_full, sha256_of_file
 
 logger = logging.getLogger(__name__)
 

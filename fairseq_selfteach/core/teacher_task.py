@@ -7,11 +7,11 @@ from typing import Optional
 
 
 from fairseq_selfteach.core.distill import CurriculumTaskMixin
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.exact_resume import ExactResumeTaskMixin, ResumeConfig, saved_task_state
 from fairseq_selfteach.core.layer_map import copy_teacher_into_student, resolve_layer_map
 from fairseq_selfteach.core.teacher import FrozenModelTeacher, Teacher
 from fairseq_selfteach.core.teacher_cache import CachedTeacher, TeacherCache
+from selfteach_pipeline.errors import OptionError
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 )
 
 from fairseq_selfteach.core.distill import KDConfig, SelfDistillMixin, reduce_distill_terms
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.kd import log_probs, top_k_target
 from fairseq_selfteach.translation.exits import EXIT_NORMS, check_decoder_output, decoder_exit_logits
+from selfteach_pipeline.errors import OptionError
 
 
 @dataclass

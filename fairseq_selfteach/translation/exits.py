@@ -19,8 +19,8 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.exits import check_exit_layers, parse_exits, resolve_exits
+from selfteach_pipeline.errors import OptionError
 
 EXIT_NORMS = "exit_layer_norms"
 

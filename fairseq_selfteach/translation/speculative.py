@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.translation.exits import check_decoder_output, exit_projection
+from selfteach_pipeline.errors import OptionError
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from fairseq_selfteach.core.teacher_task import TeacherConfig, TeacherTaskMixin
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.translation.exits import add_exit_layer_norms, cut_decoder_to_exit
+from selfteach_pipeline.errors import OptionError
 
 
 @dataclass

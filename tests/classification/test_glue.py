@@ -428,7 +428,7 @@ def _save_tiny_checkpoint(task, path, drop_heads=False):
 def test_evaluate_glue_scores_every_example(glue_bins, tmp_path):
     from sklearn.metrics import matthews_corrcoef
 
-    from fairseq_selfteach.classification.metrics import compute_metrics
+    from selfteach_pipeline.glue_metrics import compute_metrics
 
     bin_dir = glue_bins["CoLA"]["bin"]
     task = _task(bin_dir)
@@ -558,6 +558,7 @@ def test_count_metrics_equal_sklearn(num_classes, seed):
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
     from fairseq_selfteach.classification import metrics as gm
+    from selfteach_pipeline import glue_metrics
 
     rng = np.random.RandomState(seed)
     n = 997
@@ -568,28 +569,29 @@ def test_count_metrics_equal_sklearn(num_classes, seed):
         cm += gm.confusion_counts(torch.tensor(preds[start:end]), torch.tensor(targets[start:end]), num_classes)
     cm = cm.reshape(num_classes, num_classes)
     assert cm.sum() == n
-    assert gm.accuracy_from_cm(cm) == pytest.approx(accuracy_score(targets, preds), abs=1e-12)
-    assert gm.mcc_from_cm(cm) == pytest.approx(matthews_corrcoef(targets, preds), abs=1e-12)
+    assert glue_metrics.accuracy_from_cm(cm) == pytest.approx(accuracy_score(targets, preds), abs=1e-12)
+    assert glue_metrics.mcc_from_cm(cm) == pytest.approx(matthews_corrcoef(targets, preds), abs=1e-12)
     if num_classes == 2:
-        assert gm.f1_from_cm(cm) == pytest.approx(f1_score(targets, preds), abs=1e-12)
+        assert glue_metrics.f1_from_cm(cm) == pytest.approx(f1_score(targets, preds), abs=1e-12)
         for task in ("MRPC", "QQP"):
-            ref = gm.compute_metrics(task, preds, targets)
-            got = gm.metrics_from_cm(task, cm)
+            ref = glue_metrics.compute_metrics(task, preds, targets)
+            got = glue_metrics.metrics_from_cm(task, cm)
             assert got == pytest.approx(ref, abs=1e-9) and got["glue_score"] == pytest.approx(100 * f1_score(targets, preds))
-        assert gm.metrics_from_cm("CoLA", cm)["glue_score"] == pytest.approx(100 * matthews_corrcoef(targets, preds))
+        assert glue_metrics.metrics_from_cm("CoLA", cm)["glue_score"] == pytest.approx(100 * matthews_corrcoef(targets, preds))
     else:
-        assert gm.metrics_from_cm("MNLI", cm) == pytest.approx(gm.compute_metrics("MNLI", preds, targets), abs=1e-9)
+        assert glue_metrics.metrics_from_cm("MNLI", cm) == pytest.approx(glue_metrics.compute_metrics("MNLI", preds, targets), abs=1e-9)
 
 
 def test_count_metrics_degenerate_cases_equal_sklearn():
     from sklearn.metrics import f1_score, matthews_corrcoef
 
     from fairseq_selfteach.classification import metrics as gm
+    from selfteach_pipeline import glue_metrics
 
     for targets, preds in (([0, 1, 1, 0], [1, 1, 1, 1]), ([0, 0, 0], [0, 0, 0]), ([1, 1], [0, 0])):
         cm = np.array(gm.confusion_counts(torch.tensor(preds), torch.tensor(targets), 2)).reshape(2, 2)
-        assert gm.mcc_from_cm(cm) == pytest.approx(matthews_corrcoef(targets, preds))
-        assert gm.f1_from_cm(cm) == pytest.approx(f1_score(targets, preds, zero_division=0.0))
+        assert glue_metrics.mcc_from_cm(cm) == pytest.approx(matthews_corrcoef(targets, preds))
+        assert glue_metrics.f1_from_cm(cm) == pytest.approx(f1_score(targets, preds, zero_division=0.0))
 
 
 def test_logged_metrics_over_batches_equal_sklearn_scipy():
@@ -599,6 +601,7 @@ def test_logged_metrics_over_batches_equal_sklearn_scipy():
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
     from fairseq_selfteach.classification import metrics as gm
+    from selfteach_pipeline import glue_metrics
 
     rng = np.random.RandomState(3)
     n = 501
@@ -628,7 +631,7 @@ def test_logged_metrics_over_batches_equal_sklearn_scipy():
     p, s = 100 * pearsonr(x, y)[0], 100 * spearmanr(x, y)[0]
     assert stats["glue_pearson"] == pytest.approx(round(p, 3)) and stats["glue_spearman"] == pytest.approx(round(s, 3))
     assert stats["glue_score"] == pytest.approx(round((p + s) / 2, 3))
-    ref = gm.compute_metrics("STS-B", x, y)
+    ref = glue_metrics.compute_metrics("STS-B", x, y)
     assert ref["pearson"] == pytest.approx(p) and ref["glue_score"] == pytest.approx((p + s) / 2)
 
 

@@ -1,12 +1,12 @@
-"""fairseq_selfteach/classification/glue_format.py: the GLUE task list, layouts and meta.json, and
+"""selfteach_pipeline/glue_format.py: the GLUE task list, layouts and meta.json, and
 that every user of them (metrics, download_glue_data, the checkpoint helpers) agrees."""
 import json
 import os
 
 import pytest
 
-from fairseq_selfteach.classification import glue_format
-from fairseq_selfteach.classification.glue_format import GlueDataError, read_meta
+from selfteach_pipeline import glue_format
+from selfteach_pipeline.glue_format import GlueDataError, read_meta
 from tests.helpers import load_script
 
 
@@ -17,7 +17,7 @@ def _meta(task="SST-2", **fields):
 
 
 def test_tasks_and_their_users():
-    from fairseq_selfteach.classification.metrics import GLUE_METRICS
+    from selfteach_pipeline.glue_metrics import GLUE_METRICS
 
     assert glue_format.TASKS == ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI", "AX")
     assert tuple(GLUE_METRICS) == glue_format.TASKS
@@ -81,7 +81,7 @@ def test_read_meta_refuses(tmp_path, content, error, message):
 def test_the_file_helpers(tmp_path):
     import hashlib
 
-    from fairseq_selfteach.core.files import current_umask, sha256_of_file, usual_file_mode
+    from selfteach_pipeline.files import current_umask, sha256_of_file, usual_file_mode
 
     data = os.urandom(3 << 20)  # several chunks
     (tmp_path / "f").write_bytes(data)

@@ -5,7 +5,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fairseq_selfteach.classification.head_lr import AdamHeadLr, mark_head_parameters
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 from tests.classification.test_criterion import HEAD, batch, criterion, small_bert
 
 

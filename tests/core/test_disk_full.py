@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import fairseq_selfteach.core.checkpoint_io as checkpoint_io
-import fairseq_selfteach.core.files as files
+import selfteach_pipeline.files as files
 import fairseq_selfteach.core.teacher_cache as teacher_cache
-from fairseq_selfteach.core.errors import DiskFullError, SelfteachError
+from selfteach_pipeline.errors import DiskFullError, SelfteachError
 
 
 def enospc():

@@ -8,9 +8,9 @@ import re
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from fairseq_selfteach.classification.glue_format import GLUE_TASKS
+from selfteach_pipeline.glue_format import GLUE_TASKS
 from fairseq_selfteach.cli.generate_log import GenerateLogError, parse_generate_output
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 from fairseq_selfteach.core.exits import parse_exit_weights, parse_exits
 from fairseq_selfteach.core.layer_map import resolve_layer_map
 from selfteach_pipeline.plan import PlanError

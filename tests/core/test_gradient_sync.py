@@ -16,7 +16,7 @@ from fairseq.distributed import LegacyDistributedDataParallel, ModuleProxyWrappe
 from torch.nn.parallel import DistributedDataParallel
 
 import fairseq_selfteach.core.distill as distill
-from fairseq_selfteach.core.errors import OptionError
+from selfteach_pipeline.errors import OptionError
 from tests.classification.test_criterion import batch, small_bert
 from tests.classification.test_criterion import criterion as glue_criterion
 from tests.translation.test_criterion import setup as criterion_setup

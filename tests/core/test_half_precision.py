@@ -133,7 +133,7 @@ def test_bf16_on_cpu_is_refused_in_one_line_by_both_criteria(toy_data, tmp_path)
     says why first; the classification criterion reads the same two options from fairseq's config."""
     from omegaconf import OmegaConf
 
-    from fairseq_selfteach.core.errors import OptionError
+    from selfteach_pipeline.errors import OptionError
 
     p = run(["fairseq-train", toy_data, "--user-dir", USER_DIR, "--arch", "transformer_iwslt_de_en", *SMALL,
              "--criterion", "self_distill", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", 1024,

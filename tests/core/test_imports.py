@@ -1,6 +1,6 @@
 """Import hygiene: importing the package changes nothing of the process but fairseq's registries (and
 torch's safe-loading allow-list); no import cycle among the project's own modules; what the light
-modules (the file helpers, the report, the downloaders) pull in."""
+modules (selfteach_pipeline: the file helpers, the report; the preprocess/ scripts) pull in."""
 import ast
 import os
 import subprocess
@@ -15,7 +15,8 @@ SCRIPTS = "preprocess"  # scripts run with their own folder on sys.path: they im
 
 def run_python(code):
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=os.path.join(REPO, SCRIPTS)))
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                           [os.path.join(REPO, SCRIPTS)] + [p for p in [os.environ.get("PYTHONPATH")] if p])))
     assert p.returncode == 0, p.stderr[-3000:]
     return p.stdout
 
@@ -47,8 +48,8 @@ def test_importing_the_package_installs_no_excepthook_and_no_log_filter():
         "print(' '.join(m for m in ('torch', 'fairseq') if m in sys.modules))\n"
     )
     assert out.split("\n")[:4] == ["True", "[]", "[]", "True"], out
-    # The measured limit: the package's own import registers the fairseq components (what `--user-dir
-    # fairseq_selfteach` imports it for), so any submodule, even a light one below, brings both along.
+    # The package's own import registers the fairseq components (what `--user-dir fairseq_selfteach`
+    # imports it for), so any submodule brings both along: the light modules live in selfteach_pipeline.
     assert out.split("\n")[4] == "torch fairseq", out
 
 
@@ -77,7 +78,7 @@ def test_the_installed_hook_prints_a_users_error_in_one_line_and_passes_on_the_r
     import logging
 
     from fairseq_selfteach.core import error_report
-    from fairseq_selfteach.core.errors import OptionError
+    from selfteach_pipeline.errors import OptionError
 
     passed_on = []
     monkeypatch.setattr(sys, "excepthook", lambda *exc: passed_on.append(exc[0]))
@@ -195,7 +196,7 @@ def test_no_import_cycle_among_the_projects_modules():
     modules = project_modules()
     graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
     assert graph["download"] >= {"archives", "prepare_errors"}  # the scanner sees the scripts' imports
-    assert "fairseq_selfteach.core.errors" in graph["fairseq_selfteach.core.checkpoint_io"]
+    assert "selfteach_pipeline.errors" in graph["fairseq_selfteach.core.checkpoint_io"]
     cycles = import_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
@@ -207,44 +208,45 @@ def test_the_cycle_finder_names_a_cycle():
 
 
 # ---------------------------------------------------------------- what the light modules pull in
+# The preprocessors and the report are run many times by the pipelines and the tests: each must start
+# without torch, fairseq or the plugin package (whose __init__ registers its fairseq components).
 
-def light_modules():
-    """Modules a user runs without training, which need neither torch nor fairseq: every preprocess/
-    script (glue_binarize.py imports fairseq's indexed_dataset only in the function that writes the
-    binaries), the report and its reporting/ modules, and what they share with the package (the file
-    helpers, the errors, the GLUE formats and metrics)."""
-    shared = ["core.files", "core.errors", "core.error_report", "cli.report", "classification.glue_format",
-              "classification.metrics"]
-    return sorted([f"{PACKAGE}.{name}" for name in shared]
-                  + [name for name in project_modules() if name.startswith(f"{PACKAGE}.reporting")]
-                  + [name[:-3] for name in os.listdir(os.path.join(REPO, SCRIPTS)) if name.endswith(".py")])
+HEAVY = ("torch", "fairseq", PACKAGE)
+REPORT = f"{PIPELINES}.report"
 
 
-def heavy_modules_imported_alone(modules):
-    """{module: which of torch and fairseq importing it left in sys.modules}, one fresh process each, with
-    an empty package standing in for fairseq_selfteach/__init__.py (whose registrations import fairseq):
-    what the module itself pulls in."""
-    found = {}
-    for module in modules:
-        out = run_python("import importlib, sys, types\n"
-                         f"package = types.ModuleType({PACKAGE!r})\n"
-                         f"package.__path__ = [{os.path.join(REPO, PACKAGE)!r}]\n"
-                         f"sys.modules[{PACKAGE!r}] = package\n"
-                         f"importlib.import_module({module!r})\n"
-                         "print(' '.join(m for m in ('torch', 'fairseq') if m in sys.modules))\n")
-        found[module] = out.split()
-    return found
+def run_help(*command):
+    """`python -X importtime COMMAND --help` from the repository's root, as a user runs it: its usage
+    text, and the heavy packages among every module it imported (importtime names each on stderr)."""
+    p = subprocess.run([sys.executable, "-X", "importtime", *command, "--help"], cwd=REPO, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    return p.stdout, sorted({name.split(".")[0] for name in imported} & set(HEAVY))
 
 
-def test_the_light_modules_themselves_import_neither_torch_nor_fairseq():
-    light = light_modules()
-    assert {"download", "archives", "glue_binarize", f"{PACKAGE}.reporting.rows", f"{PACKAGE}.cli.report"} \
-        <= set(light)
-    assert heavy_modules_imported_alone(light) == {module: [] for module in light}
+def test_every_preprocess_script_runs_its_help_without_torch_fairseq_or_the_plugin():
+    """`python preprocess/NAME.py --help` (glue_binarize.py imports fairseq's indexed_dataset only in the
+    function that writes the binaries; download.py, archives.py and prepare_errors.py are imported by the
+    others and have no main, so for them it is the import alone)."""
+    scripts = sorted(name for name in os.listdir(os.path.join(REPO, SCRIPTS)) if name.endswith(".py"))
+    assert {"download.py", "glue_binarize.py", "iwslt14.py"} <= set(scripts)
+    found = {name: run_help(os.path.join(SCRIPTS, name))[1] for name in scripts}
+    assert found == {name: [] for name in scripts}
+
+
+def test_the_report_runs_its_help_without_torch_fairseq_or_the_plugin():
+    """`python -m selfteach_pipeline.report --help` (the console script selfteach-report is its main)."""
+    usage, heavy = run_help("-m", REPORT)
+    assert usage.startswith("usage:") and heavy == []
 
 
 def test_the_pipelines_package_imports_neither_torch_nor_fairseq():
-    out = run_python("import sys\n"
-                     "import selfteach_pipeline.kl_cli, selfteach_pipeline.kl_report, selfteach_pipeline.runner\n"
-                     "print(' '.join(m for m in ('torch', 'fairseq', 'fairseq_selfteach') if m in sys.modules))\n")
-    assert out.strip() == "", out
+    """Every module of selfteach_pipeline (the file helpers, the errors, the GLUE formats and metrics, the
+    report and its results/, the plans and runners) imported in one plain process."""
+    modules = sorted(name for name in project_modules() if name.split(".")[0] == PIPELINES)
+    assert {f"{PIPELINES}.files", f"{PIPELINES}.errors", f"{PIPELINES}.glue_format", REPORT,
+            f"{PIPELINES}.results.rows"} <= set(modules)
+    out = run_python(f"import importlib, sys\nfor name in {modules!r}:\n    importlib.import_module(name)\n"
+                     f"print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules))\n")
+    assert out.split() == ["heavy:"], out

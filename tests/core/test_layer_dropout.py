@@ -6,8 +6,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from fairseq_selfteach.core.errors import OptionError
 from fairseq_selfteach.core.layer_dropout import check_layer_dropout, depth_dropout_rates, install_layer_dropout
+from selfteach_pipeline.errors import OptionError
 
 
 @given(p_max=st.floats(min_value=0.0, max_value=0.99), layers=st.integers(min_value=2, max_value=48))

@@ -86,7 +86,7 @@ def test_the_tool_caches_every_target_token_of_the_teacher(caches, teacher, toy_
     assert not any(name.endswith(".tmp") for name in os.listdir(caches["root"]))
     # the stored logits are the teacher's: sample 7's rows equal its logits at every target token
     from fairseq_selfteach.core.teacher_cache import TeacherCache, data_fingerprint
-    from fairseq_selfteach.core.files import sha256_of_file
+    from selfteach_pipeline.files import sha256_of_file
 
     cache = TeacherCache.open(str(caches["top8"]), sha256_of_file(teacher["path"]), toy_data)
     values, indices, counts = cache.rows(torch.tensor([7, 3]))

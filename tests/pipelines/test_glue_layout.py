@@ -50,7 +50,7 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
                 r = json.load(f)
             rows[(r["name"], r["dataset"])] = r
     names = {"teacher_enc3", "offline_enc1", "online_enc1", "truncated_same_budget_enc1",
-             "truncated_teacher_budget_enc1", "pruned_enc1", "gradual_enc2", "gradual_enc1",
+             "truncated_equal_compute_enc1", "ce_same_init_enc1", "pruned_enc1", "gradual_enc2", "gradual_enc1",
              "online_gradual_enc2", "online_gradual_enc1",
              "online_gradual_from_teacher_enc2", "online_gradual_from_teacher_enc1"}
     assert set(rows) == {(n, d) for n in names for d in ("MNLI-m", "MNLI-mm")}

@@ -55,7 +55,7 @@ def pipeline(tmp_path_factory, vader_sdist):  # noqa: F811
             "schedule": [int(k) for k in s["gradual_schedule"].split(",")]}
 
 
-TRAINED = ("offline", "online", "truncated_same_budget", "truncated_teacher_budget")
+TRAINED = ("offline", "online", "ce_same_init", "truncated_same_budget", "truncated_equal_compute")
 
 
 def _log(pipeline, name):
@@ -98,10 +98,10 @@ def test_budgets_baselines_and_p_values(pipeline):
     n_train = pipeline["meta"]["splits"]["train"]["examples"]
     per_epoch = -(-n_train // int(s["batch_size"]))
     teacher_updates, student_updates = per_epoch * int(s["epochs"]), per_epoch * int(s["student_epochs"])
-    assert student_updates < teacher_updates  # the two baselines are two budgets
+    assert student_updates < teacher_updates
     for name, r in rows.items():
         expected = {"teacher": teacher_updates, "pruned": 0, "online": teacher_updates,
-                    "truncated-teacher-budget": teacher_updates}.get(r["method"], student_updates)
+                    "truncated-equal-compute": teacher_updates + student_updates}.get(r["method"], student_updates)
         if r["method"] == "online-gradual":  # the stages share the teacher's budget; the record adds them up
             stage = pipeline["schedule"].index(r["depth"])
             expected = sum(split_budget(teacher_updates, len(pipeline["schedule"]) - 1)[:stage])
@@ -110,18 +110,20 @@ def test_budgets_baselines_and_p_values(pipeline):
     for seed in pipeline["seeds"]:
         for k in pipeline["depths"]:
             for m, updates in (("truncated_same_budget", student_updates), ("offline", student_updates),
-                               ("truncated_teacher_budget", teacher_updates)):
+                               ("ce_same_init", student_updates),
+                               ("truncated_equal_compute", teacher_updates + student_updates)):
                 log = _log(pipeline, f"{m}_enc{k}_s{seed}")
                 assert int(re.findall(r"num_updates[ =](\d+)", log)[-1]) == updates
     k = pipeline["depths"][0]
     off = rows[f"offline_enc{k}"]
-    assert off["baseline"] == f"truncated_same_budget_enc{k}" and rows[f"online_enc{k}"]["baseline"] == \
-        f"truncated_teacher_budget_enc{k}" == rows.get(f"online_gradual_enc{k}", rows[f"online_enc{k}"])["baseline"]
+    assert off["baseline"] == f"ce_same_init_enc{k}" and rows[f"online_enc{k}"]["baseline"] == \
+        f"truncated_equal_compute_enc{k}" == rows.get(f"online_gradual_enc{k}", rows[f"online_enc{k}"])["baseline"]
+    assert off["equal_compute"] == f"truncated_equal_compute_enc{k}" and off["delta_equal_compute"] is not None
     expected = []
     for seed in pipeline["seeds"]:
         with open(out / "results" / res[f"offline_enc{k}_s{seed}"]["outputs"]) as f:
             mine = json.load(f)
-        with open(out / "results" / res[f"truncated_same_budget_enc{k}_s{seed}"]["outputs"]) as f:
+        with open(out / "results" / res[f"ce_same_init_enc{k}_s{seed}"]["outputs"]) as f:
             theirs = json.load(f)
         t, a, b = (torch.tensor(mine["targets"]), torch.tensor(mine["predictions"]), torch.tensor(theirs["predictions"]))
         only_a, only_b = int(((a == t) & (b != t)).sum()), int(((a != t) & (b == t)).sum())
@@ -145,7 +147,7 @@ def test_a_collapsed_model_is_flagged_in_the_row_and_the_table(pipeline, tmp_pat
     assert "warning: stuck_enc3: collapsed: all" in p.stderr and "predicted class 1" in p.stderr
     row = json.loads((results / "stuck_enc3.valid.json").read_text())
     assert row["collapsed"].startswith("collapsed: all")
-    run(["python", "-m", "fairseq_selfteach.cli.report", "--results", results, "--out", tmp_path / "r.md",
+    run(["python", "-m", "selfteach_pipeline.report", "--results", results, "--out", tmp_path / "r.md",
          "--plot", tmp_path / "r.png"])
     assert re.search(r"\| stuck_enc3 \| offline \|.*⚠ collapsed \|", (tmp_path / "r.md").read_text())
     assert json.loads((tmp_path / "results.json").read_text())[0]["collapsed"] == [row["collapsed"]]

@@ -7,8 +7,8 @@ import pytest
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.classification_family import TABLE
 from selfteach_pipeline.glue_cli import main, make_pipeline
-from selfteach_pipeline.runner import write_atomic
-from tests.helpers import plans_fast_without_torch
+from selfteach_pipeline.files import atomic_write_text
+from tests.helpers import argv_value, plans_fast_without_torch
 
 SETTINGS, ROWS = settings_table.read_table(TABLE)
 NEEDS_BERT = [setting for setting, bert in zip(SETTINGS, ROWS["bert"]) if bert == "-"]  # the rest: the MiniLM
@@ -25,24 +25,20 @@ def bert(tmp_path):
 
 def binarised(out, train=96, splits=("valid",), regression=False):
     """The binarisation's marker and meta.json (what the budgets are counted from)."""
-    write_atomic(str(out / "stages" / "binarize.done"), "{}\n")
+    atomic_write_text(str(out / "stages" / "binarize.done"), "{}\n")
     meta = {"splits": {"train": {"examples": train}, **{s: {"examples": 10} for s in splits}}, "regression": regression}
-    write_atomic(str(out / "data" / "bin" / "meta.json"), json.dumps(meta))
+    atomic_write_text(str(out / "data" / "bin" / "meta.json"), json.dumps(meta))
     return out / "data" / "bin"
 
 
 def teacher_finished(out, updates=50):
     """The teacher's marker and fairseq-train's last lines (what a patience teacher's budget is read from)."""
-    write_atomic(str(out / "stages" / "teacher.done"), "{}\n")
-    write_atomic(str(out / "logs" / "teacher.train.log"), f"epoch 004 | num_updates {updates}\ndone training in 9 s\n")
+    atomic_write_text(str(out / "stages" / "teacher.done"), "{}\n")
+    atomic_write_text(str(out / "logs" / "teacher.train.log"), f"epoch 004 | num_updates {updates}\ndone training in 9 s\n")
 
 
 def plan_of(out, *argv, setting="sentiment-ci", gpus=0):
     return make_pipeline([setting, "--out", str(out), *map(str, argv)], gpus=gpus)[2].build()
-
-
-def argv_value(stage, option):
-    return stage.argv[stage.argv.index(option) + 1]
 
 
 def test_every_setting_plans_in_well_under_a_second_without_torch_or_fairseq(tmp_path, bert):
@@ -68,7 +64,7 @@ def test_every_setting_once_its_data_is_binarised_plans_every_row_and_the_report
     assert {"convert", "raw", "binarize", "teacher", "report"} <= names and evals(f"teacher_enc{L}") <= names
     for seed in s["seeds"]:
         for k in s["student_depths"]:
-            for m in ("offline", "online", "truncated_same_budget", "truncated_teacher_budget"):
+            for m in ("offline", "online", "ce_same_init", "truncated_same_budget", "truncated_equal_compute"):
                 assert evals(f"{m}_enc{k}_s{seed}") <= names
         for k in s["gradual_schedule"][1:]:
             assert evals(f"gradual_enc{k}_s{seed}") <= names
@@ -80,20 +76,29 @@ def test_every_setting_once_its_data_is_binarised_plans_every_row_and_the_report
     assert argv_value(plan[f"truncated_same_budget_enc{k}_s{s['seeds'][0]}"], "--finetune-from-model") == \
         str(tmp_path / "models" / "pretrained" / "model.pt") and argv_value(plan["teacher"], "--task") == "glue"
     assert "--teacher-path" not in baseline and (("--valid-subset" in baseline) == bool(s["heldout_every"]))
-    if s["teacher_patience"]:  # the teacher-budget rows get the updates the teacher took
+    if s["teacher_patience"]:  # the online and equal-compute rows get the updates the teacher took
         assert argv_value(plan[f"online_s{s['seeds'][0]}"], "--max-update") == "50"
+        assert argv_value(plan[f"truncated_equal_compute_enc{k}_s{s['seeds'][0]}"], "--max-update") == \
+            str(50 + pipeline.f.student_updates())
 
 
-def test_the_glue_columns_train_one_baseline_where_the_budgets_are_equal(tmp_path, bert):
+def test_every_run_has_the_kl_free_twin_and_the_equal_compute_baseline(tmp_path, bert):
+    """ce_same_init is the offline student without the KL (same layers, updates, seed, schedule);
+    truncated_equal_compute fine-tunes the pretrained first k layers for the teacher's updates plus a
+    student's, its schedule over all of them."""
     binarised(tmp_path)
     plan = plan_of(tmp_path, "--cpu", "--bert-dir", bert, setting="RTE")
-    assert "truncated_teacher_budget_enc8_s1" not in plan.names()
-    assert argv_value(plan["eval_truncated_teacher_budget_enc8_s1"], "--path").endswith("truncated_same_budget_enc8_s1.pt")
-    assert any("not trained twice" in c for c in plan.choices)
-    # sentiment-ci's students get half the teacher's epochs: two baselines
-    binarised(tmp_path / "ci")
-    ci = plan_of(tmp_path / "ci", "--cpu")
-    assert {"truncated_same_budget_enc1_s1", "truncated_teacher_budget_enc1_s1"} <= set(ci.names())
+    offline, twin = plan["offline_enc8_s1"].argv, plan["ce_same_init_enc8_s1"].argv
+    for option in ("--teacher-path", "--task", "--max-update", "--lr", "--total-num-update", "--seed"):
+        assert argv_value(plan["offline_enc8_s1"], option) == argv_value(plan["ce_same_init_enc8_s1"], option), option
+    assert argv_value(plan["ce_same_init_enc8_s1"], "--criterion") == "sentence_prediction"
+    assert "--kd-alpha" in offline and "--kd-alpha" not in twin
+    teacher, student = (int(argv_value(plan[n], "--max-update")) for n in ("teacher", "offline_enc8_s1"))
+    equal = plan["truncated_equal_compute_enc8_s1"]
+    assert argv_value(equal, "--max-update") == argv_value(equal, "--total-num-update") == str(teacher + student)
+    assert argv_value(equal, "--task") == "glue" and "--teacher-path" not in equal.argv
+    assert not any(n.startswith("truncated_teacher_budget") for n in plan.names())
+    assert "eval_ce_same_init_enc8_s1" in plan.names() and "eval_truncated_equal_compute_enc8_s1" in plan.names()
 
 
 def test_the_first_gradual_stage_is_the_offline_student_of_its_depth(tmp_path):
@@ -140,8 +145,8 @@ def test_the_sweep_scores_its_points_on_heldout_and_grows_the_plan_with_its_pick
     assert set(points) <= set(plan.names()) and "offline_enc1_s1" not in plan.names()
     assert argv_value(plan["valid_sweep_kd_alpha0.9"], "--subset") == "heldout"
     for point, score in zip(points, (80.0, 70.0)):
-        write_atomic(str(tmp_path / "stages" / f"valid_{point}.done"), "{}\n")
-        write_atomic(str(tmp_path / "sweep" / f"{point}.json"), json.dumps({"glue_score": score}))
+        atomic_write_text(str(tmp_path / "stages" / f"valid_{point}.done"), "{}\n")
+        atomic_write_text(str(tmp_path / "sweep" / f"{point}.json"), json.dumps({"glue_score": score}))
     plan = plan_of(tmp_path, "--cpu", "--heldout-every", 4, "--sweep")
     assert argv_value(plan["offline_enc1_s2"], "--kd-alpha") == "0.5"
     assert plan["report"].argv[-2:] == ("--sweep", str(tmp_path / "sweep.json"))

@@ -111,7 +111,7 @@ def bible_ci(tmp_path_factory):
 SEEDS = (1, 2)  # bible-ci's seeds (translation_settings.tsv)
 PER_SEED = {"offline_dec1": "offline", "online_dec1": "online", "gradual_dec2": "gradual",
             "gradual_dec1": "gradual", "scratch_same_budget_dec1": "scratch-same-budget",
-            "scratch_teacher_budget_dec1": "scratch-teacher-budget",
+            "scratch_equal_compute_dec1": "scratch-equal-compute", "ce_same_init_dec1": "ce-same-init",
             "online_gradual_dec2": "online-gradual", "online_gradual_dec1": "online-gradual",
             "online_gradual_from_teacher_dec2": "online-gradual", "online_gradual_from_teacher_dec1": "online-gradual"}
 ANYDEPTH = {f"anydepth_exit{k}": "anydepth" for k in (1, 2, 3)}  # one model (seed 1), every exit
@@ -121,6 +121,7 @@ EXPECTED_ROWS = {"teacher_dec3": "teacher", "pruned_dec1": "pruned",
 # the rows decoded on the valid set too: the depth pick's candidates and the teacher (not the baselines)
 VALID_DECODED = ("teacher", "offline", "online", "gradual", "online-gradual", "anydepth")
 TEACHER_UPDATES, STUDENT_UPDATES = 100, 40  # bible-ci's teacher_max_update, student_max_update
+EQUAL_COMPUTE = TEACHER_UPDATES + STUDENT_UPDATES
 
 
 def detok_hypotheses(path, n):
@@ -178,7 +179,7 @@ def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
     rows = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))}
     for stem, r in rows.items():
         expected = {"teacher": TEACHER_UPDATES, "pruned": 0, "online": TEACHER_UPDATES, "anydepth": TEACHER_UPDATES,
-                    "scratch-teacher-budget": TEACHER_UPDATES}.get(r["method"], STUDENT_UPDATES)
+                    "scratch-equal-compute": EQUAL_COMPUTE}.get(r["method"], STUDENT_UPDATES)
         if r["method"] == "online-gradual" and "from_teacher" in stem:  # each stage the students' budget
             expected = STUDENT_UPDATES
         elif r["method"] == "online-gradual":  # two stages share the teacher's budget; the record adds them up
@@ -189,7 +190,8 @@ def test_bible_ci_budgets_are_stated_and_equal(bible_ci):
     for s in SEEDS:
         assert last_update(out / "logs" / f"scratch_same_budget_dec1_s{s}.train.log") == STUDENT_UPDATES
         assert last_update(out / "logs" / f"offline_dec1_s{s}.train.log") == STUDENT_UPDATES
-        assert last_update(out / "logs" / f"scratch_teacher_budget_dec1_s{s}.train.log") == TEACHER_UPDATES
+        assert last_update(out / "logs" / f"ce_same_init_dec1_s{s}.train.log") == STUDENT_UPDATES
+        assert last_update(out / "logs" / f"scratch_equal_compute_dec1_s{s}.train.log") == EQUAL_COMPUTE
 
 
 @pytest.mark.slow
@@ -210,11 +212,15 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
         assert r["ci_low"] <= r["ci_high"] and r["mean"] == pytest.approx(
             np.mean([s["value"] for s in r["seeds"]]), abs=0.01)
         if r["method"] in ("offline", "gradual", "seqkd") and r["depth"] == 1:
-            assert r["baseline"] == "scratch_same_budget_dec1" and 0 < r["p_value"] <= 1, name
+            assert r["baseline"] == "ce_same_init_dec1" and 0 < r["p_value"] <= 1, name  # without the KL
         if r["method"] in ("online", "online-gradual") and r["depth"] == 1 and "from_teacher" not in name:
-            assert r["baseline"] == "scratch_teacher_budget_dec1"  # one model, the teacher's budget
+            assert r["baseline"] == "scratch_equal_compute_dec1"  # no baseline has the teacher's budget
         if "from_teacher" in name and r["depth"] == 1:
-            assert r["baseline"] == "scratch_same_budget_dec1"  # its stage has the students' budget
+            assert r["baseline"] == "ce_same_init_dec1"  # its stage has the students' budget
+        if r["method"] in ("offline", "online", "gradual", "online-gradual") and r["depth"] == 1:
+            assert r["equal_compute"] == "scratch_equal_compute_dec1" and 0 < r["p_value_equal_compute"] <= 1
+            assert r["delta_equal_compute"] == pytest.approx(r["mean"] - results["scratch_equal_compute_dec1"]["mean"],
+                                                             abs=0.011)
         if name != "teacher_dec3":
             assert r["teacher"] == "teacher_dec3" and 0 < r["p_value_teacher"] <= 1
     # the p-values are sacreBLEU's paired bootstrap, seed against same seed, the row showing the largest
@@ -222,7 +228,7 @@ def test_bible_ci_results_json_intervals_and_p_values(bible_ci):
     expected = []
     for s in SEEDS:
         _, scores = PairedTest(
-            [("b", detok_hypotheses(out / "generate" / f"scratch_same_budget_dec1_s{s}.txt", n_test)),
+            [("b", detok_hypotheses(out / "generate" / f"ce_same_init_dec1_s{s}.txt", n_test)),
              ("s", detok_hypotheses(out / "generate" / f"offline_dec1_s{s}.txt", n_test))],
             {"BLEU": sacrebleu.metrics.BLEU(lowercase=True)}, [refs], test_type="bs", n_samples=1000)()
         expected.append(round(scores["BLEU"][1].p_value, 4))
@@ -277,7 +283,7 @@ def test_bible_ci_anydepth_table_and_depth_pick(bible_ci):
     assert "| 1 | anydepth_exit1 |" in section and "speed vs exit 3" in section
     assert "offline_dec1 " in section.split("| 1 | anydepth_exit1 |")[1].split("\n")[0]
     results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
-    assert results["anydepth_exit1"]["baseline"] == "scratch_teacher_budget_dec1"  # same updates
+    assert results["anydepth_exit1"]["baseline"] == "scratch_equal_compute_dec1"  # none has its updates
     # the pick, recomputed from the per-seed rows: mean valid sacreBLEU over seeds, floor 0.97
     per_seed = [json.load(open(p)) for p in glob.glob(str(out / "results" / "*.json"))]
     valid = {}

@@ -7,10 +7,10 @@ import pytest
 
 from selfteach_pipeline import settings_table
 from selfteach_pipeline.plan import PlanError
-from selfteach_pipeline.runner import write_atomic
+from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.translate_cli import make_pipeline, main
 from selfteach_pipeline.translation_family import KINDS, TABLE
-from tests.helpers import plans_fast_without_torch
+from tests.helpers import argv_value, plans_fast_without_torch
 
 SETTINGS, _ = settings_table.read_table(TABLE)
 
@@ -21,7 +21,7 @@ def plan_of(out, *argv, gpus=0):
 
 def mark(out, *names, seconds=1):
     for name in names:
-        write_atomic(os.path.join(out, "stages", f"{name}.done"), json.dumps({"seconds": seconds}) + "\n")
+        atomic_write_text(os.path.join(out, "stages", f"{name}.done"), json.dumps({"seconds": seconds}) + "\n")
 
 
 def teacher_finished(out, updates=100):
@@ -47,8 +47,8 @@ def test_every_setting_once_its_teacher_is_trained_plans_every_row_and_the_repor
     assert {"raw", "prepare", "teacher", f"eval_teacher_dec{L}", "report"} <= names
     for seed in seeds:
         for k in s["student_depths"]:
-            assert {f"eval_{m}_dec{k}_s{seed}" for m in ("offline", "online", "scratch_same_budget",
-                                                          "scratch_teacher_budget")} <= names
+            assert {f"eval_{m}_dec{k}_s{seed}" for m in ("offline", "online", "ce_same_init", "scratch_same_budget",
+                                                          "scratch_equal_compute")} <= names
         for k in s["gradual_schedule"][1:]:
             assert f"eval_gradual_dec{k}_s{seed}" in names
             assert (f"eval_online_gradual_dec{k}_s{seed}" in names) == s["online_gradual"]
@@ -59,6 +59,24 @@ def test_every_setting_once_its_teacher_is_trained_plans_every_row_and_the_repor
     for stage in plan.stages:
         if stage.argv[0] == "fairseq-generate":
             assert ("--user-dir" in stage.argv) == stage.name.startswith("decode_anydepth_exit"), stage.name
+
+
+def test_every_run_has_the_kl_free_twin_and_the_equal_compute_baseline(tmp_path):
+    """ce_same_init: the offline student's layers, updates, seed and schedule, cross-entropy only;
+    scratch_equal_compute: random initialisation, the teacher's updates (here the ones its patience
+    took) plus a student's."""
+    teacher_finished(tmp_path, updates=321)
+    plan = plan_of(tmp_path, "--cpu", "--set", "teacher_patience=2").build()
+    offline, twin = plan["offline_dec1_s1"], plan["ce_same_init_dec1_s1"]
+    for option in ("--teacher-path", "--max-update", "--lr", "--warmup-updates", "--seed", "--decoder-layers"):
+        assert argv_value(offline, option) == argv_value(twin, option), option
+    assert argv_value(offline, "--criterion") == "self_distill"
+    assert argv_value(twin, "--criterion") == "label_smoothed_cross_entropy" and "--kd-alpha" not in twin.argv
+    equal = plan["scratch_equal_compute_dec1_s1"]
+    assert argv_value(equal, "--max-update") == str(321 + int(argv_value(offline, "--max-update")))
+    assert "--teacher-path" not in equal.argv and "--finetune-from-model" not in equal.argv
+    assert argv_value(plan["online_s1"], "--max-update") == "321"
+    assert any("scratch_equal_compute" in c and "321 +" in c for c in plan.choices)
 
 
 def test_options_change_the_plan_as_they_say(tmp_path):

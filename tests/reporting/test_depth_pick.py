@@ -1,11 +1,11 @@
-"""The depth pick (reporting.depth_pick, report --quality-floor): only validation scores choose, the
+"""The depth pick (results.depth_pick, report --quality-floor): only validation scores choose, the
 shallowest self-taught depth meeting the floor wins, the baselines are never candidates."""
 import json
 
 import pytest
 
-from fairseq_selfteach.cli import report
-from fairseq_selfteach.reporting import depth_pick, rows
+from selfteach_pipeline import report
+from selfteach_pipeline.results import depth_pick, rows
 
 
 def row(name, method, depth, test, valid, params=None, speed=10.0, seeds=(1,)):

@@ -10,7 +10,7 @@ from sacrebleu.significance import PairedTest
 from scipy.stats import binomtest
 from sklearn.metrics import matthews_corrcoef
 
-from fairseq_selfteach.reporting import collapse, rows, significance
+from selfteach_pipeline.results import collapse, rows, significance
 
 REFS = [f"the {w} sat on the mat number {i} today ." for i, w in enumerate(
     ["cat", "dog", "bird", "cow", "fish", "horse", "lion", "mouse"] * 8)]
@@ -91,6 +91,7 @@ def _row(tmp, name, method, seed, value, updates, hyps=None, depth=1):
 
 
 def test_aggregate_pairs_seeds_with_the_same_budget_baseline(tmp_path):
+    """Results written before the equal-compute rows (a teacher-budget baseline) are paired as they were."""
     _row(tmp_path, "teacher_dec2", "teacher", 1, 30.0, 100, system(0.9, 0), depth=2)
     for s in (1, 2):
         _row(tmp_path, "offline_dec1", "offline", s, 20.0 + s, 10, system(0.8, 10 + s))
@@ -113,6 +114,32 @@ def test_aggregate_pairs_seeds_with_the_same_budget_baseline(tmp_path):
                 "ci_high", "baseline", "p_value"):
         assert key in public
     json.dumps(public)
+
+
+def test_the_kl_free_twin_is_the_baseline_and_every_difference_has_its_sign(tmp_path):
+    """A run with ce_same_init and equal-compute rows: a student's baseline is the same layers without the KL
+    (preferred to fresh layers with the same updates), its second comparison the equal-compute model; an
+    online exit (the teacher's updates, no baseline with as many) is compared with equal compute."""
+    from selfteach_pipeline.report import cells
+
+    _row(tmp_path, "teacher_dec2", "teacher", 1, 30.0, 100, system(0.9, 0), depth=2)
+    for s in (1, 2):
+        _row(tmp_path, "offline_dec1", "offline", s, 20.0 + s, 10, system(0.8, 10 + s))
+        _row(tmp_path, "online_dec1", "online", s, 15.0, 100, system(0.7, 20 + s))
+        _row(tmp_path, "ce_same_init_dec1", "ce-same-init", s, 22.0, 10, system(0.8, 50 + s))
+        _row(tmp_path, "scratch_same_budget_dec1", "scratch-same-budget", s, 5.0, 10, system(0.5, 30 + s))
+        _row(tmp_path, "scratch_equal_compute_dec1", "scratch-equal-compute", s, 25.0, 110, system(0.7, 40 + s))
+    agg = {r["name"]: r for r in rows.aggregate(rows.load(str(tmp_path)))}
+    off, online = agg["offline_dec1"], agg["online_dec1"]
+    assert off["baseline"] == "ce_same_init_dec1" and off["equal_compute"] == "scratch_equal_compute_dec1"
+    assert online["baseline"] == online["equal_compute"] == "scratch_equal_compute_dec1"
+    assert agg["ce_same_init_dec1"]["baseline"] is None and agg["ce_same_init_dec1"]["equal_compute"] is None
+    assert (off["delta_baseline"], off["delta_equal_compute"], off["delta_teacher"]) == (-0.5, -3.5, -8.5)
+    expected = max(round(significance.bleu_paired_p(system(0.8, 10 + s), system(0.7, 40 + s), REFS), 4) for s in (1, 2))
+    assert off["p_value_equal_compute"] == expected
+    shown = cells(off)["vs_equal_compute"]  # the table's cell: the signed difference, then its p-value
+    assert shown.startswith("-3.50, p ") and float(shown.split("p ")[1]) == pytest.approx(expected, abs=0.005)
+    assert list(rows.METHOD_ORDER).index("ce-same-init") < list(rows.METHOD_ORDER).index("scratch-same-budget")
 
 
 def test_seeds_with_different_budgets_are_refused(tmp_path):

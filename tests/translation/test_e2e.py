@@ -12,6 +12,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 import fairseq_selfteach  # noqa: F401
 from fairseq_selfteach.translation.exits import decoder_exit_logits
+from selfteach_pipeline.files import sha256_of_file
 from tests.conftest import TEST_SENTENCES
 from tests.helpers import (REPO, SMALL, USER_DIR, generate, hypotheses, kill_at, run, train, train_metrics, valid_metrics,
                            weight_difference)
@@ -71,7 +72,7 @@ def test_student_starts_as_the_chosen_teacher_layers(teacher, toy_data, layer_ma
     # embeddings and the (tied) output projection are the teacher's too
     assert torch.equal(s["decoder.embed_tokens.weight"], t["decoder.embed_tokens.weight"])
     assert torch.equal(s["decoder.output_projection.weight"], t["decoder.output_projection.weight"])
-    assert task.state.teacher_sha256 == fairseq_selfteach.core.files.sha256_of_file(teacher["path"])
+    assert task.state.teacher_sha256 == sha256_of_file(teacher["path"])
 
 
 # -------------------------------------------------------------------------- offline: train + resume
@@ -120,7 +121,7 @@ def test_teacher_is_not_saved_in_the_student_checkpoint(offline, teacher):
     assert state["criterion"] is None
     assert len(state["model"]) < len(teacher_state)
     assert state["task_state"]["teacher_path"] == teacher["path"]
-    assert state["task_state"]["teacher_sha256"] == fairseq_selfteach.core.files.sha256_of_file(
+    assert state["task_state"]["teacher_sha256"] == sha256_of_file(
         teacher["path"])
 
 
@@ -425,7 +426,6 @@ def test_resuming_with_another_teacher_file_is_refused_unless_forced(teacher, to
     """A student's checkpoints record its teacher's sha256; resuming it with a different teacher file
     stops in one line naming both (a byte-identical copy elsewhere is the same teacher), and
     --resume-with-another-teacher goes on, saying so in the log."""
-    from fairseq_selfteach.core.files import sha256_of_file
 
     save = tmp_path / "s"
     train(toy_data, save, "--teacher-path", teacher["path"], *OFFLINE, "--max-update", 2)

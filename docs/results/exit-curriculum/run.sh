@@ -57,6 +57,6 @@ for v in "${variants[@]}"; do
   done
 done
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "exit curricula on $setting's data, every exit of one $L-layer model"
 echo "$script: table $out/results.md"

@@ -16,7 +16,7 @@ from typing import Optional
 
 from fairseq.data import Dictionary
 
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
 
 # fairseq's flag for a symbol that appears twice: the later line owns the symbol (as HF's load_vocab)
 _OVERWRITE_FLAG = "#fairseq:overwrite"
@@ -89,7 +89,7 @@ class BertDictionary(Dictionary):
             lines.append(f"{symbol} {count}{flag}\n")
         text = "".join(lines)
         if isinstance(f, str):
-            from fairseq_selfteach.core.files import atomic_write_text
+            from selfteach_pipeline.files import atomic_write_text
 
             atomic_write_text(f, text)
         else:

@@ -3,7 +3,7 @@ sacreBLEU over the seeds; the budget chosen on valid only; each seed's paired bo
 1,000 resamples) against the same-budget scratch model, the teacher-budget scratch model and the teacher.
 Usage: python compare.py OUT (a finished run.sh folder)."""
 import glob, json, os, re, statistics, sys
-from fairseq_selfteach.reporting.significance import bleu_paired_p
+from selfteach_pipeline.results.significance import bleu_paired_p
 
 out = sys.argv[1]
 table = {r["name"]: r for r in json.load(open(os.path.join(out, "results.json")))}

@@ -69,7 +69,7 @@ for s in "${seeds[@]}"; do
   rows+=("scratch_u${teacher_budget}_dec2_s$s:scratch_teacher_budget_dec2:scratch-teacher-budget")
 done
 run_in_lanes "$parallel_jobs" "$threads" evaluate_all "${rows[@]}"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/bleu_vs_params.png" --title "bible-study: the student budget (gradual 4→3→2)" --quality-floor 0.97
 python "$root/docs/results/bible-study/student-budget/compare.py" "$out" | tee "$out/compare.json"
 echo "$script: table $out/results.md"

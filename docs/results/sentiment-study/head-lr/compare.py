@@ -1,7 +1,7 @@
 """head-lr side experiment: per seed and pooled exact McNemar of headlr vs plain online exit 3."""
 import json, statistics, sys
 import numpy as np
-from fairseq_selfteach.reporting.significance import mcnemar_p
+from selfteach_pipeline.results.significance import mcnemar_p
 out, scale = sys.argv[1], sys.argv[2]
 rows, pooled_a, pooled_b = [], [], []
 for s in (1, 2, 3):

@@ -4,7 +4,7 @@ test (scipy) on dev against the same-budget truncated baseline and against the t
 on all seeds' paired decisions pooled. Usage: python compare.py OUT (a finished run.sh folder)."""
 import glob, json, os, re, statistics, sys
 import numpy as np
-from fairseq_selfteach.reporting.significance import mcnemar_p
+from selfteach_pipeline.results.significance import mcnemar_p
 
 out = sys.argv[1]
 

@@ -81,7 +81,7 @@ for s in "${seeds[@]}"; do
   done
 done
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/metric_vs_depth.png" --title "sentiment-study: the student budget (gradual 6→4→3)" --quality-floor 0.97
 python "$root/docs/results/sentiment-study/student-budget/compare.py" "$out" | tee "$out/compare.json"
 echo "$script: table $out/results.md"

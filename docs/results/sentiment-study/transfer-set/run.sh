@@ -96,7 +96,7 @@ for s in "${seeds[@]}"; do
   rows+=("truncated_same_budget_enc3_s$s:truncated_same_budget_enc3:truncated-same-budget")
 done
 run_in_lanes 2 1 evaluate_all "${rows[@]}"
-python -m fairseq_selfteach.cli.report --results "$out/results" --out "$out/results.md" \
+python -m selfteach_pipeline.report --results "$out/results" --out "$out/results.md" \
   --plot "$out/metric_vs_depth.png" --title "sentiment-study: a teacher-labelled transfer set (gradual 6→4→3)" \
   --quality-floor 0.97
 echo "$script: table $out/results.md"

@@ -7,7 +7,7 @@ A per-seed row holds name, method, params, the depth (decoder_layers or encoder_
 provenance, see core/export.training_record), collapsed (a reason, or null) and `outputs`: a file,
 relative to the row's folder, with the per-sentence or per-example outputs the tests resample. A row may
 also hold its metric on validation (valid_sacrebleu, valid_glue_score), which the depth pick reads
-(reporting.depth_pick). Method `anydepth`: one exit of the model trained with every exit, decoded at it.
+(results.depth_pick). Method `anydepth`: one exit of the model trained with every exit, decoded at it.
 """
 import glob
 import json
@@ -16,14 +16,18 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from fairseq_selfteach.reporting import significance
+from selfteach_pipeline.results import significance
 
 SELF_TAUGHT = ("offline", "online", "gradual", "online-gradual", "seqkd", "anydepth")
+# in order of preference for a row's baseline at its own number of updates: the teacher's first k layers
+# without the KL (what the KL adds), then k fresh layers; equal compute is every row's second comparison.
+# (*-teacher-budget: k fresh layers with the teacher's updates, in results written before equal compute)
 BASELINES = {
-    "translation": ("scratch-same-budget", "scratch-teacher-budget"),
-    "classification": ("truncated-same-budget", "truncated-teacher-budget"),
+    "translation": ("ce-same-init", "scratch-same-budget", "scratch-equal-compute", "scratch-teacher-budget"),
+    "classification": ("ce-same-init", "truncated-same-budget", "truncated-equal-compute", "truncated-teacher-budget"),
 }
-METHOD_ORDER = ("teacher",) + SELF_TAUGHT + BASELINES["translation"] + BASELINES["classification"] + ("pruned",)
+EQUAL_COMPUTE = {"translation": "scratch-equal-compute", "classification": "truncated-equal-compute"}
+METHOD_ORDER = ("teacher",) + SELF_TAUGHT + BASELINES["translation"] + BASELINES["classification"][1:] + ("pruned",)
 OUTPUTS_DIR = "outputs"
 
 
@@ -39,7 +43,7 @@ def provenance_fields(checkpoint_state: dict) -> dict:
 
 def write_outputs(row_json: str, outputs: dict) -> str:
     """Write a row's per-item outputs beside it (outputs/NAME.json, atomically); the relative path."""
-    from fairseq_selfteach.core.files import atomic_write_text
+    from selfteach_pipeline.files import atomic_write_text
 
     rel = os.path.join(OUTPUTS_DIR, os.path.basename(row_json))
     os.makedirs(os.path.join(os.path.dirname(os.path.abspath(row_json)), OUTPUTS_DIR), exist_ok=True)
@@ -89,8 +93,9 @@ def _group_key(row):
 
 
 def aggregate(rows: List[dict]) -> List[dict]:
-    """One row per (dataset, name): the seeds' mean, sd, interval of the mean, the same-budget
-    baseline and the teacher with their p-values; ordered teacher first, then deepest first."""
+    """One row per (dataset, name): the seeds' mean, sd, interval of the mean; the baseline with the
+    row's updates, the equal-compute baseline and the teacher, each with the difference (row minus it)
+    and its p-value; ordered teacher first, then deepest first."""
     kind = family(rows)
     metric = "glue_score" if kind == "classification" else "sacrebleu"
     groups: Dict[tuple, List[dict]] = {}
@@ -99,12 +104,16 @@ def aggregate(rows: List[dict]) -> List[dict]:
     out = {key: _summary(seeds, metric) for key, seeds in groups.items()}
     for key, row in out.items():
         row["baseline"] = _baseline_of(row, out.values(), kind)
+        row["equal_compute"] = _equal_compute_of(row, out.values(), kind)
         teacher = next((t for t in out.values() if t["method"] == "teacher" and t["dataset"] == row["dataset"]), None)
         row["teacher"] = teacher["name"] if teacher and teacher is not row else None
     cache = {}
     for key, row in out.items():
-        for against, field in (("baseline", "p_value"), ("teacher", "p_value_teacher")):
+        for against, field in (("baseline", "p_value"), ("equal_compute", "p_value_equal_compute"),
+                                ("teacher", "p_value_teacher")):
             other = out.get((row["dataset"], row[against])) if row[against] else None
+            # the direction: a p-value is never read without it
+            row["delta_" + against] = round(row["mean"] - other["mean"], 2) if other else None
             p_values = [_p_value(kind, metric, s, other, cache) if other else None for s in groups[key]]
             for seed_entry, p in zip(row["seeds"], p_values):
                 seed_entry[field] = p
@@ -169,17 +178,29 @@ def _interval(metric, first, outputs):
     return tuple(round(v, 2) for v in significance.interval(per_seed))
 
 
-def _baseline_of(row, rows, kind) -> Optional[str]:
-    """The same-depth baseline with the row's own number of updates (the same-budget one when none
-    has exactly as many); self-taught rows only."""
+def _same_depth_baselines(row, rows, kind) -> List[dict]:
+    """Self-taught rows' same-depth baselines, in BASELINES' order of preference."""
     if row["method"] not in SELF_TAUGHT:
-        return None
-    same_depth = [b for b in rows if b["method"] in BASELINES[kind] and b["depth"] == row["depth"]
-                  and b["dataset"] == row["dataset"]]
+        return []
+    order = {m: i for i, m in enumerate(BASELINES[kind])}
+    return sorted((b for b in rows if b["method"] in order and b["depth"] == row["depth"]
+                   and b["dataset"] == row["dataset"]), key=lambda b: order[b["method"]])
+
+
+def _baseline_of(row, rows, kind) -> Optional[str]:
+    """The same-depth baseline with the row's own number of updates, the teacher's layers without the KL
+    first (else the equal-compute one, else the first there is); self-taught rows only."""
+    same_depth = _same_depth_baselines(row, rows, kind)
     exact = [b for b in same_depth if b["updates"] == row["updates"]]
-    fallback = [b for b in same_depth if b["method"] == BASELINES[kind][0]]
+    fallback = [b for b in same_depth if b["method"] == EQUAL_COMPUTE[kind]] + same_depth
     chosen = (exact or fallback or [None])[0]
     return chosen["name"] if chosen else None
+
+
+def _equal_compute_of(row, rows, kind) -> Optional[str]:
+    """The same-depth fresh baseline with the teacher's updates plus a student's; self-taught rows only."""
+    chosen = [b for b in _same_depth_baselines(row, rows, kind) if b["method"] == EQUAL_COMPUTE[kind]]
+    return chosen[0]["name"] if chosen else None
 
 
 def _p_value(kind, metric, seed_row, other, cache) -> Optional[float]:

@@ -1,34 +1,36 @@
 """Results table (markdown), results.json and plot (PNG) from the per-model, per-seed JSON rows a
 pipeline wrote.
 
-    python -m fairseq_selfteach.cli.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
+    python -m selfteach_pipeline.report --results DIR [DIR ...] --out results.md --plot PLOT.png \
         [--json results.json] [--title "IWSLT14 de→en"]
 
 Each row file is one model and seed, written by score_translation (translation) or evaluate_glue
---name --method (classification); rows with one name are that model's seeds (reporting.rows). Every
+--name --method (classification); rows with one name are that model's seeds (results.rows). Every
 table row states the model's budget (updates, training seconds) and what it started from, its mean
 over seeds ± their standard deviation, the 95 % bootstrap interval of that mean, its same-budget
-baseline and the p-values against the baseline and the teacher (reporting.significance), and a flag
+baseline and the p-values against the baseline and the teacher (results.significance), and a flag
 where a seed collapsed. results.json (default: beside --out) holds the same rows with the per-seed
 values. Translation: one table, the plot BLEU against exact parameter counts, and where the rows hold
 a model decoded at every exit (method anydepth) a table of its exits beside the separately trained
 models of each depth. Classification: a table per dataset, a task × depth overview for several, the plot
-the metric against depth. --quality-floor F adds the depth pick (reporting.depth_pick): the shallowest
+the metric against depth. --quality-floor F adds the depth pick (results.depth_pick): the shallowest
 self-taught model whose validation score is at least F × the teacher's (depth_pick.json beside
-results.json).
+results.json). It imports neither torch nor fairseq (tests/core/test_imports.py checks it).
 """
 import argparse
 import json
 import os
 import sys
 
-from fairseq_selfteach.core import error_report
-from fairseq_selfteach.core.files import atomic_write_text
-from fairseq_selfteach.reporting import plots, rows as results_rows
+from selfteach_pipeline.errors import one_line_errors
+from selfteach_pipeline.files import atomic_write_text
+from selfteach_pipeline.glue_metrics import score_label
+from selfteach_pipeline.results import depth_pick, plots, rows as results_rows
 
 BUDGET_COLUMNS = (("updates", "updates"), ("train_seconds", "train s"), ("started_from", "started from"))
-TEST_COLUMNS = (("ci", "95 % CI"), ("baseline", "baseline (same budget)"), ("p_value", "p vs baseline"),
-                ("p_value_teacher", "p vs teacher"), ("flag", "flag"))
+TEST_COLUMNS = (("ci", "95 % CI"), ("baseline", "baseline (same updates)"), ("vs_baseline", "Δ, p vs baseline"),
+                ("equal_compute", "equal compute"), ("vs_equal_compute", "Δ, p vs equal compute"),
+                ("vs_teacher", "Δ, p vs teacher"), ("flag", "flag"))
 TRANSLATION_COLUMNS = (("name", "model"), ("method", "method"), ("decoder_layers", "dec layers"),
                        ("encoder_layers", "enc layers"), ("params", "parameters")) + BUDGET_COLUMNS + (
     ("value", "sacreBLEU (detok)"),) + TEST_COLUMNS + (("tok_bleu", "tokenised BLEU"),
@@ -59,8 +61,19 @@ def cells(row):
     if collapsed:
         which = ", ".join(str(s["seed"]) for s in collapsed)
         flag = f"⚠ collapsed ({len(collapsed)} of {n} seeds: {which})" if n > 1 else "⚠ collapsed"
-    p_cells = {k: ("< 0.0001" if row.get(k) == 0 else row.get(k)) for k in ("p_value", "p_value_teacher")}
-    return {**row, "value": value, "ci": ci, "flag": flag, **p_cells}
+    versus = {f"vs_{against}": difference(row.get(f"delta_{against}"), row.get(field))
+              for against, field in (("baseline", "p_value"), ("equal_compute", "p_value_equal_compute"),
+                                     ("teacher", "p_value_teacher"))}
+    return {**row, "value": value, "ci": ci, "flag": flag, **versus}
+
+
+def difference(delta, p_value):
+    """'+0.52, p 0.0040': a p-value is shown with the direction of the difference it tests."""
+    if delta is None:
+        return None
+    if p_value is None:
+        return f"{delta:+.2f}"
+    return f"{delta:+.2f}, p " + ("< 0.0001" if p_value == 0 else _fmt(float(p_value)))
 
 
 def markdown_table(rows, columns, title=None, notes=()):
@@ -81,8 +94,11 @@ def common_notes(rows):
         "training time, mean over seeds); an online exit's budget is the whole online model's, an "
         "online-gradual row's that of its stage and the stages before it (one model); the teacher's "
         "budget is its own row's, spent once for every student that starts from it",
-        "baseline (same budget): the same-depth baseline trained with cross-entropy only for exactly the "
-        "row's number of updates; p vs baseline / p vs teacher compare with it and with the teacher",
+        "baseline (same updates): the same-depth model trained with cross-entropy only for exactly the "
+        "row's number of updates, from the teacher's first k layers (ce_same_init: what the KL term adds) "
+        "where there is one, else from a fresh start; equal compute: k fresh layers trained with cross-entropy "
+        "for the teacher's updates plus one student's (what an offline student costs, its teacher included); "
+        "Δ is the row's mean minus the other row's, its p-value from the paired test of every seed",
         f"seeds: {', '.join(map(str, seeds)) or 'none'}; the teacher is trained once"
         + ("; a cell is the mean ± standard deviation over the seeds (n), the 95 % CI that of the seed mean "
            "(every bootstrap resample scored for every seed, then averaged), and each p-value the largest "
@@ -111,15 +127,15 @@ def anydepth_section(rows):
     columns = (("exit", "exit"), ("name", "model"), ("params", "parameters"), ("updates", "updates"),
                ("value", "sacreBLEU (test)"), ("ci", "95 % CI"), ("valid", "sacreBLEU (valid)"),
                ("sentences_per_s", "sentences/s"), ("speed_up", f"speed vs exit {full['depth']}"),
-               ("baseline", "baseline"), ("p_value", "p vs baseline"),
+               ("baseline", "baseline"), ("vs_baseline", "Δ, p vs baseline"),
                ("others", "trained separately at this depth (sacreBLEU, test)"))
     notes = [f"one {full['depth']}-layer model trained once (seed {full['seeds'][0]['seed']}) with every "
              "decoder exit a student of the top (--student-exits all) for the teacher's budget, decoded "
              "at exit K from its training checkpoint with fairseq-generate --exit-layer K (no export)",
              f"speed: fairseq-generate's sentences/s, the exits one after another in one process; exit "
              f"{full['depth']} is the whole model decoded the same way",
-             "baseline: the same-depth scratch model with the same number of updates, where the pipeline "
-             "trains one (student depths only)"]
+             "baseline: the same-depth baseline with the same number of updates where the pipeline trains "
+             "one, else the equal-compute one (student depths only)"]
     return markdown_table(table, columns, "One model, every exit (anydepth)", notes)
 
 
@@ -142,8 +158,6 @@ def translation_report(rows, title):
 
 
 def classification_report(rows, title):
-    from fairseq_selfteach.classification.metrics import score_label
-
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     notes = [
         "every model scored all dev examples (" + ", ".join(
@@ -193,8 +207,6 @@ def sweep_section(path):
 
 def pick_sections(rows, floor, json_path):
     """The depth pick of each dataset as markdown; the picks written to json_path."""
-    from fairseq_selfteach.reporting import depth_pick
-
     translation = results_rows.family(rows) == "translation"
     picks, text = [], []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
@@ -208,8 +220,6 @@ def pick_sections(rows, floor, json_path):
         if translation:
             text.append(depth_pick.markdown(choice, "sacreBLEU", "sentences/s"))
         else:
-            from fairseq_selfteach.classification.metrics import score_label
-
             task = next(r["task"] for r in rows if r["dataset"] == dataset)
             text.append(depth_pick.markdown(choice, score_label(task), "examples/s", reported="dev"))
     atomic_write_text(json_path, json.dumps(picks, indent=1) + "\n")
@@ -217,7 +227,10 @@ def pick_sections(rows, floor, json_path):
 
 
 def main(argv=None):
-    error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
+    return one_line_errors(write_report, argv)  # a user's error (a full disk) is one line, no traceback
+
+
+def write_report(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, nargs="+", help="folder(s) of per-model, per-seed JSON rows")
     ap.add_argument("--out", required=True, help="markdown table to write")
@@ -237,8 +250,6 @@ def main(argv=None):
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     if results_rows.family(rows) == "classification":
-        from fairseq_selfteach.classification.metrics import score_label
-
         text = classification_report(rows, args.title)
         plots.metric_vs_depth(rows, args.plot, lambda r: score_label(r["task"]), args.title)
     else:

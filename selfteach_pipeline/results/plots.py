@@ -1,8 +1,8 @@
-"""The results plots (PNG, written atomically), from aggregated rows (reporting.rows.aggregate):
+"""The results plots (PNG, written atomically), from aggregated rows (results.rows.aggregate):
 the mean over seeds with the seeds' standard deviation as error bars."""
 import os
 
-from fairseq_selfteach.reporting.rows import METHOD_ORDER
+from selfteach_pipeline.results.rows import METHOD_ORDER
 
 METHOD_LABELS = {
     "teacher": "teacher (cross-entropy)",
@@ -11,14 +11,17 @@ METHOD_LABELS = {
     "gradual": "gradual self-teaching (offline chain)",
     "online-gradual": "gradual self-teaching (one model)",
     "seqkd": "sequence-level KD",
+    "ce-same-init": "baseline: teacher's first k layers, cross-entropy only",
     "scratch-same-budget": "baseline: scratch, student's budget",
+    "scratch-equal-compute": "baseline: scratch, teacher's + student's updates",
     "scratch-teacher-budget": "baseline: scratch, teacher's budget",
     "truncated-same-budget": "baseline: first k pretrained layers, student's budget",
+    "truncated-equal-compute": "baseline: first k pretrained layers, teacher's + student's updates",
     "truncated-teacher-budget": "baseline: first k pretrained layers, teacher's budget",
     "pruned": "baseline: teacher pruned, no training",
     "anydepth": "one model, every exit (--exit-layer)",
 }
-MARKERS = dict(zip(METHOD_ORDER, "*osDdPh^<>xv"))
+MARKERS = dict(zip(METHOD_ORDER, "*osDdPhX^<1>x2v"))
 
 
 def _pyplot():

@@ -1,7 +1,7 @@
-"""The small file helpers the package and preprocess/ share: sha256 of a file, atomic writes (a
-temporary file beside the target, renamed when whole), staged output folders, the umask, and telling a
-full disk from other errors. It imports neither torch nor fairseq (atomic_torch_save, which needs torch,
-is core/checkpoint_io.py's)."""
+"""The small file helpers the plugin, the pipelines, the report and preprocess/ share: sha256 of a file,
+atomic writes (a temporary file beside the target, renamed when whole), staged output folders, the
+umask, and telling a full disk from other errors. It imports neither torch nor fairseq (atomic_torch_save,
+which needs torch, is fairseq_selfteach/core/checkpoint_io.py's)."""
 import contextlib
 import errno
 import hashlib
@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 
-from fairseq_selfteach.core.errors import disk_full
+from selfteach_pipeline.errors import disk_full
 
 
 def sha256_of_file(path: str, chunk_size: int = 1 << 20) -> str:

@@ -7,7 +7,7 @@ agree on the tasks and on what a binarised folder holds.
 import json
 import os
 
-from fairseq_selfteach.core.errors import SelfteachError
+from selfteach_pipeline.errors import SelfteachError
 
 # label lists (index = class id) as in Hugging Face's GLUE processors and the GLUE leaderboard
 _BINARY = ["0", "1"]

@@ -50,14 +50,14 @@ def bleu_resampled(hypotheses: Sequence[str], references: Sequence[str], idx: np
 
 def score_function(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
     """glue_score of (predictions, targets) for the task, as evaluate_glue computes it."""
-    from fairseq_selfteach.classification.metrics import SCORE_NAME, compute_metrics
+    from selfteach_pipeline.glue_metrics import SCORE_NAME, compute_metrics
 
     return lambda preds, targets: compute_metrics(task, preds, targets)[SCORE_NAME]
 
 
 def glue_resampled(task: str, preds, targets, idx: np.ndarray) -> np.ndarray:
     """glue_score of each resample (rows of idx)."""
-    from fairseq_selfteach.classification.metrics import GLUE_METRICS
+    from selfteach_pipeline.glue_metrics import GLUE_METRICS
 
     preds, targets = np.asarray(preds), np.asarray(targets)
     if GLUE_METRICS[task] == ["accuracy"]:  # the common case, vectorised

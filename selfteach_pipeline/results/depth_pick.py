@@ -3,7 +3,7 @@ validation is at least F × the teacher's, with its test score, parameters and m
 answer a user wants from a results table. Only validation scores choose; the test score is reported
 for the pick, never compared.
 
-Candidates are the self-taught rows (reporting.rows.SELF_TAUGHT: offline, online, gradual,
+Candidates are the self-taught rows (results.rows.SELF_TAUGHT: offline, online, gradual,
 online-gradual, seqkd students and the anydepth exits) with a validation score (valid_mean, the mean
 over seeds); the baselines are the comparison, not candidates. Among the candidates of the shallowest
 depth that has one meeting the floor, the highest validation score wins (then the fewest parameters).
@@ -11,7 +11,7 @@ Where none does, the pick is the teacher itself.
 """
 from typing import List, Optional
 
-from fairseq_selfteach.reporting.rows import SELF_TAUGHT
+from selfteach_pipeline.results.rows import SELF_TAUGHT
 
 SPEED_KEYS = ("sentences_per_s", "examples_per_s")
 
@@ -21,7 +21,7 @@ def _speed(row) -> Optional[float]:
 
 
 def pick(rows: List[dict], floor: float) -> Optional[dict]:
-    """The pick among aggregated rows of one dataset (reporting.rows.aggregate), or None where the
+    """The pick among aggregated rows of one dataset (results.rows.aggregate), or None where the
     teacher has no positive validation score (nothing to measure a fraction of: a score of 0, or a
     negative correlation or MCC, makes every or no model "within F" of it)."""
     teacher = next((r for r in rows if r["method"] == "teacher"), None)
