@@ -43,7 +43,10 @@ def interval_speeds(log: str) -> List[float]:
 
 def run_segment(argv: Sequence[str], updates: int, interval: int) -> List[float]:
     with tempfile.TemporaryDirectory() as save_dir:
-        done = subprocess.run(segment_argv(argv, updates, interval, save_dir), capture_output=True, text=True)
+        try:
+            done = subprocess.run(segment_argv(argv, updates, interval, save_dir), capture_output=True, text=True)
+        except OSError as e:  # the trainer is not on PATH or not executable
+            raise PlanError(f"update_cost: cannot start {argv[0]}: {e.strerror}") from None
     log = done.stdout + done.stderr
     if done.returncode != 0:
         tail = log.strip().splitlines()[-1:] or ["(no output)"]

@@ -61,3 +61,12 @@ def test_refusals_are_one_line(fake_train, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "ValueError: bad option" in done.stderr
     assert not os.path.exists(tmp_path / "c.json")
+
+
+def test_a_trainer_that_is_not_on_path_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "selfteach_pipeline.update_cost", "--out", str(tmp_path / "c.json"),
+                           "--", "no-such-trainer", "--x", "::", "no-such-trainer", "--y"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: update_cost: cannot start no-such-trainer") and "Traceback" not in done.stderr
+    assert not os.path.exists(tmp_path / "c.json")
