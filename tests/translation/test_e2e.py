@@ -121,8 +121,7 @@ def test_teacher_is_not_saved_in_the_student_checkpoint(offline, teacher):
     assert state["criterion"] is None
     assert len(state["model"]) < len(teacher_state)
     assert state["task_state"]["teacher_path"] == teacher["path"]
-    assert state["task_state"]["teacher_sha256"] == sha256_of_file(
-        teacher["path"])
+    assert state["task_state"]["teacher_sha256"] == sha256_of_file(teacher["path"])
 
 
 # ------------------------------------------------------------------------ killed and run again
