@@ -75,6 +75,9 @@ class ClassificationFamily:
     # the first gradual stage, where its depth is an offline one, is that offline student (same teacher,
     # initialisation and options): decided from the two lists alone
     gradual_reuses_offline = True
+    # the equal-compute baseline's k layers are pretrained ones, fine-tuned as a student's are: the
+    # students' rate (the full model's recipe leaves a shallow model at the majority class on small tasks)
+    equal_compute_at_student_rate = True
 
     def __init__(self, out: str, setting: str, settings: Dict[str, object], device, *, bert_dir: str,
                  data_bin: Optional[str] = None, glue_dir: str = "", download: Sequence[str] = (), sdist: str = ""):
@@ -181,12 +184,13 @@ class ClassificationFamily:
                 "--maximize-best-checkpoint-metric", *(["--regression-target"] if self.meta.get("regression") else []),
                 *self.device.train_options(), *(["--valid-subset", "heldout"] if s["heldout_every"] else [])]
 
-    def schedule(self, student: bool, stage_updates: Optional[int] = None) -> List[object]:
-        """The teacher's rate over the teacher's updates, the students' over theirs, or over STAGE_UPDATES (an
-        online-gradual stage, an equal-compute baseline: a schedule of their own)."""
+    def schedule(self, student: bool, stage_updates: Optional[int] = None, lr: Optional[str] = None) -> List[object]:
+        """The teacher's rate over the teacher's updates, the students' (LR: the sweep's, else the table's)
+        over theirs, or over STAGE_UPDATES (an online-gradual stage, an equal-compute baseline: a schedule of
+        their own)."""
         s = self.s
         total = stage_updates or (self.student_updates() if student else self.teacher_updates())
-        return ["--lr", s["student_lr"] if student else s["lr"], "--warmup-updates", warmup(s["warmup_ratio"], total),
+        return ["--lr", (lr or s["student_lr"]) if student else s["lr"], "--warmup-updates", warmup(s["warmup_ratio"], total),
                 "--total-num-update", total]
 
     def start(self, init: Optional[str], teacher: Optional[str]) -> List[object]:

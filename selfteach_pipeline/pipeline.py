@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from selfteach_pipeline.plan import Plan, PlanError
 from selfteach_pipeline.runner import is_done
-from selfteach_pipeline.settings_table import option_words, split_budget, sweep_grid, sweep_pick
+from selfteach_pipeline.settings_table import LR_KEY, option_words, split_budget, sweep_grid, sweep_pick
 
 # joins rather than work: made anew on every run (their markers removed first), so that a training
 # redone later (its marker removed) is waited for again, and the report reads every row there is
@@ -118,13 +118,14 @@ class Pipeline:
     def train(self, plan: Plan, name: str, updates: int, layers: int, loss: Sequence[object], seed: int, *,
               student: bool, init: Optional[str] = None, teacher: Optional[str] = None,
               stage_updates: Optional[int] = None, extra: Sequence[object] = (), after: Sequence[str] = (),
-              data: Optional[str] = None) -> str:
+              data: Optional[str] = None, lr: Optional[str] = None) -> str:
         """fairseq-train into models/NAME: the student's or the teacher's schedule (one of its own over
-        stage_updates: an online-gradual stage), started from INIT (a checkpoint; None: the family's
-        fresh start), distilled from the frozen TEACHER where given."""
+        stage_updates: an online-gradual stage; a student's rate LR, else the sweep's pick or the table's),
+        started from INIT (a checkpoint; None: the family's fresh start), distilled from the frozen TEACHER
+        where given."""
         f, log = self.f, self.path("logs", f"{name}.train.log")
         argv = ["fairseq-train", data or f.bin, "--max-update", updates, *f.train_options(),
-                *f.schedule(student, stage_updates), f.layers_flag, layers, *loss, "--seed", seed,
+                *f.schedule(student, stage_updates, lr or self.student_lr), f.layers_flag, layers, *loss, "--seed", seed,
                 *f.start(init, teacher), *extra, "--save-dir", self.path("models", name)]
         done = os.path.exists(self.path("models", name, "checkpoint_last.pt")) and "done training" in last_line(log)
         argv = self.unless_finished(plan, name, argv, done, f"training had finished ({log})")
@@ -164,11 +165,13 @@ class Pipeline:
         self.trainings: List[str] = []
         # a row whose model is another's (the same training): {model not trained: the model that is}
         self.stands_for: Dict[str, str] = {}
+        self.student_lr: Optional[str] = None  # the sweep's pick of the students' rate (None: the table's)
+        self.baseline_lr: Optional[str] = None  # and of the same-budget and equal-compute baselines' rate
         seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
         f.data_stage = f.data_stages(plan)
         if not f.budgets(plan):  # counted from the prepared data: the rest is planned once it is there
             return plan
-        ce, kd_loss = f.ce_criterion(), f.kd_criterion()
+        ce = f.ce_criterion()
         patience = s["teacher_patience"]
         if o.teacher_cache:
             plan.choose(f"--teacher-cache: the offline, gradual and sweep students read their teacher's {f.cached} "
@@ -181,17 +184,17 @@ class Pipeline:
         for k in self.depths:  # baseline: the teacher cut to k layers, no training
             self.export(plan, f"pruned_{self.stack}{k}", teacher, f"teacher_{self.stack}{L} cut to {k} {layers}", f.layers_flag, k,
                         "--no-training", after=["teacher"])
+        lr_swept = o.sweep_grid is not None and LR_KEY in dict(sweep_grid(o.sweep_grid)[0][1])
         plan.choose(f"seeds {','.join(map(str, seeds))} (the teacher is trained once, with seed {s1}); students get "
-                    f"{f.student_updates()} updates at lr {s['student_lr']}; the teacher "
+                    f"{f.student_updates()} updates at lr {'chosen by the sweep' if lr_swept else s['student_lr']}; the teacher "
                     + (f"until its valid loss stops improving for {patience} epochs (at most {f.teacher_updates()})"
                        if patience is not None else f"{f.teacher_updates()} updates"))
-        for seed in seeds:
-            for k in self.depths:  # k fresh layers, cross-entropy, the students' budget
-                name = f"{f.baseline}_same_budget_{self.stack}{k}_s{seed}"
-                self.train(plan, name, f.student_updates(), k, ce, seed, student=True)
-                self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
+        if not lr_swept:
+            self.same_budget_rows(plan)
         budget = self.teacher_budget(plan)
         kd = self.kd_options(plan, teacher_cache, teacher_cache_stage)
+        if lr_swept and kd is not None:  # their rate is the students': known once the sweep has picked
+            self.same_budget_rows(plan)
         if budget is not None and kd is not None:
             self.teacher_budget_rows(plan, budget, kd)
         if kd is not None:
@@ -200,6 +203,14 @@ class Pipeline:
         if budget is not None and kd is not None:  # every model planned: their rows and the report
             self.evaluations(plan)
         return plan
+
+    def same_budget_rows(self, plan: Plan) -> None:
+        for seed in self.o.seeds:
+            for k in self.depths:  # k fresh layers, cross-entropy, the students' budget and rate
+                name = f"{self.f.baseline}_same_budget_{self.stack}{k}_s{seed}"
+                self.train(plan, name, self.f.student_updates(), k, self.f.ce_criterion(), seed, student=True,
+                           lr=self.baseline_lr)
+                self.export(plan, name, self.checkpoint(name), self.f.fresh(k), after=[name])
 
     def teacher_budget(self, plan: Plan) -> Optional[int]:
         """The teacher's updates: teacher_max_update, or, with patience, what its training took (None
@@ -230,16 +241,42 @@ class Pipeline:
             name = f"sweep_{point}"
             self.train(plan, name, f.student_updates(), k, f.kd_criterion(), s1, student=True,
                        teacher=self.checkpoint("teacher"), extra=[*cache, *option_words({**table, **dict(options)}.items())],
-                       after=["teacher", cache_stage])
+                       after=["teacher", cache_stage], lr=dict(options).get(LR_KEY))
             self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{self.L}, {f.layers_word} 1-{k}", after=[name])
             results.append(self.path("sweep", f"{name}.json"))
             f.score_valid(plan, f"valid_{name}", self.exported(name), name, results[-1], after=f"export_{name}")
-        if not all(is_done(self.out, f"valid_sweep_{point}") for point, _ in grid):
+        baseline_points = self.baseline_sweep(plan, grid)
+        if not all(is_done(self.out, f"valid_sweep_{point}") for point in [p for p, _ in grid] + baseline_points):
             return None
         point, options = sweep_pick(o.sweep_grid, f.metric, results, self.path("sweep.md"), self.path("sweep.json"))
+        self.student_lr = dict(options).get(LR_KEY)
+        words = " ".join(option_words(options)) or "the table's distillation options"
         plan.choose(f"sweep picked {point} (best {f.metric} on validation; {self.path('sweep.md')}): every student "
-                    f"and online model gets {' '.join(option_words(options))}")
+                    f"and online model gets {words}" + (f"; every student lr {self.student_lr}" if self.student_lr else ""))
+        if baseline_points:
+            spec = f"{LR_KEY}=" + ",".join(p.split(LR_KEY)[-1] for p in baseline_points)
+            pick = sweep_pick(spec, f.metric, [self.path("sweep", f"sweep_{p}.json") for p in baseline_points],
+                              self.path("sweep_baselines.md"), self.path("sweep_baselines.json"))
+            self.baseline_lr = dict(pick[1])[LR_KEY]
+            plan.choose(f"the baselines' sweep picked lr {self.baseline_lr} (best {f.metric} on validation; "
+                        f"{self.path('sweep_baselines.md')}): the same-budget and equal-compute {f.baseline} baselines' rate")
         return option_words({**table, **dict(options)}.items())
+
+    def baseline_sweep(self, plan: Plan, grid) -> List[str]:
+        """With student_lr in the grid, the same-budget baseline (k fresh layers, cross-entropy, seed 1) is
+        trained at each of its rates too and gets its own pick: a baseline tuned as the students are
+        (its fresh start may need another rate). Its points' names."""
+        rates = list(dict.fromkeys(dict(options)[LR_KEY] for _, options in grid if LR_KEY in dict(options)))
+        f, k, s1, points = self.f, self.depths[0], self.o.seeds[0], []
+        for lr in rates:
+            point = f"{f.baseline}_{LR_KEY}{lr}"
+            name = f"sweep_{point}"
+            self.train(plan, name, f.student_updates(), k, f.ce_criterion(), s1, student=True, lr=lr)
+            self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
+            f.score_valid(plan, f"valid_{name}", self.exported(name), name, self.path("sweep", f"{name}.json"),
+                          after=f"export_{name}")
+            points.append(point)
+        return points
 
     def teacher_budget_rows(self, plan: Plan, budget: int, kd: List[object]) -> None:
         """What gets the teacher's updates: online exits, fresh online-gradual walks, anydepth, and k
@@ -278,13 +315,16 @@ class Pipeline:
                        extra=["--student-exits", "all"])
         # k fresh layers with what one offline student costs, the teacher included: the baseline a user
         # would train instead of self-teaching (its own schedule over all its updates)
-        equal = budget + f.student_updates()
+        equal, shallow = budget + f.student_updates(), f.equal_compute_at_student_rate
+        lr = (self.baseline_lr or s["student_lr"]) if shallow else s["lr"]
         plan.choose(f"{f.baseline}_equal_compute: k fresh {f.layers_word} ({f.fresh('k')}), "
-                    f"{equal} updates (the teacher's {budget} + a student's {f.student_updates()}) at lr {s['lr']}")
+                    f"{equal} updates (the teacher's {budget} + a student's {f.student_updates()}) at lr {lr}"
+                    + (" (the students')" if shallow else ""))
         for seed in o.seeds:
             for k in self.depths:
                 name = f"{f.baseline}_equal_compute_{self.stack}{k}_s{seed}"
-                self.train(plan, name, equal, k, f.ce_criterion(), seed, student=False, stage_updates=equal)
+                self.train(plan, name, equal, k, f.ce_criterion(), seed, student=shallow, stage_updates=equal,
+                           lr=self.baseline_lr if shallow else None)
                 self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
 
     def students(self, plan: Plan, seed: int, kd: List[object], cache: List[object], cache_stage: Optional[str]) -> None:
@@ -329,7 +369,7 @@ class Pipeline:
             if seed == self.o.seeds[0]:
                 plan.choose(f"online_gradual_from_teacher: the trained teacher walked through "
                             f"{'→'.join(map(str, self.schedule))} in one model, stages of {f.student_updates()} "
-                            f"updates at lr {s['student_lr']} (the offline chain's)")
+                            f"updates at lr {self.student_lr or s['student_lr']} (the offline chain's)")
             prev, prev_name = "teacher", f"teacher_{self.stack}{L}"
             for up, k in zip(self.schedule, self.schedule[1:]):
                 name = f"online_gradual_from_teacher_{self.stack}{k}_s{seed}"

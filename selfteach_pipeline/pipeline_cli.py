@@ -44,7 +44,8 @@ def add_study_options(group, metric: str) -> None:
                        "first offline student once per point of the table's sweep_grid, the pick (highest validation "
                        f"{metric}) given to every student and online model (sweep.md, sweep.json; test is never used)")
     group.add_argument("--sweep-grid", help="--sweep over this grid instead of the table's (KEY=V,V;KEY=V,V; keys "
-                       "kd_alpha, kd_temperature, kd_direction), e.g. 'kd_alpha=0.3,0.5,0.7'")
+                       "kd_alpha, kd_temperature, kd_direction, student_lr: the students' and same-budget "
+                       "baselines' --lr), e.g. 'kd_alpha=0.3,0.5,0.7'")
     group.add_argument("--teacher-cache", action="store_true", help="offline, gradual and sweep students read their "
                        "teacher's outputs from a cache (OUT/caches, one per teacher, built once) instead of running it")
     group.add_argument("--quality-floor", help="the report names the shallowest student or exit whose validation "

@@ -105,7 +105,9 @@ def common_notes(rows):
            "over the seeds, each seed tested against the same seed of the other row, so a row counts as "
            "better only when every seed is" if several else "; one seed per row, so no spread is shown"),
         "⚠ collapsed: the model (or one of its seeds) is stuck at one answer on the scored set; see "
-        "results.json's seeds[].collapsed for the reason",
+        "results.json's seeds[].collapsed for the reason. A shallow model trained at too low a learning rate "
+        "does this on small tasks: `--sweep` with student_lr in its grid chooses the students' and the "
+        "baselines' rates on held-out data",
     ]
     return notes
 

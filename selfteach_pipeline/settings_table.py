@@ -74,12 +74,15 @@ def load(path: str, setting: str, kinds: Dict[str, type], overrides: Sequence[st
 
 # --- what the plans calculate from the settings --------------------------------------------------
 
-# what a sweep may vary: the distillation options of the criteria (core/distill.py's KDConfig)
+# what a sweep may vary: the distillation options of the criteria (core/distill.py's KDConfig), and the
+# students' learning rate (a shallow student may need a higher one than the full model's recipe)
 SWEEP_KEYS = {
     "kd_alpha": lambda v: 0.0 <= float(v) <= 1.0,
     "kd_temperature": lambda v: float(v) > 0,
     "kd_direction": lambda v: v in ("forward", "reverse", "symmetric"),
+    "student_lr": lambda v: float(v) > 0,
 }
+LR_KEY = "student_lr"  # not a criterion option: the students' --lr
 
 
 def sweep_grid(spec: str) -> List[Tuple[str, List[Tuple[str, str]]]]:
@@ -109,7 +112,8 @@ def sweep_grid(spec: str) -> List[Tuple[str, List[Tuple[str, str]]]]:
 
 
 def option_words(point: Sequence[Tuple[str, str]]) -> List[str]:
-    return [w for k, v in point for w in ("--" + k.replace("_", "-"), v)]
+    """The criterion's options of a point (its student_lr is the students' --lr, not one of them)."""
+    return [w for k, v in point if k != LR_KEY for w in ("--" + k.replace("_", "-"), v)]
 
 
 def sweep_pick(spec: str, metric: str, results: Sequence[str], md: str, out_json: str) -> Tuple[str, List[Tuple[str, str]]]:

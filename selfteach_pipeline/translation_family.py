@@ -42,6 +42,7 @@ class TranslationFamily:
     baseline = "scratch"  # the baselines are k layers trained from scratch
     cached, valid_split = "top 8 logits per target token", "valid"
     gradual_reuses_offline = False
+    equal_compute_at_student_rate = False  # its layers are random: the teacher's schedule
 
     def __init__(self, out: str, setting: str, settings: Dict[str, object], device, *, data_bin: Optional[str] = None,
                  refs: Optional[References] = None, archive: str = "", url: str = "", debs: str = "", cores: int = 1):
@@ -119,13 +120,13 @@ class TranslationFamily:
                 "--log-interval", "50", "--required-batch-size-multiple", "1", "--num-workers", "0",
                 "--user-dir", USER_DIR, *self.device.train_options()]
 
-    def schedule(self, student: bool, stage_updates: Optional[int] = None) -> List[object]:
-        """Students (and the same-budget baseline) start from trained layers: their own learning rate and
-        warm-up, as re-warming to the teacher's peak rate would undo what they start from. (inverse_sqrt
-        needs no total: an online-gradual stage's stage_updates change nothing.)"""
+    def schedule(self, student: bool, stage_updates: Optional[int] = None, lr: Optional[str] = None) -> List[object]:
+        """Students (and the same-budget baseline) start from trained layers: their own learning rate (LR:
+        the sweep's, else the table's) and warm-up, as re-warming to the teacher's peak rate would undo what
+        they start from. (inverse_sqrt needs no total: an online-gradual stage's stage_updates change nothing.)"""
         s = self.s
         if student:
-            return ["--lr", s["student_lr"], "--warmup-updates", s["student_warmup_updates"]]
+            return ["--lr", lr or s["student_lr"], "--warmup-updates", s["student_warmup_updates"]]
         return ["--lr", s["lr"], "--warmup-updates", s["warmup_updates"]]
 
     def start(self, init: Optional[str], teacher: Optional[str]) -> List[object]:

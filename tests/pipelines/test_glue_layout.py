@@ -90,8 +90,9 @@ def test_glue_layout_with_two_dev_sets(tmp_path):
 def online_gradual_from_teacher_starts_at_the_teacher(out, schedule, seed):
     """online_gradual_from_teacher: the fine-tuned teacher itself is walked through the schedule, on the
     students' budget; its first student exit starts where the offline student does, with the teacher's
-    pooler and head: after the stage's 3 updates at 2e-5 they are still within 1e-4 of the teacher's
-    (a freshly initialised head would be ~0.02 away)."""
+    pooler and head: after the stage's 3 Adam updates at the students' 1e-4 (each moves a weight by about
+    the rate at most) they are still within 5e-4 of the teacher's (a freshly initialised head would be
+    ~0.02 away)."""
     teacher = out / "models" / "teacher" / "checkpoint_best.pt"
     prev = teacher
     for i, k in enumerate(schedule[1:], start=1):
@@ -107,7 +108,7 @@ def online_gradual_from_teacher_starts_at_the_teacher(out, schedule, seed):
     head = "classification_heads.sentence_classification_head"
     own = f"{head}_exit{schedule[1]}."
     for mine, teachers in (("out_proj.weight", head + ".out_proj.weight"), ("pooler.dense.weight", "encoder.pooler.dense.weight")):
-        assert (first[own + mine] - start[teachers]).abs().max() < 1e-4, mine
+        assert (first[own + mine] - start[teachers]).abs().max() < 5e-4, mine
     exported = torch.load(out / "models" / f"online_gradual_from_teacher_enc{schedule[-1]}_s{seed}.pt", weights_only=True)
     assert exported["cfg"]["model"]["encoder_layers"] == schedule[-1]
 

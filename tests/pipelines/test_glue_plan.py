@@ -152,6 +152,38 @@ def test_the_sweep_scores_its_points_on_heldout_and_grows_the_plan_with_its_pick
     assert plan["report"].argv[-2:] == ("--sweep", str(tmp_path / "sweep.json"))
 
 
+def test_a_sweep_over_the_students_rate_picks_one_for_the_students_and_one_for_the_baselines(tmp_path):
+    """student_lr in the grid: each point trains at its own --lr (one --lr on its command line, never
+    passed to the criterion); the same-budget baseline is swept over the same rates and gets a pick of
+    its own (so do the equal-compute baselines, shallow models fine-tuned too); the teacher and the
+    online model keep the table's lr."""
+    binarised(tmp_path, splits=("valid", "heldout"))
+    grid = ("--sweep-grid", "student_lr=2e-5,1e-4", "--set", "lr=3e-5")
+    plan = plan_of(tmp_path, "--cpu", "--heldout-every", 4, *grid)
+    points = {"sweep_student_lr2e-5": 50.0, "sweep_student_lr1e-4": 75.0,  # the students': 1e-4
+              "sweep_truncated_student_lr2e-5": 70.0, "sweep_truncated_student_lr1e-4": 60.0}  # the baselines': 2e-5
+    for point in points:
+        argv = list(map(str, plan[point].argv))
+        assert argv.count("--lr") == 1 and argv_value(plan[point], "--lr") == point[-4:] and "--student-lr" not in argv
+        assert argv_value(plan[f"valid_{point}"], "--subset") == "heldout"
+    assert "--teacher-path" not in plan["sweep_truncated_student_lr1e-4"].argv  # k fresh layers, cross-entropy
+    assert "truncated_same_budget_enc1_s1" not in plan.names() and "offline_enc1_s1" not in plan.names()
+    for point, score in points.items():
+        atomic_write_text(str(tmp_path / "stages" / f"valid_{point}.done"), "{}\n")
+        atomic_write_text(str(tmp_path / "sweep" / f"{point}.json"), json.dumps({"glue_score": score}))
+    plan = plan_of(tmp_path, "--cpu", "--heldout-every", 4, *grid)
+    for name in ("offline_enc1_s2", "ce_same_init_enc1_s1", "gradual_enc2_s1"):
+        assert argv_value(plan[name], "--lr") == "1e-4", name
+    for name in ("truncated_same_budget_enc1_s2", "truncated_equal_compute_enc1_s1"):
+        assert argv_value(plan[name], "--lr") == "2e-5", name
+    for name in ("teacher", "online_s1"):
+        assert float(argv_value(plan[name], "--lr")) == 3e-5, name
+    equal = plan["truncated_equal_compute_enc1_s1"]  # its own schedule over the teacher's + a student's updates
+    assert argv_value(equal, "--total-num-update") == argv_value(equal, "--max-update")
+    assert [r["picked"] for r in json.loads((tmp_path / "sweep_baselines.json").read_text())] == [True, False]
+    assert any("the baselines' sweep picked lr 2e-5" in line for line in plan.choices)
+
+
 def test_data_bin_skips_the_data_stages_and_is_checked(tmp_path, capsys):
     data = binarised(tmp_path / "mine")
     (data / "dict.txt").write_text("[PAD] 1\n")

@@ -45,7 +45,8 @@ def test_sweep_grid_points_are_every_combination_in_order():
 
 def test_sweep_grid_refuses_bad_specs_in_one_line():
     for spec, words in (("kd_beta=1", "is not KEY=V,V"), ("kd_alpha=1.5", "kd_alpha='1.5' is not a valid"),
-                        ("kd_temperature=0", "is not a valid"), ("kd_direction=sideways", "is not a valid"),
+                        ("kd_temperature=0", "is not a valid"), ("kd_direction=sideways", "is not a valid"), ("student_lr=0", "student_lr='0' is not a valid"),
+                        ("student_lr=fast", "is not a valid"),
                         ("kd_alpha=0.5,0.5", "given twice"), ("kd_alpha=0.1;kd_alpha=0.2", "given twice"),
                         ("kd_alpha=" + ",".join(f"0.{i}" for i in range(1, 10)) + ";kd_temperature=1,2",
                          "18 points")):
