@@ -179,8 +179,9 @@ class Classification(Family):
         if not study.prepare_data:
             return convert
         raw = os.path.join(study.out, "data")
+        every = [] if not s["max_examples"] else ["--max-examples", s["max_examples"]]  # 0: every snippet
         plan.add("data_raw", [sys.executable, os.path.join(ROOT, "preprocess", "sentiment_snippets.py"), "--out", raw,
-                 "--max-examples", s["max_examples"], "--dev-every", s["dev_every"]])
+                 *every, "--dev-every", s["dev_every"]])
         return plan.add("data_binarize", [sys.executable, os.path.join(ROOT, "preprocess", "glue_binarize.py"),
                         "--task", s["glue_task"], "--glue-dir", os.path.join(raw, "SENT"), "--bert-dir", self.pretrained(),
                         "--out", study.bin, "--max-len", s["max_len"], "--heldout-every", s["heldout_every"]],

@@ -166,6 +166,10 @@ def test_classification_arms_are_the_same_arms_with_the_familys_commands(tmp_pat
     plan = study.build()
     names = stage_names(plan)
     assert {"convert", "data_raw", "data_binarize", "train_teacher", "score_teacher", "score_teacher.valid"} <= names
+    assert "--max-examples" not in plan["data_raw"].argv  # max_examples 0: every snippet the corpus holds
+    small = StudyPlan(str(tmp_path / "small"), {**settings, "max_examples": 600}, cores=2, family="classification")
+    raw = small.build()["data_raw"].argv
+    assert raw[raw.index("--max-examples") + 1] == "600"
     teacher = plan["train_teacher"].argv
     assert teacher[teacher.index("--task") + 1] == "glue" and teacher[teacher.index("--encoder-layers") + 1] == "6"
     assert teacher[teacher.index("--finetune-from-model") + 1].endswith("models/pretrained/model.pt")
