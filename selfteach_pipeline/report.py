@@ -192,7 +192,7 @@ def classification_report(rows, title):
 
 
 def sweep_section(path):
-    """The sweep's table (a pipeline's --sweep: scripts/pipeline_helper.py sweep-pick's JSON)."""
+    """The sweep's table (a pipeline's --sweep: settings_table.sweep_pick's JSON), and the baselines' beside it."""
     with open(path, encoding="utf-8") as f:
         points = json.load(f)
     keys = list(points[0]["options"])
@@ -203,8 +203,21 @@ def sweep_section(path):
     pick = next(p for p in points if p["picked"])
     notes = [f"each point trained the first offline student once (first seed) and was scored on the "
              f"validation set; the pick ({', '.join(f'{k} {v}' for k, v in pick['options'].items())}) is "
-             f"what every student and online model above was trained with; the test set played no part"]
-    return markdown_table(table, columns, "Distillation options chosen on validation (--sweep)", notes)
+             f"what every student and online model above was trained with"
+             + (" (its student_lr: the students' rate; the online models keep the teacher's)"
+                if "student_lr" in pick["options"] else "") + "; the test set played no part"]
+    section = markdown_table(table, columns, "Distillation options chosen on validation (--sweep)", notes)
+    baselines = os.path.join(os.path.dirname(path), "sweep_baselines.json")
+    if os.path.exists(baselines):  # the same-budget baseline swept over the students' rates (student_lr)
+        with open(baselines, encoding="utf-8") as f:
+            points = json.load(f)
+        table = [{"o:lr": p["options"]["student_lr"], "value": p["value"], "picked": "✔" if p["picked"] else ""}
+                 for p in points]
+        columns = [("o:lr", "student_lr"), ("value", f"{points[0]['metric']} on validation"), ("picked", "picked")]
+        section += "\n" + markdown_table(table, columns, "The baselines' learning rate, chosen on validation", [
+            "each rate trained the same-budget baseline once (first seed); the pick is the rate of every "
+            "same-budget baseline above (and, for classification, every equal-compute one)"])
+    return section
 
 
 def pick_sections(rows, floor, json_path):

@@ -88,6 +88,24 @@ def test_sweep_pick_takes_the_best_earlier_on_ties_and_writes_its_tables(tmp_pat
     assert refusal(sweep_pick, spec, "sacrebleu", results, md, out) == f"{results[2]} is not a results row with sacrebleu"
 
 
+def test_the_reports_sweep_section_shows_the_baselines_rate_beside_the_students(tmp_path):
+    """A sweep over student_lr: the report's section names the students' pick, says the online models
+    keep the teacher's rate, and adds the baselines' own sweep (sweep_baselines.json beside sweep.json)."""
+    from selfteach_pipeline.report import sweep_section
+
+    spec, results, baselines = "student_lr=2e-5,5e-4", [], []
+    for lr, student, baseline in (("2e-5", 50.0, 50.0), ("5e-4", 76.0, 75.0)):
+        for rows, value, name in ((results, student, "s"), (baselines, baseline, "b")):
+            rows.append(tmp_path / f"{name}{lr}.json")
+            rows[-1].write_text(json.dumps({"glue_score": value}))
+    sweep_pick(spec, "glue_score", results, tmp_path / "sweep.md", tmp_path / "sweep.json")
+    assert "baselines' learning rate" not in sweep_section(str(tmp_path / "sweep.json"))  # none swept: no table
+    sweep_pick(spec, "glue_score", baselines, tmp_path / "sweep_baselines.md", tmp_path / "sweep_baselines.json")
+    text = sweep_section(str(tmp_path / "sweep.json"))
+    assert "(student_lr 5e-4)" in text and "the online models keep the teacher's" in text
+    assert "## The baselines' learning rate, chosen on validation" in text and "| 5e-4 | 75.00 | ✔ |" in text
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 10_000), st.integers(1, 8))
 def test_split_budget_sums_to_the_total_and_is_even(total, stages):
