@@ -74,7 +74,7 @@ def glue_dir(args, task: str) -> str:
     raise PlanError(f"--glue-dir {args.glue_dir} has neither train.tsv nor {task}/train.tsv")
 
 
-def make_pipeline(argv, gpus=None):
+def make_pipeline(argv, gpus=None, kind=Pipeline):
     """(the parsed options, the settings, the pipeline) from a command line; gpus: CUDA devices (None: ask torch)."""
     args = parser().parse_args(argv)
     overrides = [f"{row}={getattr(args, row)}" for row in ROW_OPTIONS if getattr(args, row) is not None]
@@ -106,7 +106,7 @@ def make_pipeline(argv, gpus=None):
     download = [w for option in ("mirror", "archives") if getattr(args, option) for w in (f"--{option}", getattr(args, option))]
     family = ClassificationFamily(out, args.setting, s, device, bert_dir=bert, data_bin=data_bin, glue_dir=raw,
                                   download=download, sdist=os.path.abspath(args.sdist) if args.sdist else "")
-    return args, s, Pipeline(out, s, family, options)
+    return args, s, kind(out, s, family, options)
 
 
 def main(argv=None) -> int:

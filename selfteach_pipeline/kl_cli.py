@@ -61,13 +61,15 @@ def _main(argv) -> int:
     ap.add_argument("--time-min", type=int, default=240, help="each job's time limit in minutes (submitit)")
     ap.add_argument("--gpus-per-training", type=int, default=0, help="GPUs of each fairseq-train and fairseq-generate job (submitit); "
                     "with GPUs, --set cpu=no")
-    ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher) into "
-                    "OUT/results.json, contrasts.json and results.md instead of running")
+    ap.add_argument("--report", nargs="+", metavar="RUN", help="combine finished runs (one per teacher; a run "
+                    "folder or its --archive) into OUT/results.json, contrasts.json and results.md instead of running")
+    ap.add_argument("--archive", metavar="RUN", help="write what --report reads of the run RUN (no models) to OUT, "
+                    "a .tar.gz, instead of running")
     args = ap.parse_args(argv)
-    if args.report:
-        from selfteach_pipeline.kl_report import ReportError, report  # numpy and sacreBLEU: only here
+    if args.report or args.archive:
+        from selfteach_pipeline.kl_report import ReportError, archive, report  # numpy and sacreBLEU: only here
         try:
-            return report(args.report, args.out)
+            return report(args.report, args.out) if args.report else archive(args.archive, args.out)
         except ReportError as e:
             raise PlanError(str(e)) from None
     settings = settings_from(args)

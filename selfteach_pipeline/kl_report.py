@@ -6,9 +6,12 @@ The sweep's extra points are shared by all arms and counted in none. Every contr
 b with its sign, a hierarchical-bootstrap interval and an exact sign-flip p over the units
 (selfteach_pipeline/contrasts.py), beside sacreBLEU's paired-bootstrap p of each unit.
 """
+import glob
 import json
 import os
 import re
+import tarfile
+import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -121,7 +124,54 @@ class Run:
                 "total_seconds": round(total_s, 1)}
 
 
+def archive(folder: str, dest: str) -> int:
+    """DEST (a .tar.gz): what the report reads of the run FOLDER (its settings, the sweep's pick, every
+    row and output, the stages' markers, the training logs), so the tables can be made again without the
+    models; written under a temporary name and renamed once whole."""
+    run = Run(folder)
+    if not dest.endswith(".tar.gz"):
+        raise ReportError(f"--archive writes a .tar.gz (not {dest})")
+    names = [n for n in ("settings.json", "sweep.json", "update_cost.json") if os.path.exists(os.path.join(folder, n))]
+    for pattern in ("results/**/*.json", "stages/*.done", "logs/train_*.log"):
+        names += sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, pattern), recursive=True))
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".archive-", dir=os.path.dirname(os.path.abspath(dest)))
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for name in names:
+                tar.add(os.path.join(folder, name), arcname=os.path.join(run.teacher, name))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    print(f"selfteach-kl-study: {len(names)} files of {folder} → {dest} (selfteach-kl-study --report reads it)")
+    return 0
+
+
+def unpacked(path: str, into: str) -> str:
+    """A run folder, or the folder inside an --archive .tar.gz (extracted under INTO)."""
+    if not path.endswith(".tar.gz"):
+        return path
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            tops = {m.name.split("/")[0] for m in tar.getmembers()}
+            if len(tops) != 1:
+                raise ReportError(f"{path}: not one run's archive (selfteach-kl-study --archive)")
+            target = os.path.join(into, str(len(os.listdir(into))))
+            tar.extractall(target, filter="data")
+    except (OSError, tarfile.TarError) as e:
+        raise ReportError(f"{path}: {e}") from None
+    return os.path.join(target, tops.pop())
+
+
 def report(folders: List[str], out: str) -> int:
+    with tempfile.TemporaryDirectory() as into:
+        return _report([unpacked(f, into) for f in folders], out)
+
+
+def _report(folders: List[str], out: str) -> int:
     runs = [Run(f) for f in folders]
     if len({r.teacher for r in runs}) != len(runs):
         raise ReportError("two runs have the same teacher_seed: each run is one teacher")

@@ -87,6 +87,8 @@ class RunOptions:
 
 
 class Pipeline:
+    redone_each_run = REDONE_EACH_RUN  # a recorded study's subclass adds its own joins (its compare.py)
+
     def __init__(self, out: str, settings: Dict[str, object], family, options: RunOptions):
         self.out, self.s, self.o, self.f = out, settings, options, family
         family.pipeline = self
@@ -159,27 +161,31 @@ class Pipeline:
         self.rows.extend(self.f.evaluate(plan, row, model, name, method, method in VALID_METHODS, after, **extra))
 
     # --- the plan ----------------------------------------------------------------------------------
-    def build(self) -> Plan:
-        s, f, o, L, plan = self.s, self.f, self.o, self.L, Plan(choices=list(self.o.said))
+    def begin(self) -> Tuple[Plan, bool]:
+        """A new plan with the data stages, and whether the budgets are known (counted from the prepared
+        data, they are not until it is there: the rest is planned then). Every build starts here, the
+        recorded studies' (docs/results/*/run.py) too."""
+        plan = Plan(choices=list(self.o.said))
         self.rows: List[str] = []  # the scoring stages, which the report waits for
         self.trainings: List[str] = []
         # a row whose model is another's (the same training): {model not trained: the model that is}
         self.stands_for: Dict[str, str] = {}
         self.student_lr: Optional[str] = None  # the sweep's pick of the students' rate (None: the table's)
         self.baseline_lr: Optional[str] = None  # and of the same-budget and equal-compute baselines' rate
-        seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
-        f.data_stage = f.data_stages(plan)
-        if not f.budgets(plan):  # counted from the prepared data: the rest is planned once it is there
+        self.f.data_stage = self.f.data_stages(plan)
+        return plan, self.f.budgets(plan)
+
+    def build(self) -> Plan:
+        plan, known = self.begin()
+        if not known:
             return plan
-        ce = f.ce_criterion()
+        s, f, o, L = self.s, self.f, self.o, self.L
+        seeds, s1, layers = o.seeds, o.seeds[0], f.layers_word
         patience = s["teacher_patience"]
         if o.teacher_cache:
             plan.choose(f"--teacher-cache: the offline, gradual and sweep students read their teacher's {f.cached} "
                         "from OUT/caches (one pass of each teacher over train); validation still runs the teacher")
-        teacher = self.checkpoint("teacher")
-        self.train(plan, "teacher", f.teacher_updates(), L, ce, s1, student=False,
-                   extra=["--patience", patience] if patience is not None else [])
-        self.export(plan, f"teacher_{self.stack}{L}", teacher, f.fresh(L), after=["teacher"])
+        teacher = self.teacher(plan)
         teacher_cache, teacher_cache_stage = self.cache(plan, "teacher", teacher, "teacher")
         for k in self.depths:  # baseline: the teacher cut to k layers, no training
             self.export(plan, f"pruned_{self.stack}{k}", teacher, f"teacher_{self.stack}{L} cut to {k} {layers}", f.layers_flag, k,
@@ -203,6 +209,14 @@ class Pipeline:
         if budget is not None and kd is not None:  # every model planned: their rows and the report
             self.evaluations(plan)
         return plan
+
+    def teacher(self, plan: Plan) -> str:
+        """The teacher's training (the first seed; with patience where the table has it) and its export."""
+        patience, L = self.s["teacher_patience"], self.L
+        self.train(plan, "teacher", self.f.teacher_updates(), L, self.f.ce_criterion(), self.o.seeds[0], student=False,
+                   extra=["--patience", patience] if patience is not None else [])
+        self.export(plan, f"teacher_{self.stack}{L}", self.checkpoint("teacher"), self.f.fresh(L), after=["teacher"])
+        return self.checkpoint("teacher")
 
     def same_budget_rows(self, plan: Plan) -> None:
         for seed in self.o.seeds:
@@ -384,7 +398,7 @@ class Pipeline:
         `trained`): their speeds are measured beside other decodings only, and a kill during decoding
         finds every model trained."""
         o, L, f, s = self.o, self.L, self.f, self.s
-        plan.add("trained", ["true"], self.trainings, note="every training is done")
+        self.all_trained(plan)
         self.evaluate(plan, f"teacher_{self.stack}{L}", f"teacher_{self.stack}{L}", "teacher", None)
         for k in self.depths:
             self.evaluate(plan, f"pruned_{self.stack}{k}", f"pruned_{self.stack}{k}", "pruned", None)
@@ -406,11 +420,20 @@ class Pipeline:
                 self.evaluate(plan, None, f"anydepth_exit{k}", "anydepth", s1, exit_layer=k,
                               checkpoint=self.checkpoint(f"anydepth_s{s1}"),
                               started_from=f"random initialisation (exit {k} of one {L}-layer model, every exit trained)")
+        self.report(plan, f.title(), *(["--sweep", self.path("sweep.json")] if o.sweep_grid else []))
+
+    def all_trained(self, plan: Plan) -> str:
+        """The join every scoring waits for."""
+        return plan.add("trained", ["true"], self.trainings, note="every training is done")
+
+    def report(self, plan: Plan, title: str, *options) -> str:
+        """results.md and the plot from every row scored, with the depth pick."""
+        o = self.o
         plan.choose(f"quality floor {o.quality_floor}: the report names the shallowest student or exit whose "
-                    f"{f.pick_score()} is at least {o.quality_floor} × the teacher's")
-        plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
-                 "--plot", self.path(f.plot), "--title", f.title(), "--quality-floor", o.quality_floor,
-                 *(["--sweep", self.path("sweep.json")] if o.sweep_grid else [])], self.rows)
+                    f"{self.f.pick_score()} is at least {o.quality_floor} × the teacher's")
+        return plan.add("report", ["selfteach-report", "--results", self.path("results"), "--out", self.path("results.md"),
+                        "--plot", self.path(self.f.plot), "--title", title, "--quality-floor", o.quality_floor,
+                        *options], self.rows)
 
     def evaluate_model(self, plan: Plan, name: str, method: str, seed: int) -> None:
         """The row NAME_sSEED, of the model of that name or of the one that stands for it."""

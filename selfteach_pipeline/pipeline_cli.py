@@ -14,7 +14,7 @@ import sys
 from typing import List
 
 from selfteach_pipeline import settings_table
-from selfteach_pipeline.pipeline import REDONE_EACH_RUN, RunOptions
+from selfteach_pipeline.pipeline import RunOptions
 from selfteach_pipeline.plan import Plan, PlanError
 from selfteach_pipeline.files import atomic_write_text
 from selfteach_pipeline.runner import LocalRunner, main_guard
@@ -131,7 +131,7 @@ def execute(prog: str, args, settings, pipeline) -> int:
         return 0
     os.makedirs(out, exist_ok=True)
     atomic_write_text(os.path.join(out, "settings.json"), json.dumps({"setting": args.setting, **settings}, indent=1) + "\n")
-    for name in REDONE_EACH_RUN:
+    for name in pipeline.redone_each_run:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(out, "stages", f"{name}.done"))
     if not shutil.which("fairseq-train"):  # the tools installed beside this Python, where PATH has none

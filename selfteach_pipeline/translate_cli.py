@@ -51,7 +51,7 @@ def parser():
     return ap
 
 
-def make_pipeline(argv, gpus=None):
+def make_pipeline(argv, gpus=None, kind=Pipeline):
     """(the parsed options, the pipeline) from a command line; gpus: CUDA devices (None: ask torch)."""
     args = parser().parse_args(argv)
     s = settings_table.load(TABLE, args.setting, KINDS, args.set, args.settings or "")
@@ -79,7 +79,7 @@ def make_pipeline(argv, gpus=None):
                            args.world_size)
     family = TranslationFamily(out, args.setting, s, device, data_bin=os.path.abspath(args.data_bin) if args.data_bin
                                else None, refs=refs, archive=args.archive, url=args.url, debs=args.debs, cores=args.cores)
-    return args, s, Pipeline(out, s, family, options)
+    return args, s, kind(out, s, family, options)
 
 
 def main(argv=None) -> int:

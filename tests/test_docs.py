@@ -140,11 +140,12 @@ def _sh_options(path):
 
 
 def _static_options():
-    """Options the plugin's tools, preprocessing, benchmarks and pipeline scripts accept."""
+    """Options the plugin's tools, preprocessing, benchmarks, pipeline scripts and recorded studies accept."""
     found = set()
     for path in [*(ROOT / "fairseq_selfteach").rglob("*.py"), *(ROOT / "selfteach_pipeline").glob("*.py"),
                  *(ROOT / "preprocess").glob("*.py"),
-                 *(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
+                 *(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py"),
+                 *(ROOT / "docs" / "results").rglob("run.py")]:
         found |= _py_options(path)
     for path in (ROOT / "scripts").glob("*.sh"):
         found |= _sh_options(path)
@@ -259,7 +260,7 @@ def _command_options(line, fairseq_options):
     """The options the command on this line accepts, or None where the line's command is not one of the
     project's tools, pipeline scripts or fairseq's (then the options are checked against all of them)."""
     m = re.match(r"\s*(?:\w+=\S+\s+)*(fairseq-\w+|selfteach-[\w-]+|python -m (?:fairseq_selfteach\.cli|selfteach_pipeline)\.\w+|"
-                 r"python (?:preprocess|scripts|bench)/\w+\.py|bash scripts/\w+\.sh)\b", line)
+                 r"python (?:(?:preprocess|scripts|bench)/\w+|docs/results/[\w/-]+/run)\.py|bash scripts/\w+\.sh)\b", line)
     if not m:
         return None
     command = m.group(1)
@@ -271,7 +272,7 @@ def _command_options(line, fairseq_options):
         scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
         module = scripts[command].split(":")[0] if command in scripts else command.split()[-1]
         name = module.split(".")[-1]
-        own = _py_options(ROOT.joinpath(*module.split(".")).with_suffix(".py")) | {"--jobs", "--help"}
+        own = _py_options(ROOT.joinpath(*module.split(".")).with_suffix(".py")) | {"--help"}
         return own | (fairseq_options["fairseq-train"] if name == "teacher_cache" else set())
     path = ROOT / command.split()[-1]
     if path.name in PIPELINES:  # it execs the pipeline's console script
@@ -279,6 +280,8 @@ def _command_options(line, fairseq_options):
     if path.suffix == ".sh":
         return _sh_options(path)
     helpers = path.parent.glob("*.py") if path.parent.name == "preprocess" else [path]  # shared argument helpers
+    if path.name == "run.py":  # a recorded study: its own options, then its pipeline's
+        helpers = [path] + [ROOT / "selfteach_pipeline" / f"{m}.py" for m in ("pipeline_cli", "translate_cli", "glue_cli")]
     return set().union(*(_py_options(p) for p in helpers)) | {"--help"}
 
 

@@ -17,8 +17,8 @@ substituted:
   fairseq-generate gets `--cpu` and a length limit (MAX_LEN tokens: the toy models have not learnt to stop).
 Every training, export, count and decoding with the plugin runs in one process (tests/cli_batch.py: each
 through the tool's own entry point), to pay the start-up once; the plain `fairseq-generate` runs (no
---user-dir) come after, in a process of their own that never imports the plugin
-(scripts/generate_jobs.py). A command that fails fails the test with its README line and its log.
+--user-dir) come after, each fairseq-generate of its own (a fork of the tests' plugin-free fork server,
+tests/conftest.py). A command that fails fails the test with its README line and its log.
 """
 import json
 import os
@@ -141,13 +141,9 @@ def readme_runs(toy_data, tmp_path_factory):
         data = next(a for a in argv[1:] if not a.startswith("-"))
         args = list(argv[1:])
         args.remove(data)
-        jobs = Path(str(log) + ".jobs")
-        jobs.write_text("\t".join(["--output", str(log), *args]) + "\n")
-        p = run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), data, "--jobs", jobs], cwd=root,
-                check=False)
+        p = run(["fairseq-generate", data, *args], cwd=root, check=False)
+        log.write_text(p.stdout + p.stderr)
         Path(str(log) + ".rc").write_text(f"{p.returncode}\n")
-        if p.returncode and not log.exists():
-            log.write_text(p.stdout + p.stderr)
     return {line: [(argv, log, int(Path(str(log) + ".rc").read_text())) for argv, log in entries]
             for line, entries in runs.items()}
 

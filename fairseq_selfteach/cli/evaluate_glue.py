@@ -2,8 +2,6 @@
 
     python -m fairseq_selfteach.cli.evaluate_glue --data BIN --path CKPT [--subset valid] [--json OUT]
         [--predictions OUT.tsv] [--batch-size 64] [--cpu] [--classification-head-name NAME]
-    python -m fairseq_selfteach.cli.evaluate_glue --data BIN --cpu --jobs JOBS.tsv
-        (one line per run: --path<TAB>CKPT<TAB>--json<TAB>OUT…; one start-up for all, cli/jobs.py)
 
 BIN is a folder written by preprocess/glue_binarize.py; CKPT a checkpoint whose model has the
 classification head (fine-tuned with --task glue). Every example of the split is scored exactly once
@@ -32,7 +30,6 @@ import time
 import numpy as np
 import torch
 
-from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.core import error_report
 
 
@@ -192,7 +189,7 @@ def write_predictions(path, preds, task):
 
 def main(argv=None) -> int:
     error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
-    return run_jobs(evaluate_one, argv, "evaluate_glue")
+    return evaluate_one(sys.argv[1:] if argv is None else list(argv))
 
 
 def evaluate_one(argv) -> int:
@@ -217,7 +214,6 @@ def evaluate_one(argv) -> int:
         "--classification-head-name", default=None,
         help="head to score with; default: the checkpoint's task setting, else sentence_classification_head",
     )
-    p.add_argument("--jobs", metavar="FILE", help=JOBS_HELP)
     a = p.parse_args(argv)
 
     import fairseq_selfteach  # noqa: F401  (the model, the task and safe checkpoint loading)

@@ -1,7 +1,6 @@
 """Export a self-taught translation student as a plain fairseq `transformer` checkpoint.
 
     python -m fairseq_selfteach.cli.export_student --checkpoint CKPT --out STUDENT.pt [--decoder-layers K]
-    python -m fairseq_selfteach.cli.export_student --jobs EXPORTS.tsv   # one line per model (cli/jobs.py)
 
 Offline students are exported as they are (a shallower model already). For an online-trained model,
 --decoder-layers K keeps decoder layers 1..K: exactly student exit K. A BERT sentence classifier
@@ -17,7 +16,6 @@ and --started-from; --no-training records a model cut from its teacher without t
 import argparse
 import sys
 
-from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.core import error_report
 from fairseq_selfteach.core.checkpoint_io import CheckpointError, atomic_torch_save
 from selfteach_pipeline.errors import SelfteachError
@@ -118,15 +116,13 @@ def export(checkpoint: str, out: str, encoder_layers=None, decoder_layers=None, 
 
 def main(argv=None):
     error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
-    return run_jobs(export_one, argv, "export_student")
+    return export_one(sys.argv[1:] if argv is None else list(argv))
 
 
 def export_one(argv):
     p = argparse.ArgumentParser(
         prog="python -m fairseq_selfteach.cli.export_student", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--jobs", metavar="FILE", help=JOBS_HELP + "; the pipelines export all their models so, "
-                   "in order (a line may read a model an earlier line wrote: --earlier-training)")
     p.add_argument("--checkpoint", required=True, help="training checkpoint (offline or online)")
     p.add_argument("--out", required=True, help="where to write the plain fairseq checkpoint (--format hf: "
                    "the folder to write)")

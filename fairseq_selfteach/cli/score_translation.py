@@ -3,8 +3,6 @@
     python -m fairseq_selfteach.cli.score_translation --generate-log GEN.txt --tok-ref tok/test.en \
         --raw-ref ref/test.en --lang en --checkpoint MODEL.pt --name offline_dec2 --method offline \
         --decoder-layers 2 --out results/offline_dec2.json
-    python -m fairseq_selfteach.cli.score_translation --tok-ref tok/test.en --raw-ref ref/test.en \
-        --jobs JOBS.tsv    # one line per model: --generate-log<TAB>GEN.txt<TAB>--checkpoint<TAB>…
 
 The generate log must come from `fairseq-generate --remove-bpe` (no --tokenizer), so its H- lines are the
 Moses-tokenised, lowercased hypotheses. Two BLEU scores are written, labelled:
@@ -29,7 +27,6 @@ import sacrebleu
 from sacremoses import MosesDetokenizer
 
 from fairseq_selfteach.cli import generate_log
-from fairseq_selfteach.cli.jobs import JOBS_HELP, run_jobs
 from fairseq_selfteach.cli.param_count import count_parameters
 from fairseq_selfteach.core import error_report
 from selfteach_pipeline.files import atomic_write_text
@@ -89,7 +86,7 @@ def valid_score(args) -> dict:
 
 def main(argv=None):
     error_report.install()  # a user's error is one line, no traceback, also inside fairseq's code
-    return run_jobs(score_one, argv, "score_translation")
+    return score_one(sys.argv[1:] if argv is None else list(argv))
 
 
 def score_one(argv):
@@ -110,7 +107,6 @@ def score_one(argv):
     ap.add_argument("--name", required=True, help="row name")
     ap.add_argument("--method", required=True, help="row method (teacher, offline, online, gradual, …)")
     ap.add_argument("--out", required=True, help="JSON file to write (atomically)")
-    ap.add_argument("--jobs", metavar="FILE", help=JOBS_HELP)
     args = ap.parse_args(argv)
     try:
         hyps, speed = read_generate_log(args.generate_log)

@@ -208,17 +208,12 @@ def test_half_precision_students_load_in_plain_fairseq(trained, toy_data):
     """Exported half-precision students (offline, a gradual stage, an online exit) decode with plain
     fairseq-generate, no plugin, every test sentence."""
     from tests.conftest import TEST_SENTENCES
-    from tests.helpers import hypotheses
+    from tests.helpers import generate, hypotheses
 
     for name in ("offline-fp16", "gradual-memfp16", "online1-fp16"):
         assert int((trained / f"{name}.export.log.rc").read_text()) == 0, (trained / f"{name}.export.log").read_text()
-    jobs = trained / "plain.tsv"
-    jobs.write_text("".join(f"--output\t{trained / name}.generate.txt\t--path\t{trained / name}.export.pt\n"
-                            for name in ("offline-fp16", "gradual-memfp16", "online1-fp16")))
-    run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), toy_data, "--beam", 1, "--batch-size", 64,
-         "--cpu", "--required-batch-size-multiple", 1, "--jobs", jobs], cwd="/")
     for name in ("offline-fp16", "gradual-memfp16", "online1-fp16"):
-        out = (trained / f"{name}.generate.txt").read_text()
+        out = generate(toy_data, trained / f"{name}.export.pt", user_dir=False, beam=1).stdout
         assert len(hypotheses(out)) == TEST_SENTENCES, out[-2000:]
 
 

@@ -1,6 +1,5 @@
 """What the pipelines calculate from their settings (selfteach_pipeline/settings_table.py, pipeline.py's
-device choice), in-process, and what is left of scripts/pipeline_helper.py (the recorded studies'
-helper: settings, updates, warm-up) as their run.sh scripts call it (a subprocess, its stdout)."""
+device choice), in-process."""
 import itertools
 import json
 import math
@@ -16,12 +15,6 @@ from selfteach_pipeline.plan import PlanError
 from selfteach_pipeline.settings_table import check_depths, read_table, split_budget, sweep_grid, sweep_pick
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HELPER = os.path.join(REPO, "scripts", "pipeline_helper.py")
-
-
-def helper(*args):
-    return subprocess.run([sys.executable, HELPER, "--prog", "test.sh", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 def refusal(fn, *args):
@@ -167,17 +160,6 @@ def test_a_broken_settings_table_is_refused_in_one_line(case, content, message, 
     table = tmp_path / "settings.tsv"
     table.write_bytes(content)
     assert message in refusal(read_table, str(table)) and str(table) in refusal(read_table, str(table)), case
-    p = helper("settings", table, "a")  # the recorded studies' reader says the same, in one line
-    assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1, (case, p.stderr)
-
-
-def test_the_studies_helper_reads_a_column_and_counts_updates(tmp_path):
-    p = helper("settings", os.path.join(REPO, "scripts", "glue_settings.tsv"), "sentiment-ci")
-    assert p.returncode == 0 and "student_depths\t1\n" in p.stdout
-    p = helper("settings", os.path.join(REPO, "scripts", "glue_settings.tsv"), "nope")
-    assert p.returncode == 2 and p.stderr.startswith("test.sh: unknown setting nope;")
-    assert helper("updates", 100, 32, 2).stdout == "8\n" and helper("warmup", 0.1, 8).stdout == "1\n"
-    assert helper("updates", "ten", 32, 2).returncode == 2
 
 
 # a depth spec as people type it: numbers (some out of range), with stray spaces, words or empty parts

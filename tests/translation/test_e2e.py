@@ -14,7 +14,7 @@ import fairseq_selfteach  # noqa: F401
 from fairseq_selfteach.translation.exits import decoder_exit_logits
 from selfteach_pipeline.files import sha256_of_file
 from tests.conftest import TEST_SENTENCES
-from tests.helpers import (REPO, SMALL, USER_DIR, generate, hypotheses, kill_at, run, train, train_metrics, valid_metrics,
+from tests.helpers import (SMALL, USER_DIR, generate, hypotheses, kill_at, run, train, train_metrics, valid_metrics,
                            weight_difference)
 
 pytestmark = pytest.mark.slow
@@ -302,17 +302,6 @@ def test_exported_offline_student_matches_its_training_checkpoint(offline, toy_d
     training = generate(toy_data, offline["dir"] / "checkpoint_best.pt")
     assert hypotheses(plain.stdout) == hypotheses(training.stdout)
     assert len(hypotheses(plain.stdout)) == TEST_SENTENCES
-    # the pipeline's decoding (scripts/generate_jobs.py: fairseq-generate's main once per line, one process)
-    # writes exactly fairseq-generate's hypotheses, each run's output and speed line in its own file
-    jobs = tmp_path / "generate.tsv"
-    jobs.write_text(f"--output\t{tmp_path / 'a.txt'}\t--path\t{student}\n"
-                    f"--output\t{tmp_path / 'b.txt'}\t--path\t{student}\t--beam\t1\n")
-    run(["python", os.path.join(REPO, "scripts", "generate_jobs.py"), toy_data, "--beam", 5, "--batch-size", 64,
-         "--scoring", "sacrebleu", "--cpu", "--required-batch-size-multiple", 1, "--jobs", jobs], cwd="/")
-    a, b = ((tmp_path / f"{x}.txt").read_text() for x in "ab")
-    assert hypotheses(a) == hypotheses(plain.stdout)
-    assert hypotheses(b) == hypotheses(generate(toy_data, student, user_dir=False, beam=1).stdout)
-    assert a.count("Translated ") == b.count("Translated ") == 1 and not (tmp_path / "a.txt.tmp").exists()
     # and the hub interface of plain fairseq loads it too (a fresh process without the plugin)
     code = (
         "import torch; from fairseq.models.transformer import TransformerModel as T\n"
@@ -340,17 +329,6 @@ def test_param_count_of_a_truncated_depth_equals_the_export(online, tmp_path):
     assert as_depth == exported
     assert full["decoder"] == 4 * exported["decoder"]  # 4 identical-size layers vs 1
     assert full["embeddings"] == exported["embeddings"]
-    # --jobs: the pipelines' exports in one process, one line each, equal to one process per export
-    jobs = tmp_path / "exports.tsv"
-    jobs.write_text("".join(f"--checkpoint\t{ckpt}\t--out\t{tmp_path / f'j{k}.pt'}\t--decoder-layers\t{k}\n"
-                            for k in (1, 2)))
-    p = run(["python", "-m", "fairseq_selfteach.cli.export_student", "--jobs", jobs])
-    assert p.stdout.count("wrote ") == 2
-    one, two = (torch.load(tmp_path / f"j{k}.pt", weights_only=True) for k in (1, 2))
-    single = torch.load(student, weights_only=True)
-    assert one["model"].keys() == single["model"].keys()
-    assert all(torch.equal(one["model"][k], single["model"][k]) for k in single["model"])
-    assert (one["cfg"]["model"]["decoder_layers"], two["cfg"]["model"]["decoder_layers"]) == (1, 2)
 
 
 # -------------------------------------------------------------------------------------- errors
