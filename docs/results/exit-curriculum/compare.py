@@ -1,12 +1,12 @@
-"""Paired comparisons of run.sh's curricula, exit by exit and seed by seed: sacreBLEU's paired bootstrap
+"""Paired comparisons of run.py's curricula, exit by exit and seed by seed: sacreBLEU's paired bootstrap
 (1,000 resamples, its default seed) of each curriculum against `none` on the same seed, and of each
 against a reference system (the demo's online exit, trained with --student-exits 2 alone).
 
     python docs/results/exit-curriculum/compare.py OUT RUN [--curricula none,rotational] [--seeds 1,2,3]
 
-OUT is run.sh's folder, RUN the demo's run folder (test references, its online_dec2_s1 decoding; a run
+OUT is run.py's folder, RUN the demo's run folder (test references, its online_dec2_s1 decoding; a run
 folder of `iwslt14.sh bible --only-data` has no decoding, and then the last column is left out).
---curricula names run.sh's variants, e.g. none,none_ld0.2 for layer dropout.
+--curricula names run.py's variants, e.g. none,none_ld0.2 for layer dropout.
 """
 import argparse
 import os

@@ -1,7 +1,7 @@
 """Student-budget side experiment (#10): per budget, the gradual 2-layer student's valid and test
 sacreBLEU over the seeds; the budget chosen on valid only; each seed's paired bootstrap (sacreBLEU,
 1,000 resamples) against the same-budget scratch model, the teacher-budget scratch model and the teacher.
-Usage: python compare.py OUT (a finished run.sh folder)."""
+Usage: python compare.py OUT (a finished run.py folder)."""
 import glob, json, os, re, statistics, sys
 from selfteach_pipeline.results.significance import bleu_paired_p
 

@@ -1,7 +1,7 @@
 """Student-budget side experiment (#10): per budget (epochs per stage), the gradual 3-layer student's
 held-out and dev accuracy over the seeds; the budget chosen on heldout only; each seed's exact McNemar
 test (scipy) on dev against the same-budget truncated baseline and against the teacher, and the test
-on all seeds' paired decisions pooled. Usage: python compare.py OUT (a finished run.sh folder)."""
+on all seeds' paired decisions pooled. Usage: python compare.py OUT (a finished run.py folder)."""
 import glob, json, os, re, statistics, sys
 import numpy as np
 from selfteach_pipeline.results.significance import mcnemar_p
