@@ -91,7 +91,7 @@ def test_dry_run_with_bible_bin_runs_the_demo_options_in_fp16_and_fp32(gpu_check
     assert "part train" not in out and "part decoding" not in out
     teacher16, teacher32, online = [line for line in out.splitlines() if "fairseq_cli.train" in line]
     settings = gpu_check.bible_settings()
-    # the pipeline's own options (translation_lib.sh), read through bash, and the teacher's depth
+    # the pipeline's own options (translation_family.py) and the teacher's depth
     for option in ("--task self_distill_translation", f"--decoder-layers {settings['teacher_decoder_layers']}",
                    "--log-interval 50", f"--user-dir {REPO}/fairseq_selfteach", "--disable-validation"):
         assert all(option in line for line in (teacher16, teacher32, online)), option

@@ -198,7 +198,7 @@ def test_the_dry_run_prints_every_choice_and_command(tmp_path, capsys):
     assert '# job teacher: {"name": "selfteach-teacher"' in capsys.readouterr().out
 
 
-# --- the settings table and the sweep (ported from scripts/pipeline_helper.py's tests) ----------------
+# --- the settings table and the sweep ----------------------------------------------------------------
 
 @pytest.mark.parametrize("content, message", [
     ("a\tb\n", "the first row must be the header"),
