@@ -128,9 +128,9 @@ def archive(folder: str, dest: str) -> int:
     """DEST (a .tar.gz): what the report reads of the run FOLDER (its settings, the sweep's pick, every
     row and output, the stages' markers, the training logs), so the tables can be made again without the
     models; written under a temporary name and renamed once whole."""
-    run = Run(folder)
     if not dest.endswith(".tar.gz"):
         raise ReportError(f"--archive writes a .tar.gz (not {dest})")
+    run = Run(folder)
     names = [n for n in ("settings.json", "sweep.json", "update_cost.json") if os.path.exists(os.path.join(folder, n))]
     for pattern in ("results/**/*.json", "stages/*.done", "logs/train_*.log"):
         names += sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, pattern), recursive=True))

@@ -259,8 +259,8 @@ class Pipeline:
             self.export(plan, name, self.checkpoint(name), f"teacher_{self.stack}{self.L}, {f.layers_word} 1-{k}", after=[name])
             results.append(self.path("sweep", f"{name}.json"))
             f.score_valid(plan, f"valid_{name}", self.exported(name), name, results[-1], after=f"export_{name}")
-        baseline_points = self.baseline_sweep(plan, grid)
-        if not all(is_done(self.out, f"valid_sweep_{point}") for point in [p for p, _ in grid] + baseline_points):
+        baseline_points = self.baseline_sweep(plan, grid)  # {point: its rate}
+        if not all(is_done(self.out, f"valid_sweep_{point}") for point in [p for p, _ in grid] + list(baseline_points)):
             return None
         point, options = sweep_pick(o.sweep_grid, f.metric, results, self.path("sweep.md"), self.path("sweep.json"))
         self.student_lr = dict(options).get(LR_KEY)
@@ -268,7 +268,7 @@ class Pipeline:
         plan.choose(f"sweep picked {point} (best {f.metric} on validation; {self.path('sweep.md')}): every student "
                     f"and online model gets {words}" + (f"; every student lr {self.student_lr}" if self.student_lr else ""))
         if baseline_points:
-            spec = f"{LR_KEY}=" + ",".join(p.split(LR_KEY)[-1] for p in baseline_points)
+            spec = f"{LR_KEY}=" + ",".join(baseline_points.values())
             pick = sweep_pick(spec, f.metric, [self.path("sweep", f"sweep_{p}.json") for p in baseline_points],
                               self.path("sweep_baselines.md"), self.path("sweep_baselines.json"))
             self.baseline_lr = dict(pick[1])[LR_KEY]
@@ -276,12 +276,12 @@ class Pipeline:
                         f"{self.path('sweep_baselines.md')}): the same-budget and equal-compute {f.baseline} baselines' rate")
         return option_words({**table, **dict(options)}.items())
 
-    def baseline_sweep(self, plan: Plan, grid) -> List[str]:
+    def baseline_sweep(self, plan: Plan, grid) -> Dict[str, str]:
         """With student_lr in the grid, the same-budget baseline (k fresh layers, cross-entropy, seed 1) is
         trained at each of its rates too and gets its own pick: a baseline tuned as the students are
-        (its fresh start may need another rate). Its points' names."""
+        (its fresh start may need another rate). Its points' names and their rates, in the grid's order."""
         rates = list(dict.fromkeys(dict(options)[LR_KEY] for _, options in grid if LR_KEY in dict(options)))
-        f, k, s1, points = self.f, self.depths[0], self.o.seeds[0], []
+        f, k, s1, points = self.f, self.depths[0], self.o.seeds[0], {}
         for lr in rates:
             point = f"{f.baseline}_{LR_KEY}{lr}"
             name = f"sweep_{point}"
@@ -289,7 +289,7 @@ class Pipeline:
             self.export(plan, name, self.checkpoint(name), f.fresh(k), after=[name])
             f.score_valid(plan, f"valid_{name}", self.exported(name), name, self.path("sweep", f"{name}.json"),
                           after=f"export_{name}")
-            points.append(point)
+            points[point] = lr
         return points
 
     def teacher_budget_rows(self, plan: Plan, budget: int, kd: List[object]) -> None:
