@@ -19,7 +19,8 @@ import sys
 from selfteach_pipeline import pipeline_cli, settings_table
 from selfteach_pipeline.classification_family import (KINDS, TABLE, ClassificationFamily, check_data_bin, minilm_dir,
                                                       pretrained_layers)
-from selfteach_pipeline.pipeline import Pipeline, choose_device
+from selfteach_pipeline.device import choose_device
+from selfteach_pipeline.pipeline import Pipeline
 from selfteach_pipeline.plan import PlanError
 from selfteach_pipeline.startup import ROOT
 

@@ -176,7 +176,7 @@ class StudyPlan:
             plan.choose(f"kd: α = {s['kd_alpha']}, T = {s['kd_temperature']} (given, no sweep)")
             return [float(s["kd_alpha"])], [float(s["kd_temperature"])]
         alphas, temps = grid(s["sweep_alpha"], "sweep_alpha"), grid(s["sweep_temperature"], "sweep_temperature")
-        seed, key, metric = s["student_seeds"][0], self.family.score_key, self.family.metric
+        seed, metric = s["student_seeds"][0], self.family.metric
         scores = {(a, t): self.score(f"{kd_name(a, t, seed)}.valid") for a in alphas for t in temps}
         ce = self.score(f"ce_same_init_s{seed}.valid")
         plan.choose(f"sweep: kd at α ∈ {{{s['sweep_alpha']}}} × T ∈ {{{s['sweep_temperature']}}} and ce_same_init "

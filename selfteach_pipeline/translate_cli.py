@@ -16,7 +16,8 @@ import re
 import sys
 
 from selfteach_pipeline import pipeline_cli, settings_table
-from selfteach_pipeline.pipeline import Pipeline, choose_device
+from selfteach_pipeline.device import choose_device
+from selfteach_pipeline.pipeline import Pipeline
 from selfteach_pipeline.plan import PlanError
 from selfteach_pipeline.startup import ROOT
 from selfteach_pipeline.translation_family import KINDS, TABLE, TranslationFamily, data_bin_references

@@ -10,7 +10,7 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from selfteach_pipeline.pipeline import choose_device
+from selfteach_pipeline.device import choose_device
 from selfteach_pipeline.plan import PlanError
 from selfteach_pipeline.settings_table import check_depths, read_table, split_budget, sweep_grid, sweep_pick
 
