@@ -18,7 +18,7 @@ import numpy as np
 
 from selfteach_pipeline.contrasts import (Unit, accuracy_of_sums, accuracy_statistics, bleu_of_sums, bleu_statistics,
                                          contrast)
-from selfteach_pipeline.files import atomic_write_text
+from selfteach_pipeline.files import atomic_write_text, usual_file_mode, written_beside
 from selfteach_pipeline.kl_families import FAMILIES
 from selfteach_pipeline.kl_study import kd_name
 from selfteach_pipeline.scores import bleu_paired_p, mcnemar_p
@@ -134,18 +134,12 @@ def archive(folder: str, dest: str) -> int:
     names = [n for n in ("settings.json", "sweep.json", "update_cost.json") if os.path.exists(os.path.join(folder, n))]
     for pattern in ("results/**/*.json", "stages/*.done", "logs/train_*.log"):
         names += sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, pattern), recursive=True))
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".archive-", dir=os.path.dirname(os.path.abspath(dest)))
-    os.close(fd)
-    try:
+    with written_beside(dest, ".tar.gz") as (fd, tmp):
+        os.close(fd)
         with tarfile.open(tmp, "w:gz") as tar:
             for name in names:
                 tar.add(os.path.join(folder, name), arcname=os.path.join(run.teacher, name))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        os.remove(tmp)
-        raise
+        os.chmod(tmp, usual_file_mode())
     print(f"selfteach-kl-study: {len(names)} files of {folder} → {dest} (selfteach-kl-study --report reads it)")
     return 0
 
